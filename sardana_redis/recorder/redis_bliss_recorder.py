@@ -1,0 +1,100 @@
+"""RedisBlissRecorder: every Sardana scan published live into Redis as a blissdata scan.
+
+Put this folder in the MacroServer's ``RecorderPath`` and activate it with
+``senv DataRecorder "['RedisBlissRecorder']"`` (publish only) or route
+``ScanFile`` entries to it with ``ScanRecorder`` (publish and ask the writer
+services for those files). The Redis URL is the ``RedisURL`` environment
+variable (default ``redis://localhost:6379``).
+
+Sardana creates one recorder per routed entry; the first one to start a scan
+publishes it, the others stand by, so one Sardana scan is one blissdata scan.
+A scan never fails because of Redis: problems give one warning.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sardana.macroserver.scan.recorder import DataRecorder
+
+from sardana_redis.publisher import ScanPublisher
+from sardana_redis.redis_url import DEFAULT_REDIS_URL
+from sardana_redis.sardana_adapter import URL_VARIABLE, describe_end, describe_scan
+
+#: Seconds the end of a scan waits for the scan to be closed in Redis.
+CLOSE_WAIT = 10.0
+
+_publishing: dict[int, "RedisBlissRecorder"] = {}  # id(recordlist) -> the recorder publishing it
+_publishing_lock = threading.Lock()
+
+
+class RedisBlissRecorder(DataRecorder):
+    """Publishes the scan's records into Redis (blissdata streams)."""
+
+    def __init__(self, filename: str | None = None, macro: Any = None, **pars: Any) -> None:
+        DataRecorder.__init__(self, **pars)
+        self.filename = filename
+        self.macro = macro
+        self._publisher: ScanPublisher | None = None
+        self._warned = False
+
+    def getFormat(self) -> str:
+        return "blissdata"
+
+    def _get_env(self, name: str, default: Any = None) -> Any:
+        try:
+            return self.macro.getEnv(name)
+        except Exception:
+            return default
+
+    def _warn_once(self, message: str) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        text = f"RedisBlissRecorder: {message} (the scan goes on; its data may be incomplete in Redis)"
+        try:
+            self.macro.warning(text)
+        except Exception:
+            self.warning(text)
+
+    def _startRecordList(self, recordlist: Any) -> None:
+        with _publishing_lock:
+            if id(recordlist) in _publishing:
+                return  # another RedisBlissRecorder publishes this scan
+            _publishing[id(recordlist)] = self
+        try:
+            description = describe_scan(recordlist.getEnviron(), self.macro, self._get_env)
+            url = self._get_env(URL_VARIABLE, DEFAULT_REDIS_URL)
+            self._publisher = ScanPublisher(url, description)
+            self._publisher.start()
+        except Exception as exc:
+            self._publisher = None
+            self._warn_once(f"cannot publish this scan: {exc}")
+
+    def _writeRecord(self, record: Any) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            return
+        publisher.push(record.data)
+        if publisher.problem is not None:
+            self._warn_once(publisher.problem)
+
+    def _endRecordList(self, recordlist: Any) -> None:
+        with _publishing_lock:
+            if _publishing.get(id(recordlist)) is self:
+                del _publishing[id(recordlist)]
+        publisher, self._publisher = self._publisher, None
+        if publisher is None:
+            return
+        try:
+            closed = publisher.finish(describe_end(recordlist.getEnviron()), wait=CLOSE_WAIT)
+        except Exception as exc:
+            self._warn_once(f"cannot end the scan in Redis: {exc}")
+            return
+        if publisher.problem is not None:
+            self._warn_once(publisher.problem)
+        elif not closed:
+            self._warn_once(f"Redis is slow: scan {publisher.key} is still being closed")
+        if publisher.placeholders:
+            self.debug("placeholders published for missing values: %s", publisher.placeholders)

@@ -1,0 +1,242 @@
+"""scan_info built from hand-made scan descriptions (no Redis, no Sardana)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sardana_redis.scan_info import (
+    build_scan_info,
+    end_scan_info,
+    json_safe,
+    validate_scan_info,
+)
+from sardana_redis.scan_model import (
+    Column,
+    ColumnKind,
+    EndReason,
+    RequestedFile,
+    ScanDescription,
+    ScanEnd,
+    ScanIdentity,
+    SnapshotItem,
+    sanitize_dataset_name,
+)
+
+NEXUS_FILE = "/data/alice/scans.h5"
+
+
+def column(label, kind=ColumnKind.CHANNEL, key=None, dtype="float64", shape=(), **kwargs) -> Column:
+    return Column(key=key or label, stream=label, label=label, dataset=sanitize_dataset_name(label),
+                  dtype=dtype, shape=shape, kind=kind, **kwargs)
+
+
+def point_nb(npoints):
+    return column("#Pt No", ColumnKind.POINT_NB, key="point_nb", dtype="int64",
+                  min_value=0, max_value=npoints - 1)
+
+
+def dt():
+    return column("dt", ColumnKind.TIMESTAMP, key="timestamp")
+
+
+def motor(name, lo=0.0, hi=10.0, **kwargs):
+    return column(name, ColumnKind.MOVEABLE, units="mm", min_value=lo, max_value=hi, **kwargs)
+
+
+def counter(i, **kwargs):
+    kwargs.setdefault("plot_type", 1)
+    kwargs.setdefault("plot_axes", ("<mov>",))
+    return column(f"ct0{i}", key=f"tango://host:10000/expchan/ctctrl01/{i}", **kwargs)
+
+
+def describe(columns, scan_type="ascan", npoints=11, **kwargs) -> ScanDescription:
+    kwargs.setdefault("files", (RequestedFile(NEXUS_FILE, "nexus"),
+                                RequestedFile("/data/alice/scans.dat", "spec")))
+    return ScanDescription(
+        identity=ScanIdentity(name=scan_type, number=12, session="door_1", path=NEXUS_FILE),
+        title=f"{scan_type} mot01 0 10 10 0.1", scan_type=scan_type,
+        start_time="2024-05-02T10:00:00.123456+02:00", user="alice",
+        columns=tuple(columns), npoints=npoints, count_time=0.1, **kwargs,
+    )
+
+
+def ascan_desc() -> ScanDescription:
+    snapshot = (
+        SnapshotItem("mot02", "mot02", "mot02", 1.5, "float64", "mm"),
+        SnapshotItem("mot01", "mot01", "mot01", 0.0, "float64", "mm"),
+        SnapshotItem("sample", "sample", "sample", "Si(111)", "str"),
+        SnapshotItem("shutter", "shutter", "shutter", True, "bool"),
+        SnapshotItem("mot03", "mot03", "mot03", float("nan"), "float64"),
+    )
+    columns = [point_nb(11), motor("mot01", instrument="/instrument/mot01"),
+               *(counter(i, instrument="/instrument/counters:NXdetector") for i in range(1, 5)), dt()]
+    return describe(columns, snapshot=snapshot,
+                    instruments={"/instrument": "NXinstrument", "/instrument/mot01": "NXpositioner"})
+
+
+def mesh_desc() -> ScanDescription:
+    columns = [point_nb(6), motor("mot01"), motor("mot02", -1.0, 1.0), counter(1), counter(2), dt()]
+    return describe(columns, scan_type="mesh", npoints=6, mesh_shape=(3, 2))
+
+
+def timescan_desc() -> ScanDescription:
+    return describe([point_nb(5), counter(1, plot_axes=()), counter(2, plot_type=0), dt()],
+                    scan_type="timescan", npoints=5)
+
+
+def detectors_desc() -> ScanDescription:
+    columns = [
+        point_nb(11), motor("mot01"), counter(1),
+        column("oned01", key="expchan/oned/1", shape=(1024,), plot_type=1, plot_axes=("<idx>",)),
+        column("twod01", key="expchan/twod/1", dtype="uint16", shape=(256, 200), plot_type=2,
+               plot_axes=("<idx>", "<idx>")),
+        column("twod02", key="expchan/twod/2", dtype="uint16", shape=(512, 512), plot_type=2,
+               value_ref=True),
+        dt(),
+    ]
+    return describe(columns)
+
+
+def odd_desc() -> ScanDescription:
+    columns = [
+        point_nb(3), column("Ümlaut mot", ColumnKind.MOVEABLE, key="umot"),
+        column("ct µA/s #1", key="expchan/odd/1", units="µA", plot_type=1, plot_axes=("umot",),
+               metadata={"min_value": np.float64(0.5), "shape": (), "nan": float("nan")}),
+        column("2theta", key="expchan/odd/2", plot_type=1, plot_axes=("<idx>",)), dt(),
+    ]
+    return describe(columns, npoints=3, extra={"macro_id": "abc", "numpy": np.arange(3)})
+
+
+ALL_DESCS = [ascan_desc, mesh_desc, timescan_desc, detectors_desc, odd_desc]
+
+
+@pytest.mark.parametrize("make", ALL_DESCS)
+def test_scan_info_is_valid_json(make):
+    desc = make()
+    info = build_scan_info(desc)
+    validate_scan_info(info)
+    assert json.loads(json.dumps(info, allow_nan=False)) == info
+    assert info["scan_nb"] == 12 and info["type"] == desc.scan_type and info["save"] is True
+    assert info["npoints"] == desc.npoints and info["count_time"] == 0.1
+
+
+@pytest.mark.parametrize("make", ALL_DESCS)
+def test_channels_devices_and_chain_agree(make):
+    desc = make()
+    info = build_scan_info(desc)
+    assert list(info["channels"]) == [c.stream for c in desc.columns]
+    for col in desc.columns:
+        channel = info["channels"][col.stream]
+        assert channel["dim"] == col.ndim and channel["display_name"] == col.label
+        assert channel["points"] == desc.npoints
+    devices = info["devices"]
+    device_channels = [s for dev in devices.values() for s in dev.get("channels", [])]
+    assert sorted(device_channels) == sorted(info["channels"])
+    (top, chain), = info["acquisition_chain"].items()
+    assert chain["top_master"] == top and chain["devices"] == list(devices)
+    reached, todo = set(), [top]
+    while todo:
+        name = todo.pop()
+        reached.add(name)
+        todo.extend(devices[name].get("triggered_devices", []))
+    assert reached == set(devices)
+    chained = chain["scalars"] + chain["spectra"] + chain["images"] + sum(chain["master"].values(), [])
+    assert sorted(chained) == sorted(info["channels"])
+    assert chain["master"]["scalars"] == devices[top]["channels"]
+
+
+def test_ascan():
+    info = build_scan_info(ascan_desc())
+    assert info["acquisition_chain"]["axis"]["master"]["scalars"] == ["mot01"]
+    assert info["devices"]["timer"]["channels"] == ["#Pt No", "dt"]
+    assert info["channels"]["mot01"] == {"dim": 0, "display_name": "mot01", "unit": "mm",
+                                         "min": 0.0, "max": 10.0, "points": 11}
+    assert info["channels"]["dt"]["unit"] == "s"
+    assert info["channels"]["#Pt No"]["max"] == 10
+    assert info["plots"] == [{"kind": "curve-plot", "items": [
+        {"kind": "curve", "x": "mot01", "y": f"ct0{i}"} for i in range(1, 5)]}]
+    assert info["positioners"] == {
+        "positioners_start": {"mot02": 1.5, "mot01": 0.0, "mot03": None},
+        "positioners_units": {"mot02": "mm", "mot01": "mm", "mot03": None},
+    }
+    sardana = info["sardana"]
+    assert sardana["ref_moveables"] == ["mot01"]
+    assert sardana["requested_files"][0] == {"path": NEXUS_FILE, "format": "nexus"}
+    assert [c["stream"] for c in sardana["columns"]] == list(info["channels"])
+
+
+def test_mesh_is_a_scatter():
+    info = build_scan_info(mesh_desc())
+    assert info["plots"] == [{"kind": "scatter-plot", "items": [
+        {"kind": "scatter", "x": "mot01", "y": "mot02", "value": "ct01"},
+        {"kind": "scatter", "x": "mot01", "y": "mot02", "value": "ct02"},
+    ]}]
+    channels = info["channels"]
+    assert {k: channels["mot01"][k] for k in ("axis_id", "axis_points", "axis_kind")} == \
+        {"axis_id": 0, "axis_points": 3, "axis_kind": "forth"}
+    assert {k: channels["mot02"][k] for k in ("axis_id", "axis_points", "axis_kind")} == \
+        {"axis_id": 1, "axis_points": 2, "axis_kind": "forth"}
+    assert all(channels[s]["group"] == "scatter" for s in ("mot01", "mot02", "ct01", "dt"))
+    assert "axis_id" not in channels["ct01"]
+
+
+def test_timescan_plots_against_time():
+    info = build_scan_info(timescan_desc())
+    assert list(info["acquisition_chain"]) == ["timer"]
+    assert "axis" not in info["devices"]
+    assert info["plots"] == [{"kind": "curve-plot", "items": [{"kind": "curve", "x": "dt", "y": "ct01"}]}]
+
+
+def test_detectors():
+    info = build_scan_info(detectors_desc())
+    channels = info["channels"]
+    assert [channels[s]["dim"] for s in ("oned01", "twod01", "twod02")] == [1, 2, 0]
+    kinds = [p["kind"] for p in info["plots"]]
+    assert kinds == ["curve-plot", "1d-plot"]
+    assert info["plots"][1] == {"kind": "1d-plot", "name": "oned01",
+                                "items": [{"kind": "curve", "y": "oned01"}]}
+    plotted = json.dumps(info["plots"])
+    assert "twod01" not in plotted and "twod02" not in plotted
+    chain = info["acquisition_chain"]["axis"]
+    assert chain["spectra"] == ["oned01"] and chain["images"] == ["twod01"]
+    assert "twod02" in chain["scalars"]
+
+
+def test_odd_labels_and_metadata_are_json_safe():
+    info = build_scan_info(odd_desc())
+    assert info["plots"] == [
+        {"kind": "curve-plot", "items": [{"kind": "curve", "x": "Ümlaut mot", "y": "ct µA/s #1"}]},
+        {"kind": "curve-plot", "items": [{"kind": "curve", "x": "#Pt No", "y": "2theta"}]},
+    ]
+    assert info["channels"]["ct µA/s #1"]["unit"] == "µA"
+    meta = info["sardana"]["columns"][2]
+    assert meta["min_value"] == 0.5 and type(meta["min_value"]) is float
+    assert meta["nan"] is None and meta["shape"] == []
+    assert info["sardana"]["numpy"] == [0, 1, 2] and info["sardana"]["macro_id"] == "abc"
+
+
+def test_end_scan_info():
+    end = ScanEnd("2024-05-02T10:01:00+02:00", EndReason.USER_ABORT, "Abort", {"error": np.int32(3)})
+    added = end_scan_info(end)
+    assert added == {"end_time": "2024-05-02T10:01:00+02:00", "end_reason": "USER_ABORT",
+                     "sardana_end": {"sardana_status": "Abort", "error": 3}}
+    info = build_scan_info(ascan_desc()) | added
+    validate_scan_info(info)
+    json.dumps(info, allow_nan=False)
+
+
+def test_validate_scan_info_rejects_bad_info():
+    info = build_scan_info(ascan_desc())
+    with pytest.raises(ValueError, match="ScanInfoDict"):
+        validate_scan_info({k: v for k, v in info.items() if k != "title"})
+    with pytest.raises(ValueError, match="plots"):
+        validate_scan_info(info | {"plots": [{"kind": "image-plot", "items": []}]})
+    with pytest.raises(ValueError, match="end_reason"):
+        validate_scan_info(info | {"end_reason": "CRASHED"})
+
+
+def test_json_safe():
+    value = {1: (np.float32(1.5), np.bool_(True), math.inf), "e": EndReason.SUCCESS, "o": object}
+    assert json_safe(value) == {"1": [1.5, True, None], "e": "SUCCESS", "o": str(object)}

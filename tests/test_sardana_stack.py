@@ -1,0 +1,86 @@
+"""Smoke tests of the local stack: real Tango database, real Sardana, demo elements."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tango
+
+from sardana_redis.local_stack.door import DoorClient
+
+
+def read_last_spec_scan(path: Path) -> tuple[list[str], list[list[float]]]:
+    """Column labels and data rows of the last scan of a SPEC file."""
+    labels: list[str] = []
+    rows: list[list[float]] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("#S "):
+            labels, rows = [], []
+        elif line.startswith("#L "):
+            labels = line[3:].split()
+        elif line.strip() and not line.startswith("#"):
+            rows.append([float(value) for value in line.split()])
+    return labels, rows
+
+
+@pytest.fixture
+def mot04_upper_limit_1(door: DoorClient) -> Iterator[None]:
+    """mot04 with an upper software limit of 1 (restored afterwards)."""
+    motor = tango.DeviceProxy(door.macro_server.getElementInfo("mot04").full_name)
+    config = motor.get_attribute_config("Position")
+    old_max = config.max_value
+    config.max_value = "1"
+    motor.set_attribute_config(config)
+    try:
+        yield
+    finally:
+        config.max_value = old_max
+        motor.set_attribute_config(config)
+
+
+def test_ascan_writes_spec_file(door: DoorClient, scan_dir: Path) -> None:
+    door.set_env(ScanDir=str(scan_dir), ScanFile=["oracle.dat"])
+
+    result = door.run("ascan", "mot01", 0, 1, 5, 0.01, timeout=60)
+
+    assert result.ok, result.error
+    assert result.door_state == "ON"
+    assert any("Scan #" in line and "ended" in line for line in result.info)
+    labels, rows = read_last_spec_scan(scan_dir / "oracle.dat")
+    assert len(rows) == 6
+    mot01 = [row[labels.index("mot01")] for row in rows]
+    assert mot01 == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def test_macro_error_is_reported(door: DoorClient, mot04_upper_limit_1: None) -> None:
+    result = door.run("mv", [["mot04", 5]], timeout=60)
+
+    assert result.raised
+    assert result.door_state == "ALARM"
+    assert any("An error occurred while running mv" in line for line in result.error)
+    assert any("above the maximum" in line for line in result.error)
+    # The next macro runs normally and sees only its own logs.
+    after = door.run("wm", ["mot04"], timeout=60)
+    assert after.ok
+    assert after.door_state == "ON"
+    assert after.error == []
+
+
+def test_scan_stopped_by_user(door: DoorClient, scan_dir: Path) -> None:
+    door.set_env(ScanDir=str(scan_dir), ScanFile=["stopped.dat"])
+    run = door.start("ascan", "mot01", 0, 1, 100, 0.05)
+    deadline = time.monotonic() + 30
+    while run.status != "step" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.status == "step"
+
+    result = run.stop()
+
+    assert result.stopped
+    assert result.status == "stop"
+    assert result.door_state == "ON"
+    _, rows = read_last_spec_scan(scan_dir / "stopped.dat")
+    assert 0 < len(rows) < 101

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
+from sardana_redis.redis_stack import RedisStackServer, free_port
 from sardana_redis.scan_info import validate_scan_info
 from tests.recorder_helpers import (
+    ORACLE,
     SESSION,
     assert_same_data,
     configure,
@@ -60,3 +65,124 @@ def test_scan_is_published_like_sardana_wrote_it(name, door, plotted, redis_url,
         assert plots[0]["kind"] == "curve-plot"
         x = "dt" if name == "timescan" else "mot01"
         assert {i["x"] for i in plots[0]["items"]} == {x}
+
+
+@pytest.fixture(scope="module")
+def mg_1d_2d(door):
+    """A measurement group with a counter, the 1D channel and the 2D channel."""
+    run_ok(door, "defmeas", "mg_1d2d", ["ct01", "oned01", "twod01"])
+    run_ok(door, "set_meas_conf", "plottype", "spectrum", ["oned01"], "mg_1d2d")
+    run_ok(door, "set_meas_conf", "plottype", "image", ["twod01"], "mg_1d2d")
+    door.set_env(ActiveMntGrp="mg_1d2d")
+    yield "mg_1d2d"
+    door.set_env(ActiveMntGrp="mntgrp01")
+
+
+def test_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_path):
+    configure(door, redis_url, scan_dir)
+
+    run_ok(door, "ascan", "mot01", 0, 1, 3, 0.01)
+
+    number = last_scan_id(door)
+    published = read_published(redis_url, number, tmp_path)
+    oracle = oracle_measurement(scan_dir, number)
+    assert oracle["oned01"].ndim == 2 and oracle["twod01"].ndim == 3
+    assert_same_data(published, oracle)
+    info = published.info
+    validate_scan_info(info)
+    assert info["channels"]["oned01"]["dim"] == 1
+    assert info["channels"]["twod01"]["dim"] == 2
+    assert "1d-plot" in [p["kind"] for p in info["plots"]]
+
+
+def test_scan_stopped_by_the_user(door, redis_url, scan_dir, tmp_path):
+    configure(door, redis_url, scan_dir)
+    run = door.start("ascan", "mot01", 0, 1, 200, 0.02)
+    deadline = time.monotonic() + 30
+    while run.status != "step" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+    result = run.stop()
+
+    assert result.stopped
+    number = last_scan_id(door)
+    published = read_published(redis_url, number, tmp_path)
+    assert published.meta["state"] == "CLOSED"
+    assert published.info["end_reason"] == "USER_ABORT"
+    oracle = oracle_measurement(scan_dir, number)
+    assert 0 < len(oracle["mot01"]) < 201
+    assert_same_data(published, oracle)
+
+
+def test_one_sardana_scan_is_one_blissdata_scan_with_its_files(door, redis_url, scan_dir, tmp_path):
+    configure(door, redis_url, scan_dir,
+              ScanFile=[ORACLE, "scans.h5", "scans.dat", "other.dat"],
+              ScanRecorder=["NXscanH5_FileRecorder", "RedisBlissRecorder", "RedisBlissRecorder"])
+
+    run_ok(door, "ascan", "mot01", 0, 1, 2, 0.01)
+
+    number = last_scan_id(door)
+    published = read_published(redis_url, number, tmp_path)  # asserts a single scan
+    requested = published.info["sardana"]["requested_files"]
+    assert requested == [{"path": str(scan_dir / "scans.h5"), "format": "nexus"},
+                         {"path": str(scan_dir / "scans.dat"), "format": "spec"}]
+    assert published.meta["identity"]["path"] == str(scan_dir / "scans.h5")
+    assert list(published.info["h5maps"]) == [str(scan_dir / "scans.h5")]
+    assert (scan_dir / "other.dat").exists()  # Sardana's SPEC recorder still serves it
+    assert_same_data(published, oracle_measurement(scan_dir, number))
+
+
+def test_redis_down_at_scan_start(door, redis_url, scan_dir, tmp_path):
+    configure(door, f"redis://127.0.0.1:{free_port()}", scan_dir)
+
+    result = door.run("ascan", "mot01", 0, 1, 4, 0.01)
+
+    assert result.ok, result.error
+    warnings = [w for w in result.warning if "RedisBlissRecorder" in w]
+    assert len(warnings) == 1 and "cannot reach Redis" in warnings[0], result.warning
+    assert len(oracle_measurement(scan_dir, last_scan_id(door))["mot01"]) == 5
+    # the next scan, with Redis back, is published
+    configure(door, redis_url, scan_dir)
+    run_ok(door, "ascan", "mot01", 0, 1, 4, 0.01)
+    number = last_scan_id(door)
+    assert_same_data(read_published(redis_url, number, tmp_path), oracle_measurement(scan_dir, number))
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_redis_killed_during_a_scan(door, sardana_server, scan_dir, tmp_path):
+    redis = RedisStackServer(tmp_path / "redis")
+    redis.start()
+    try:
+        configure(door, redis.url, scan_dir)
+        run_ok(door, "ascan", "mot01", 0, 1, 2, 0.01)  # warm up: DataStore cached
+        threads_before = _threads(sardana_server.pid)
+        run = door.start("ascan", "mot01", 0, 1, 60, 0.05)
+        deadline = time.monotonic() + 30
+        while run.status != "step" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        redis.kill()
+
+        result = run.wait(120)
+
+        assert result.ok, result.error
+        warnings = [w for w in result.warning if "RedisBlissRecorder" in w]
+        assert len(warnings) == 1, result.warning
+        assert len(oracle_measurement(scan_dir, last_scan_id(door))["mot01"]) == 61
+        # no blissdata sink thread left behind in the MacroServer
+        deadline = time.monotonic() + 20
+        while _threads(sardana_server.pid) > threads_before + 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _threads(sardana_server.pid) <= threads_before + 2
+        # Redis back (empty): the next scan is published again
+        redis.start()
+        run_ok(door, "ascan", "mot01", 0, 1, 3, 0.01)
+        number = last_scan_id(door)
+        assert_same_data(read_published(redis.url, number, tmp_path),
+                         oracle_measurement(scan_dir, number))
+    finally:
+        redis.stop()

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from sardana_redis.datastore import init_db
-from sardana_redis.redis_stack import RedisStackServer
+from sardana_redis.local_stack.redis_server import RedisStackServer
 
 
 @pytest.fixture(scope="session")

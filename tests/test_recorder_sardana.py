@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sardana_redis.redis_stack import RedisStackServer, free_port
+from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
 from sardana_redis.scan_info import validate_scan_info
 from tests.recorder_helpers import (
     ORACLE,
@@ -186,3 +186,15 @@ def test_redis_killed_during_a_scan(door, sardana_server, scan_dir, tmp_path):
                          oracle_measurement(scan_dir, number))
     finally:
         redis.stop()
+
+
+def test_scans_inside_another_macro(door, redis_url, scan_dir, tmp_path):
+    configure(door, redis_url, scan_dir)
+
+    run_ok(door, "repeat", 2, ["ascan mot01 0 1 3 0.01"])
+
+    last = last_scan_id(door)
+    for number in (last - 1, last):
+        published = read_published(redis_url, number, tmp_path)
+        assert published.info["end_reason"] == "SUCCESS"
+        assert_same_data(published, oracle_measurement(scan_dir, number))

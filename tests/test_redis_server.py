@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from sardana_redis import redis_stack
-from sardana_redis.redis_stack import RedisStackNotFound, find_redis_stack, free_port
+from sardana_redis.local_stack.redis_server import free_port
+from sardana_redis.redis_stack import RedisStackNotFound, find_redis_stack
 
 
 def test_session_server_has_both_modules(redis_server):

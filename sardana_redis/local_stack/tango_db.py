@@ -1,8 +1,10 @@
 """A throwaway Tango database: PyTango's DataBaseds server on an sqlite file.
 
 No MariaDB is needed: ``python -m tango.databaseds.database`` serves the Tango
-database API from ``$PYTANGO_DATABASE_NAME`` (an sqlite file). Everything the server
-writes (sqlite file, Tango logs, its own stdout/stderr) goes to the given work dir.
+database API from ``$PYTANGO_DATABASE_NAME`` (an sqlite file). The sqlite file, the
+Tango logs and the server's stdout/stderr go to the given work dir; omniORB's unix
+sockets to a short private directory (see :func:`make_unix_socket_dir`). Helpers
+here are shared with :mod:`sardana_redis.local_stack.sardana_server`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from types import TracebackType
 
 log = logging.getLogger(__name__)
 
-_PORT_RE = re.compile(r"Database DS listening on: host=(?P<host>[^,]+), port=(?P<port>\d+)")
+_PORT_RE = re.compile(r"Database DS listening on: host=[^,]+, port=(?P<port>\d+)")
 _READY = "Ready to accept request"
 
 

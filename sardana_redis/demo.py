@@ -1,0 +1,143 @@
+"""``make demo``: the whole chain on this machine, from nothing.
+
+Starts a local Redis Stack, a local Tango database and a demo Sardana
+(``sar_demo``, fast motors) in ``demo-output/``, publishes scans with the
+RedisBlissRecorder, reads them back through blissdata and says where
+everything is. ``--keep`` leaves the stack running until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from sardana_redis.local_stack.redis_server import RedisStackServer
+from sardana_redis.local_stack.sardana_server import MACRO_PATH, RECORDER_PATH, SardanaServer
+from sardana_redis.local_stack.tango_db import TangoDatabase
+
+SESSION = "demo"
+SCANS = [
+    ("step scan with counters", "ascan", ["mot01", 0, 10, 10, 0.01]),
+    ("continuous scan", "ascanct", ["mot01", 0, 5, 10, 0.1]),
+]
+
+
+class DemoError(RuntimeError):
+    """A component failed: the message says which one and where its log is."""
+
+
+@contextlib.contextmanager
+def step(title: str, component: str, log: Path | None) -> Iterator[None]:
+    """Print a progress line; turn any failure into a :class:`DemoError` naming the component."""
+    print(f"==> {title}", flush=True)
+    try:
+        yield
+    except DemoError:
+        raise
+    except Exception as exc:
+        where = f" (log: {log})" if log else ""
+        raise DemoError(f"{component} failed: {exc}{where}") from exc
+
+
+def read_back(url: str, number: int) -> None:
+    """Read one scan through blissdata, like a user would in IPython."""
+    from blissdata.redis_engine.store import DataStore
+
+    store = DataStore(url)
+    _, keys = store.search_existing_scans(session=SESSION, number=number)
+    scan = store.load_scan(keys[-1])
+    print(f"    >>> scan = data_store.load_scan({scan.key!r})")
+    print(f"    >>> scan.name, scan.number, scan.state.name, scan.info['end_reason']")
+    print(f"    {scan.name!r}, {scan.number}, {scan.state.name!r}, {scan.info.get('end_reason')!r}")
+    print("    >>> {name: len(stream) for name, stream in scan.streams.items()}")
+    print(f"    {({name: len(s) for name, s in scan.streams.items()})}")
+    print("    >>> scan.streams['ct01'][:3]")
+    print(f"    {scan.streams['ct01'][:3]!r}")
+
+
+def run_demo(workdir: Path, keep: bool) -> None:
+    """Start the stack in ``workdir``, run the scans, show the results, stop (unless ``keep``)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    scan_dir = workdir / "scans"
+    scan_dir.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:
+        redis = RedisStackServer(workdir / "redis")
+        with step("Starting Redis Stack", "Redis Stack", redis.log_file):
+            stack.enter_context(redis)
+            print(f"    {redis.url}")
+        tango_dir = workdir / "tango"
+        with step("Starting the Tango database", "Tango database", tango_dir):
+            db = stack.enter_context(TangoDatabase(tango_dir))
+            os.environ["TANGO_HOST"] = db.tango_host
+            print(f"    TANGO_HOST={db.tango_host}")
+        sardana_dir = workdir / "sardana"
+        with step("Starting Sardana (Pool, MacroServer, Door) and its demo elements",
+                  "Sardana", sardana_dir / "sardana.log"):
+            sardana = stack.enter_context(SardanaServer(
+                db.tango_host, sardana_dir, recorder_path=[RECORDER_PATH], macro_path=[MACRO_PATH]))
+            from sardana_redis.local_stack.door import DoorClient
+
+            door = DoorClient(sardana.door_name)
+            stack.callback(door.close)
+            door.setup_demo()
+            door.set_env(RedisURL=redis.url, DataRecorder=["RedisBlissRecorder"],
+                         RedisSession=SESSION, ScanDir=str(scan_dir), ScanFile=["sardana.dat"],
+                         ScanRecorder=["SPEC_FileRecorder"])
+            door.run("plotselect", ["ct01", "ct02"])
+        numbers = []
+        for title, macro, params in SCANS:
+            command = " ".join(str(p) for p in (macro, *params))
+            with step(f"Running a {title}: {command}", "Sardana scan", sardana_dir / "sardana.log"):
+                result = door.run(macro, *params, timeout=300)
+                if not result.ok:
+                    raise RuntimeError(f"{command} ended with {result.status}: {result.error}")
+                for line in result.warning:
+                    print(f"    WARNING {line}")
+                numbers.append(int(door.get_env("ScanID")))
+        with step("Reading the last scan back through blissdata", "blissdata reader", None):
+            print(f"    >>> data_store = DataStore({redis.url!r})")
+            read_back(redis.url, numbers[-1])
+        print("==> Where the data went")
+        print(f"    Redis: {redis.url} (session {SESSION!r}, scans {numbers})")
+        print(f"    Sardana's own SPEC file (for comparison): {scan_dir / 'sardana.dat'}")
+        print(f"    Logs: {workdir}")
+        if keep:
+            print("==> The stack keeps running. Connect spock with:")
+            print(f"    TANGO_HOST={db.tango_host} spock --profile=demo  "
+                  f"(door {sardana.door_name}); Ctrl-C here stops everything.")
+            _wait_for_interrupt()
+    print("==> Demo finished: everything it started is stopped.")
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sardana_redis.demo", description=__doc__)
+    parser.add_argument("--workdir", type=Path, default=Path("demo-output"),
+                        help="folder for servers, logs and files (default: %(default)s)")
+    parser.add_argument("--keep", action="store_true", help="leave the stack running until Ctrl-C")
+    args = parser.parse_args(argv)
+    try:
+        run_demo(args.workdir.resolve(), args.keep)
+    except DemoError as exc:
+        print(f"DEMO FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -48,6 +48,8 @@ class ColumnConverter:
     def convert(self, values: Sequence[Any]) -> np.ndarray | list:
         """One batch ready for ``stream.send``."""
         if self.dtype == "json":
+            if self.column.value_ref:
+                values = [_single_reference(v) for v in values]
             return [_json_value(v) for v in values]
         batch = self._cast(values)
         if batch is not None and batch.shape[1:] == self.shape:
@@ -72,6 +74,13 @@ class ColumnConverter:
             return point
         self.placeholders += 1
         return self._fill
+
+
+def _single_reference(value: Any) -> Any:
+    """Sardana hands a point's reference wrapped in one-item sequences: unwrap it."""
+    while isinstance(value, (list, tuple, np.ndarray)) and len(value) == 1:
+        value = value[0]
+    return value
 
 
 def _json_value(value: Any) -> Any:

@@ -171,7 +171,12 @@ class ScanPublisher:
         for conv in self._converters:
             key = conv.column.key
             values = conv.convert([data.get(key) for data in batch])
-            self._streams[conv.column.stream].send(values)
+            stream = self._streams[conv.column.stream]
+            if conv.dtype == "json":  # a JSON stream takes one point per send
+                for value in values:
+                    stream.send(value)
+            else:
+                stream.send(values)
         self.points_sent += n
         broken = [name for name, s in self._streams.items() if sink_is_broken(s)]
         if broken:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -198,3 +199,29 @@ def test_scans_inside_another_macro(door, redis_url, scan_dir, tmp_path):
         published = read_published(redis_url, number, tmp_path)
         assert published.info["end_reason"] == "SUCCESS"
         assert_same_data(published, oracle_measurement(scan_dir, number))
+
+
+@pytest.fixture
+def twod_value_refs(door, mg_1d_2d, scan_dir):
+    """twod01 publishes references to (not yet saved) image files instead of images."""
+    pattern = f"h5file://{scan_dir}/twod01_{{index:03d}}.h5"
+    run_ok(door, "set_meas_conf", "valuerefpattern", pattern, ["twod01"], mg_1d_2d)
+    run_ok(door, "set_meas_conf", "valuerefenabled", "True", ["twod01"], mg_1d_2d)
+    yield pattern
+    run_ok(door, "set_meas_conf", "valuerefenabled", "False", ["twod01"], mg_1d_2d)
+
+
+def test_value_references(door, twod_value_refs, redis_url, scan_dir, tmp_path):
+    configure(door, redis_url, scan_dir)
+
+    run_ok(door, "ascan", "mot01", 0, 1, 2, 0.01)
+
+    number = last_scan_id(door)
+    published = read_published(redis_url, number, tmp_path)
+    refs = [json.loads(v) for v in published.streams["twod01"]]
+    oracle = oracle_measurement(scan_dir, number)
+    # Sardana keeps the references under "_twod01" when it cannot build its VDS
+    assert refs == [v.decode() for v in oracle.get("twod01", oracle.get("_twod01"))]
+    assert refs[0].startswith(f"h5file://{scan_dir}/twod01_")
+    column = next(c for c in published.info["sardana"]["columns"] if c["stream"] == "twod01")
+    assert column["value_ref_enabled"] is True

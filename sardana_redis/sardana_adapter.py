@@ -251,6 +251,7 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
         instruments=_instruments(env.get("instrumentlist", ())),
         mesh_shape=mesh_shape,
         extra={
+            "beamline": identity.beamline,
             "macro_id": _json_safe(env.get("macro_id")),
             "ref_moveables": ref_moveables,
             "counters": _json_safe(env.get("counters", [])),

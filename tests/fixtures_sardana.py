@@ -78,3 +78,15 @@ def scan_dir(tmp_path: Path) -> Path:
     path = tmp_path / "scans"
     path.mkdir()
     return path
+
+
+#: Recorder-related environment every test starts from (tests set what they need).
+DEFAULT_RECORDER_ENV = {"DataRecorder": [], "ScanRecorder": [], "ScanFile": [],
+                        "ActiveMntGrp": "mntgrp01"}
+
+
+@pytest.fixture(autouse=True)
+def _reset_recorder_env(request: pytest.FixtureRequest) -> None:
+    """Tests using the Door start with no recorder configured by an earlier test."""
+    if "door" in request.fixturenames:
+        request.getfixturevalue("door").set_env(**DEFAULT_RECORDER_ENV)

@@ -69,7 +69,9 @@ class MacroResult:
         return self.status in ("stop", "abort")
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float, what: str, period: float = 0.02) -> None:
+def _wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, period: float = 0.02
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -137,8 +139,9 @@ class DoorClient:
         self._door = taurus.Device(door_name)
         self._proxy = tango.DeviceProxy(door_name)
         self._lock = threading.Lock()
+        # MacroStatus states by macro id, and Door states in order of arrival,
+        # both since the current macro was started.
         self._statuses: dict[str, str] = {}
-        # Door states received since the current macro was started, in order.
         self._states: list[tango.DevState] = []
         self._current: MacroRun | None = None
         self._status_attr = self._door.getAttribute("MacroStatus")
@@ -243,6 +246,7 @@ class DoorClient:
             raise ValueError(f"Unknown macro {macro_name!r}")
         with self._lock:
             self._states.clear()
+            self._statuses.clear()
         # runMacro(synch=False) clears the log buffers, builds the macro XML (with a
         # unique id per macro) and sends RunMacro.
         try:

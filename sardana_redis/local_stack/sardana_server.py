@@ -54,6 +54,13 @@ class SardanaServer:
     Device names (all full names, usable without ``TANGO_HOST``):
     :attr:`pool_name`, :attr:`macroserver_name`, :attr:`door_name`.
     ``extra_env`` is added to the server's environment (e.g. a Redis URL for a recorder).
+
+    Restarting the same instance works (the registration is reused), but a client
+    process that already used its Door keeps taurus objects whose Tango events are
+    broken by the restart (taurus logs "Activating polling. Reason: API_EventTimeout"):
+    a :class:`~sardana_redis.local_stack.door.DoorClient` macro started right after
+    the restart was never seen to end; after waiting 40 s it worked. Prefer a new
+    ``instance`` name for a second server in the same client process.
     """
 
     def __init__(

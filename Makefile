@@ -24,7 +24,7 @@ demo: venv
 	$(BIN)/python -m sardana_redis.demo
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --basetemp=.pytest-tmp
 
 bench: venv
 	$(BIN)/python -m benchmarks

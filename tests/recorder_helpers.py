@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from sardana_redis.local_stack.door import DoorClient, MacroResult
+from sardana_redis.scan_info import validate_scan_info
 from sardana_redis.scan_model import sanitize_dataset_name
 
 SESSION = "tests"
@@ -46,7 +47,7 @@ def last_scan_id(door: DoorClient) -> int:
 
 def read_published(redis_url: str, number: int, tmp_path: Path, session: str = SESSION,
                    timeout: float = 30.0) -> PublishedScan:
-    """Read scan ``number`` back through blissdata, in another process."""
+    """Read scan ``number`` back through blissdata, in another process; its scan_info must validate."""
     out = tmp_path / f"scan{number}.npz"
     proc = subprocess.run(
         [sys.executable, "-m", "tests.blissdata_reader", redis_url, session, str(number),
@@ -56,7 +57,9 @@ def read_published(redis_url: str, number: int, tmp_path: Path, session: str = S
     assert proc.returncode == 0, proc.stderr
     with np.load(out) as npz:
         streams = {name: npz[name] for name in npz.files}
-    return PublishedScan(json.loads(proc.stdout), streams)
+    published = PublishedScan(json.loads(proc.stdout), streams)
+    validate_scan_info(published.info)
+    return published
 
 
 def oracle_measurement(scan_dir: Path, number: int) -> dict[str, np.ndarray]:

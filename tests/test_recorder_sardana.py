@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from redis import Redis
 
 from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
 from sardana_redis.scan_info import validate_scan_info
@@ -230,3 +231,29 @@ def test_value_references(door, twod_value_refs, redis_url, scan_dir, tmp_path):
     assert refs[0].startswith(f"h5file://{scan_dir}/twod01_")
     column = next(c for c in published.info["sardana"]["columns"] if c["stream"] == "twod01")
     assert column["value_ref_enabled"] is True
+
+
+def test_redis_full_during_a_scan(door, mg_1d_2d, scan_dir, tmp_path):
+    """Redis refuses writes (maxmemory reached): the scan goes on, one warning, and the
+    scan is closed as FAILURE as soon as Redis accepts writes again."""
+    run_ok(door, "set_meas_conf", "enabled", "False", ["twod01"], mg_1d_2d)
+    redis = RedisStackServer(tmp_path / "redis", maxmemory="4mb")
+    redis.start()
+    try:
+        configure(door, redis.url, scan_dir)
+        result = door.run("ascan", "mot01", 0, 1, 400, 0.001, timeout=300)
+
+        assert result.ok, result.error
+        warnings = [w for w in result.warning if "RedisBlissRecorder" in w]
+        assert len(warnings) == 1, result.warning
+        assert len(oracle_measurement(scan_dir, last_scan_id(door))["mot01"]) == 401
+        client = Redis.from_url(redis.url)
+        client.config_set("maxmemory", "512mb")
+        published = read_published(redis.url, last_scan_id(door), tmp_path, timeout=60)
+        assert published.meta["state"] == "CLOSED"
+        assert published.info["end_reason"] == "FAILURE"
+        assert "publication_error" in published.info
+        assert 0 < len(published.streams["oned01"]) < 401
+    finally:
+        run_ok(door, "set_meas_conf", "enabled", "True", ["twod01"], mg_1d_2d)
+        redis.stop()

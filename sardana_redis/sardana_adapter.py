@@ -82,9 +82,14 @@ def parse_shape(shape: Any) -> tuple[int, ...]:
 
 
 def default_session(door_name: str | None) -> str:
-    """The session used when ``RedisSession`` is not set: the Door's name, made tag-safe."""
-    name = (door_name or "sardana").rsplit("/", 1)[-1]
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "sardana"
+    """The session used when ``RedisSession`` is not set: the Door's name, made tag-safe.
+
+    ``door/sr/1`` and ``tango://host:10000/door/sr/1`` give ``door_sr_1``.
+    """
+    name = door_name or "sardana"
+    if "://" in name:
+        name = name.split("://", 1)[1].split("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 def _json_safe(value: Any) -> Any:

@@ -7,6 +7,7 @@ from blissdata.redis_engine.store import DataStore
 
 from sardana_redis.scan_info import validate_scan_info
 from tests.recorder_helpers import (
+    SESSION,
     assert_same_data,
     configure,
     last_scan_id,
@@ -93,3 +94,15 @@ def test_enable_and_disable(door, redis_url):
     assert list(door.get_env("DataRecorder")) == ["RedisBlissRecorder"]
     run_ok(door, "redis_disable")
     assert list(door.get_env("DataRecorder")) == []
+
+
+def test_default_session_is_the_door_name(door, redis_url, scan_dir, tmp_path):
+    configure(door, redis_url, scan_dir)
+    door.remove_env("RedisSession")
+    try:
+        run_ok(door, "ascan", "mot01", 0, 1, 2, 0.01)
+    finally:
+        door.set_env(RedisSession=SESSION)
+    store = DataStore(redis_url)
+    _, keys = store.search_existing_scans(number=last_scan_id(door))
+    assert store.load_scan(keys[0]).session == "door_sr_1"  # the Door door/sr/1

@@ -1,0 +1,265 @@
+"""Following new scans for a writer service: one follower shared by every writer.
+
+:class:`ScanFollower` waits for new scans with blissdata's ``get_next_scan``,
+keeps its place durably in a :class:`~sardana_redis.following.ledger.WriterLedger`,
+filters scans by session/beamline, claims each scan (exactly one instance
+writes it) and hands it to a :class:`ScanHandler` in a worker thread, so scans
+running at the same time are written at the same time. Leases are renewed
+while a scan is written; an instance that loses one stops writing that scan.
+Redis going away is retried with backoff, without losing the scan in
+progress (the handler resumes it from the ledger's progress).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+from blissdata.exceptions import NoScanAvailable, ScanLoadError
+
+from sardana_redis.datastore import open_data_store
+from sardana_redis.following.ledger import DoneRecord, WriterLedger
+from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean "Redis is not reachable right now": retried with backoff.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
+
+
+@dataclass
+class ScanJob:
+    """One scan handed to a handler."""
+
+    store: Any  #: the blissdata DataStore
+    scan: Any  #: the blissdata Scan (read-only)
+    ledger: WriterLedger
+    stop: threading.Event = field(default_factory=threading.Event)  #: set: stop writing now
+    rows_written: int = 0
+    points_seen: int = 0
+
+
+class ScanHandler(Protocol):
+    """Writes one scan; returns its :class:`DoneRecord`, or None when ``job.stop`` interrupted it."""
+
+    def handle(self, job: ScanJob) -> DoneRecord | None: ...
+
+
+@dataclass
+class FollowerStatus:
+    """What a follower has done, for status displays and Tango attributes."""
+
+    running: bool = False
+    healthy: bool = True
+    message: str = "not started"
+    scans_written: int = 0
+    scans_failed: int = 0
+    last_scan: str = ""
+    last_files: tuple[str, ...] = ()
+    active: dict[str, ScanJob] = field(default_factory=dict)
+
+    @property
+    def lag_points(self) -> int:
+        """Points published but not yet written, over the scans being written."""
+        return sum(max(job.points_seen - job.rows_written, 0) for job in list(self.active.values()))
+
+
+class ScanFollower:
+    """Follows the scans of one Redis for one writer (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        handler: ScanHandler,
+        *,
+        sessions: Iterable[str] = (),
+        beamlines: Iterable[str] = (),
+        next_scan_timeout: float = 2.0,
+        lease: float = 10.0,
+        max_workers: int = 16,
+    ) -> None:
+        self.url = normalize_redis_url(url)
+        self.name = name
+        self.handler = handler
+        self.sessions = set(sessions)
+        self.beamlines = set(beamlines)
+        self.next_scan_timeout = next_scan_timeout
+        self.lease = lease
+        self.status = FollowerStatus()
+        self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix=f"{name}-scan")
+        self._threads: list[threading.Thread] = []
+        self._store: Any = None
+        self._ledger: WriterLedger | None = None
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Start following in background threads."""
+        self._stopping.clear()
+        self.status.running = True
+        self.status.message = f"connecting to {redact_redis_url(self.url)}"
+        for target in (self._follow, self._heartbeat):
+            thread = threading.Thread(target=target, name=f"{self.name}-{target.__name__[1:]}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop following; scans being written are left to be resumed (never half-marked)."""
+        self._stopping.set()
+        for job in list(self.status.active.values()):
+            job.stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._threads = []
+        self.status.running = False
+        self.status.message = "stopped"
+
+    def is_alive(self) -> bool:
+        """True while the follower's threads run (a dead thread is a fault)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def wait(self) -> None:
+        """Block until :meth:`stop` is called (for command-line use)."""
+        while not self._stopping.wait(0.5):
+            if self._threads and not self.is_alive():
+                raise RuntimeError("scan follower thread died, see the log")
+
+    # --- following new scans ---------------------------------------------
+
+    def _connect(self) -> tuple[Any, WriterLedger]:
+        store = open_data_store(self.url)
+        ledger = WriterLedger(redis.Redis.from_url(self.url), self.name, self.lease)
+        return store, ledger
+
+    def _follow(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                store, ledger = self._connect()
+                with self._lock:
+                    self._store, self._ledger = store, ledger
+                since = ledger.cursor()
+                if since is None:  # first start: follow from now on
+                    since = store.get_last_scan_timetag()
+                    ledger.client.set(f"{ledger.prefix}:cursor", since)
+                self._set_healthy(f"following {redact_redis_url(self.url)}")
+                log.info("Waiting for scans on %s (writer %r)", redact_redis_url(self.url), self.name)
+                self._resume_pending()
+                last_janitor = time.monotonic()
+                delay = 0.5
+                while not self._stopping.is_set():
+                    try:
+                        timetag, key = store.get_next_scan(since=since, timeout=self.next_scan_timeout)
+                    except NoScanAvailable:
+                        pass
+                    else:
+                        ledger.record_seen(key, timetag)
+                        since = timetag
+                        self._consider(key)
+                    if time.monotonic() - last_janitor > self.lease / 2:
+                        self._resume_pending()
+                        last_janitor = time.monotonic()
+            except REDIS_DOWN as exc:
+                self._set_unhealthy(f"Redis unreachable ({exc}), retrying in {delay:.1f} s")
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _set_healthy(self, message: str) -> None:
+        self.status.healthy, self.status.message = True, message
+
+    def _set_unhealthy(self, message: str) -> None:
+        if self.status.healthy or self.status.message != message:
+            log.warning(message)
+        self.status.healthy, self.status.message = False, message
+
+    def _resume_pending(self) -> None:
+        """Take the pending scans nobody holds: after a restart, or an instance's death."""
+        for key in self._ledger.pending():
+            if key not in self.status.active:
+                self._consider(key)
+
+    def _consider(self, key: str) -> None:
+        ledger = self._ledger
+        if key in self.status.active or ledger.is_done(key):
+            return
+        try:
+            scan = self._store.load_scan(key)
+        except ScanLoadError as exc:
+            ledger.mark_done(key, DoneRecord("skipped", f"scan no longer loadable: {exc}"))
+            return
+        reason = self._filtered_out(scan)
+        if reason:
+            ledger.mark_done(key, DoneRecord("skipped", reason))
+            return
+        if not ledger.claim(key):
+            return
+        job = ScanJob(self._store, scan, ledger)
+        self.status.active[key] = job
+        self._pool.submit(self._work, key, job)
+
+    def _filtered_out(self, scan: Any) -> str:
+        if self.sessions and scan.session not in self.sessions:
+            return f"session {scan.session!r} not followed"
+        if self.beamlines:
+            sardana = scan.info.get("sardana") if isinstance(scan.info, dict) else None
+            beamline = sardana.get("beamline") if isinstance(sardana, dict) else None
+            if beamline not in self.beamlines:
+                return f"beamline {beamline!r} not followed"
+        return ""
+
+    # --- writing one scan --------------------------------------------------
+
+    def _work(self, key: str, job: ScanJob) -> None:
+        delay = 0.5
+        try:
+            while not job.stop.is_set():
+                try:
+                    record = self.handler.handle(job)
+                except REDIS_DOWN as exc:
+                    log.warning("Scan %s: Redis unreachable (%s), resuming in %.1f s", key, exc, delay)
+                    job.stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                except Exception as exc:
+                    log.error("Scan %s #%s failed: %s", key, getattr(job.scan, "number", "?"), exc,
+                              exc_info=log.isEnabledFor(logging.DEBUG))
+                    record = DoneRecord("failed", str(exc), points=job.rows_written)
+                if record is None:  # interrupted: left for a resume
+                    break
+                job.ledger.mark_done(key, record)
+                self._count(key, record)
+                break
+        finally:
+            self.status.active.pop(key, None)
+            if job.stop.is_set():
+                job.ledger.release(key)
+
+    def _count(self, key: str, record: DoneRecord) -> None:
+        status = self.status
+        if record.status == "written":
+            status.scans_written += 1
+            status.last_scan, status.last_files = key, record.files
+        elif record.status == "failed":
+            status.scans_failed += 1
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of the scans being written; stop those whose lease was lost."""
+        while not self._stopping.wait(self.lease / 3):
+            for key, job in list(self.status.active.items()):
+                try:
+                    if not job.ledger.renew(key):
+                        log.warning("Scan %s: lease lost to another instance, stopping", key)
+                        job.stop.set()
+                except REDIS_DOWN:
+                    pass  # the lease may expire; a takeover then resumes the file

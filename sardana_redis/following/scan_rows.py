@@ -1,0 +1,93 @@
+"""Reading a blissdata scan as it grows: batches of complete rows.
+
+A row ``i`` is complete when every followed stream has its point ``i``:
+writers that write a line per point (SPEC) or keep columns aligned (NeXus)
+only ever see complete rows. Works on any blissdata scan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from blissdata.exceptions import EndOfStream
+from blissdata.redis_engine.scan import ScanState
+from blissdata.streams import CursorGroup
+
+
+def wait_prepared(store: Any, scan: Any, timeout: float = 30.0) -> Any:
+    """Return ``scan`` once PREPARED or later, with its stream list.
+
+    blissdata's load race: a scan loaded while its publisher runs prepare()
+    and start() can look STARTED with no streams; it is reloaded then.
+    """
+    deadline = time.monotonic() + timeout
+    while scan.state < ScanState.PREPARED:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"scan {scan.key} not prepared after {timeout} s")
+        scan.update(timeout=min(remaining, 1.0))
+    if not scan.streams:
+        scan = store.load_scan(scan.key)
+    return scan
+
+
+def _as_array(data: Any) -> np.ndarray | list:
+    return data if isinstance(data, np.ndarray) else list(data)
+
+
+def _concat(parts: list) -> np.ndarray | list:
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return [v for part in parts for v in part]
+
+
+class ScanRows:
+    """Follows the given streams of a scan and yields complete rows in batches."""
+
+    def __init__(self, scan: Any, names: list[str], poll: float = 0.1) -> None:
+        self.scan = scan
+        self.names = names
+        self.poll = poll
+        self.rows_read = 0  #: complete rows handed out so far
+        self.points_seen = 0  #: longest stream length seen (for the lag)
+        self._buffers: dict[str, list] = {name: [] for name in names}
+
+    def batches(self, stop: Any = None) -> Iterator[dict[str, Any]]:
+        """Yield ``{stream name: values}`` for each new run of complete rows, until every
+        stream ended. ``stop`` (an Event) ends the iteration early; a quiet scan yields
+        empty dicts every ``poll`` seconds so the caller keeps control."""
+        streams = {name: self.scan.streams[name] for name in self.names}
+        by_key = {s.key: name for name, s in streams.items()}
+        cursor = CursorGroup(list(streams.values()))
+        while stop is None or not stop.is_set():
+            try:
+                views = cursor.read(timeout=self.poll)
+            except EndOfStream:
+                return
+            for stream, view in views.items():
+                name = by_key[stream.key]
+                data = _as_array(view.get_data())
+                self._buffers[name].append(data)
+            yield self._complete_rows()
+
+    def _complete_rows(self) -> dict[str, Any]:
+        if not self.names:
+            return {}
+        buffered = {name: sum(len(p) for p in parts) for name, parts in self._buffers.items()}
+        self.points_seen = self.rows_read + max(buffered.values())
+        count = min(buffered.values())
+        if count == 0:
+            return {}
+        batch = {}
+        for name, parts in self._buffers.items():
+            data = _concat(parts)
+            batch[name] = data[:count]
+            rest = data[count:]
+            self._buffers[name] = [rest] if len(rest) else []
+        self.rows_read += count
+        return batch

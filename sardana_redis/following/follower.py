@@ -146,6 +146,7 @@ class ScanFollower:
         delay = 0.5
         while not self._stopping.is_set():
             try:
+                log.info("Connecting to DB")
                 store, ledger = self._connect()
                 with self._lock:
                     self._store, self._ledger = store, ledger
@@ -154,7 +155,7 @@ class ScanFollower:
                     since = store.get_last_scan_timetag()
                     ledger.client.set(f"{ledger.prefix}:cursor", since)
                 self._set_healthy(f"following {redact_redis_url(self.url)}")
-                log.info("Waiting for scans on %s (writer %r)", redact_redis_url(self.url), self.name)
+                log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url), self.name)
                 self._resume_pending()
                 last_janitor = time.monotonic()
                 delay = 0.5
@@ -205,6 +206,7 @@ class ScanFollower:
         if not ledger.claim(key):
             return
         job = ScanJob(self._store, scan, ledger)
+        log.info("Processing scan %s", key)
         self.status.active[key] = job
         self._pool.submit(self._work, key, job)
 

@@ -123,8 +123,9 @@ class SpecScanWriter:
             if not job.stop.is_set():  # else the locks stay with the scan, for its resume
                 for path in files:
                     job.ledger.unlock_file(str(path), scan.key)
-        log.info("finished recording scan #%d (%d points) to %s", scan.number, rows,
-                 ", ".join(map(str, files)))
+        for path in files:
+            log.info("finished recording to '%s' (scan #%d, %d points, %s)",
+                     path, scan.number, rows, end_reason)
         return DoneRecord("written", f"end reason {end_reason}",
                           tuple(str(p) for p in files), rows)
 

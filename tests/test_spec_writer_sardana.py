@@ -1,0 +1,81 @@
+"""The SPEC writer service with a real Sardana: same data lines as SPEC_FileRecorder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.recorder_helpers import configure, last_scan_id, run_ok
+from tests.services import ServiceProcess, scan_key, wait_done
+from tests.spec_files import assert_same_scan, scan_block
+
+WRITER = "spec-writer"
+SCANS = {
+    "ascan": ("ascan", "mot01", 0, 1, 5, 0.01),
+    "a2scan": ("a2scan", "mot01", 0, 1, "mot02", 2, 3, 4, 0.01),
+    "mesh": ("mesh", "mot01", 0, 1, 2, "mot02", 0, 1, 2, 0.01, False),
+    "ascanct": ("ascanct", "mot01", 0, 1, 10, 0.1),
+}
+
+
+def configure_spec(door, redis_url: str, scan_dir: Path) -> None:
+    """Sardana writes oracle.dat itself; scans.dat is requested from the SPEC writer."""
+    configure(door, redis_url, scan_dir, ScanFile=["oracle.dat", "scans.dat"],
+              ScanRecorder=["SPEC_FileRecorder", "RedisBlissRecorder"])
+
+
+@pytest.fixture
+def spec_writer(redis_url, scan_dir, tmp_path):
+    service = ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(scan_dir)],
+                             tmp_path / "spec-writer.log")
+    service.start()
+    yield service
+    service.stop()
+
+
+def check_written(redis_url: str, scan_dir: Path, number: int) -> None:
+    record = wait_done(redis_url, scan_key(redis_url, number), WRITER)
+    assert record.status == "written", record
+    assert record.files == (str(scan_dir / "scans.dat"),)
+    assert_same_scan(scan_block(scan_dir / "scans.dat", number),
+                     scan_block(scan_dir / "oracle.dat", number))
+
+
+@pytest.mark.parametrize("name", SCANS)
+def test_data_lines_equal_sardanas(name, door, spec_writer, redis_url, scan_dir):
+    configure_spec(door, redis_url, scan_dir)
+    macro, *params = SCANS[name]
+
+    run_ok(door, macro, *params)
+
+    number = last_scan_id(door)
+    check_written(redis_url, scan_dir, number)
+    text = (scan_dir / "scans.dat").read_text()
+    assert text.startswith(f"#F {scan_dir / 'scans.dat'}\n#E ")
+    assert "#C End reason: SUCCESS" in text
+
+
+@pytest.fixture(scope="module")
+def mg_1d(door):
+    """A measurement group with a counter and the 1D channel."""
+    run_ok(door, "defmeas", "mg_spec_1d", ["ct01", "oned01"])
+    return "mg_spec_1d"
+
+
+def test_1d_channel_and_a_stopped_scan(door, mg_1d, spec_writer, redis_url, scan_dir):
+    configure_spec(door, redis_url, scan_dir)
+    door.set_env(ActiveMntGrp=mg_1d)
+    run_ok(door, "ascan", "mot01", 0, 1, 3, 0.01)
+    check_written(redis_url, scan_dir, last_scan_id(door))
+    assert "#@MCA 1024C" in (scan_dir / "scans.dat").read_text()
+
+    run = door.start("ascan", "mot01", 0, 1, 200, 0.02)
+    deadline = time.monotonic() + 30
+    while run.status != "step" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert run.stop().stopped
+    check_written(redis_url, scan_dir, last_scan_id(door))
+    assert "#C End reason: USER_ABORT" in (scan_dir / "scans.dat").read_text()

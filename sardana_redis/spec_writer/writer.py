@@ -46,8 +46,10 @@ CLOSE_WAIT = 10.0
 
 def requested_spec_files(info: Mapping[str, Any]) -> list[str]:
     """The SPEC files a scan requested (untrusted: only strings are kept)."""
-    sardana = info.get("sardana")
-    files = sardana.get("requested_files") if isinstance(sardana, Mapping) else None
+    sardana = info.get("sardana", {})
+    if not isinstance(sardana, Mapping):
+        raise ScanRejected("scan_info.sardana is not a mapping")
+    files = sardana.get("requested_files")
     if files is None:
         return []
     if not isinstance(files, list):
@@ -148,12 +150,13 @@ class SpecScanWriter:
             offset = progress.get(str(path))
             if offset is not None and offset <= size:
                 out.truncate(offset)
+                size = out.seek(offset)
                 log.info("resuming scan #%d in %s: block rewritten from byte %d",
                          job.scan.number, path, offset)
             else:
                 progress[str(path)] = size
                 job.ledger.set_progress(job.scan.key, progress)
-            if out.tell() == 0:
+            if size == 0:
                 out.write(file_header(str(path), datetime.datetime.now().astimezone()))
         except BaseException:
             out.close()

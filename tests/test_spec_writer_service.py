@@ -1,0 +1,140 @@
+"""The SPEC writer service: restarts, crashes, redundancy, concurrency and hostile scans."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.publish import FakeScan, publish
+from tests.services import ServiceProcess, wait_done
+from tests.spec_files import read_spec
+
+WRITER = "spec-writer"
+
+
+@pytest.fixture
+def root(tmp_path):
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+def writer(redis_url, root, tmp_path, name="a"):
+    return ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(root)],
+                          tmp_path / f"writer-{name}.log")
+
+
+def data_lines(path):
+    text = path.read_text() if path.exists() else ""
+    return sum(1 for line in text.splitlines() if line[:1].isdigit())
+
+
+def numbers(path):
+    return [s.number for s in read_spec(path)]
+
+
+def test_scans_published_while_down_are_written_on_restart(redis_url, root, tmp_path):
+    service = writer(redis_url, root, tmp_path).start()
+    first = publish(redis_url, 1, [str(root / "s.dat")])
+    assert wait_done(redis_url, first, WRITER).status == "written"
+    service.stop()
+
+    keys = [publish(redis_url, n, [str(root / "s.dat")]) for n in (2, 3)]
+
+    service = writer(redis_url, root, tmp_path, "b").start()
+    try:
+        for key in keys:
+            assert wait_done(redis_url, key, WRITER).status == "written"
+    finally:
+        service.stop()
+    assert numbers(root / "s.dat") == [1, 2, 3]
+    assert [len(s.rows) for s in read_spec(root / "s.dat")] == [5, 5, 5]
+
+
+def test_killed_mid_scan_then_restarted_writes_one_complete_block(redis_url, root, tmp_path):
+    service = writer(redis_url, root, tmp_path).start()
+    scan = FakeScan(redis_url, 7, [str(root / "k.dat")])
+    scan.send(50)
+    deadline = time.monotonic() + 20
+    while data_lines(root / "k.dat") < 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    service.kill()
+    scan.send(50)
+    scan.end()
+
+    service = writer(redis_url, root, tmp_path, "b").start()
+    try:
+        record = wait_done(redis_url, scan.key(), WRITER, timeout=60)
+    finally:
+        service.stop()
+    assert record.status == "written" and record.points == 100
+    blocks = read_spec(root / "k.dat")
+    assert [b.number for b in blocks] == [7]
+    pt_no = blocks[0].labels.index("Pt_No")
+    assert [row[pt_no] for row in blocks[0].rows] == list(range(100))
+    assert (root / "k.dat").read_text().count("#F ") == 1
+
+
+def test_two_instances_write_each_scan_once(redis_url, root, tmp_path):
+    services = [writer(redis_url, root, tmp_path, n).start() for n in ("a", "b")]
+    try:
+        keys = [publish(redis_url, n, [str(root / f"r{n % 3}.dat")], points=20) for n in range(1, 13)]
+        for key in keys:
+            assert wait_done(redis_url, key, WRITER).status == "written"
+    finally:
+        for service in services:
+            service.stop()
+    written = sorted(n for i in range(3) for n in numbers(root / f"r{i}.dat"))
+    assert written == list(range(1, 13))
+    logs = [s.log() for s in services]
+    assert all("Processing scan" in log for log in logs), "both instances took part"
+
+
+def test_concurrent_scans_to_one_file_never_interleave(redis_url, root, tmp_path):
+    service = writer(redis_url, root, tmp_path).start()
+    try:
+        a = FakeScan(redis_url, 1, [str(root / "c.dat")], session="bl-a")
+        b = FakeScan(redis_url, 2, [str(root / "c.dat")], session="bl-b")
+        for _ in range(5):
+            a.send(3)
+            b.send(4)
+        b.end()
+        a.end()
+        for scan, points in ((a, 15), (b, 20)):
+            assert wait_done(redis_url, scan.key(), WRITER).points == points
+    finally:
+        service.stop()
+    blocks = read_spec(root / "c.dat")
+    assert [(s.number, len(s.rows)) for s in blocks] == [(1, 15), (2, 20)]
+
+
+@pytest.mark.parametrize("bad", [
+    {"files": ["/etc/passwd.dat"]},
+    {"files": ["{root}/../escape.dat"]},
+    {"files": ["{root}/link/escape.dat"], "symlink": True},
+    {"info": {"sardana": "not a mapping"}},
+    {"info": {"sardana": {"requested_files": "nope"}}},
+    {"info": {"title": 42}},
+    {"streams": {}},
+    {"info": {"sardana": {"columns": [{"stream": "ghost", "label": 5}, "junk"],
+                          "requested_files": [{"path": "{root}/h.dat"}]}}},
+])
+def test_hostile_scan_is_rejected_and_the_next_one_written(bad, redis_url, root, tmp_path):
+    if bad.get("symlink"):
+        (root / "link").symlink_to(tmp_path)
+    service = writer(redis_url, root, tmp_path).start()
+    try:
+        files = [f.format(root=root) for f in bad.get("files", [str(root / "h.dat")])]
+        hostile = publish(redis_url, 1, files, info=bad.get("info"), streams=bad.get("streams"))
+        good = publish(redis_url, 2, [str(root / "good.dat")])
+        record = wait_done(redis_url, hostile, WRITER)
+        assert record.status == "failed", record
+        assert record.detail
+        assert wait_done(redis_url, good, WRITER).status == "written"
+    finally:
+        service.stop()
+    assert numbers(root / "good.dat") == [2]
+    assert not (tmp_path / "escape.dat").exists()
+    assert "failed" in service.log()

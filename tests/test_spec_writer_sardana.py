@@ -79,3 +79,27 @@ def test_1d_channel_and_a_stopped_scan(door, mg_1d, spec_writer, redis_url, scan
     assert run.stop().stopped
     check_written(redis_url, scan_dir, last_scan_id(door))
     assert "#C End reason: USER_ABORT" in (scan_dir / "scans.dat").read_text()
+
+
+def test_writer_killed_during_a_scan_and_restarted(door, redis_url, scan_dir, tmp_path):
+    configure_spec(door, redis_url, scan_dir)
+    service = ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(scan_dir)],
+                             tmp_path / "writer-1.log").start()
+    run = door.start("ascan", "mot01", 0, 1, 60, 0.05)
+    deadline = time.monotonic() + 30
+    while "recording into" not in service.log():
+        assert time.monotonic() < deadline, service.log()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    service.kill()
+    assert run.wait(120).ok
+    first = last_scan_id(door)
+    run_ok(door, "ascan", "mot01", 0, 1, 3, 0.01)  # published while the writer is down
+
+    service = ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(scan_dir)],
+                             tmp_path / "writer-2.log").start()
+    try:
+        check_written(redis_url, scan_dir, first)
+        check_written(redis_url, scan_dir, first + 1)
+    finally:
+        service.stop()

@@ -206,7 +206,8 @@ def test_fault_when_the_follower_thread_dies(tmp_path):
     finally:
         remove_unix_socket_dir(socket_dir)
     assert result.returncode == 0, result.stderr
-    fault = "STATE FAULT | A scan follower thread died (see the server log): run Start to follow scans again."
+    fault = ("STATE FAULT | A scan follower thread died (see the server log): "
+             "run Start to follow scans again.")
     states = [line for line in result.stdout.splitlines() if line.startswith("STATE")]
     assert states == [fault, fault], result.stdout + result.stderr
 

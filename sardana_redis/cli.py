@@ -14,6 +14,7 @@ import redis
 
 from sardana_redis import __version__
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
+from sardana_redis.tango_registration import add_tango_register_parser
 
 if TYPE_CHECKING:
     from sardana_redis.following.follower import ScanFollower
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description=cmd_spec_writer.__doc__)
     _add_writer_options(p, "spec-writer")
     p.set_defaults(func=cmd_spec_writer)
+
+    add_tango_register_parser(sub)
     return parser
 
 

@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from blissdata.redis_engine.scan import ScanState
@@ -33,26 +32,19 @@ from sardana_redis.blissdata_sinks import release_sink, sink_is_broken
 from sardana_redis.column_batches import ColumnConverter
 from sardana_redis.datastore import init_db
 from sardana_redis.nexus_layout import build_h5maps
-from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
+from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 from sardana_redis.scan_info import build_scan_info, end_scan_info
 from sardana_redis.scan_model import ScanDescription, ScanEnd
 
 log = logging.getLogger(__name__)
-
-#: Socket timeouts for publishers: a dead or unreachable Redis must not stall a scan.
-PUBLISHER_SOCKET_OPTIONS = {"socket_connect_timeout": "2", "socket_timeout": "10"}
 
 _stores: dict[str, DataStore] = {}
 _stores_lock = threading.Lock()
 
 
 def publisher_url(url: str | None) -> str:
-    """``url`` normalised, with publisher socket timeouts unless the user set them."""
-    parts = urlsplit(normalize_redis_url(url))
-    query = dict(parse_qsl(parts.query))
-    for key, value in PUBLISHER_SOCKET_OPTIONS.items():
-        query.setdefault(key, value)
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    """``url`` normalised, with short socket timeouts: a dead Redis must not stall a scan."""
+    return with_socket_timeouts(url, connect=2, read=10)
 
 
 def _data_store(url: str) -> DataStore:

@@ -51,3 +51,12 @@ def redact_redis_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def with_socket_timeouts(url: str | None, connect: float, read: float) -> str:
+    """``url`` normalised, with socket timeouts added unless the URL sets them."""
+    parts = urlsplit(normalize_redis_url(url))
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("socket_connect_timeout", f"{connect:g}")
+    query.setdefault("socket_timeout", f"{read:g}")
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -177,10 +177,10 @@ from tango.test_context import DeviceTestContext
 from sardana_redis.following.follower import ScanFollower
 from sardana_redis.following.tango_device import WriterDevice
 
-def connect(self):
+def heartbeat(self):
     raise RuntimeError("unexpected error")
 
-ScanFollower._connect = connect
+ScanFollower._heartbeat = heartbeat
 
 class Dying(WriterDevice):
     DEFAULT_WRITER_NAME = "dying"

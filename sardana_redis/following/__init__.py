@@ -1,0 +1,1 @@
+"""Following scans in Redis for writer services: ledger, rows, paths, follower, Tango shell."""

@@ -25,7 +25,7 @@ from blissdata.exceptions import NoScanAvailable, ScanLoadError
 
 from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
-from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
+from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class FollowerStatus:
     """What a follower has done, for status displays and Tango attributes."""
 
     running: bool = False
+    connecting: bool = False  #: started, Redis not answered yet
     healthy: bool = True
     message: str = "not started"
     scans_written: int = 0
@@ -85,16 +86,18 @@ class ScanFollower:
         lease: float = 10.0,
         max_workers: int = 16,
     ) -> None:
-        self.url = normalize_redis_url(url)
+        # reads block up to next_scan_timeout: the socket timeout must be longer
+        self.url = with_socket_timeouts(url, connect=5, read=next_scan_timeout + 30)
         self.name = name
         self.handler = handler
         self.sessions = set(sessions)
         self.beamlines = set(beamlines)
         self.next_scan_timeout = next_scan_timeout
         self.lease = lease
+        self.max_workers = max_workers
         self.status = FollowerStatus()
         self._stopping = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix=f"{name}-scan")
+        self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
         self._store: Any = None
         self._ledger: WriterLedger | None = None
@@ -105,7 +108,10 @@ class ScanFollower:
     def start(self) -> None:
         """Start following in background threads."""
         self._stopping.clear()
+        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix=f"{self.name}-scan")
         self.status.running = True
+        self.status.connecting = True
+        self.status.healthy = False
         self.status.message = f"connecting to {redact_redis_url(self.url)}"
         for target in (self._follow, self._heartbeat):
             thread = threading.Thread(target=target, name=f"{self.name}-{target.__name__[1:]}",
@@ -120,7 +126,8 @@ class ScanFollower:
             job.stop.set()
         for thread in self._threads:
             thread.join(timeout)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._threads = []
         self.status.running = False
         self.status.message = "stopped"
@@ -153,7 +160,7 @@ class ScanFollower:
                 since = ledger.cursor()
                 if since is None:  # first start: follow from now on
                     since = store.get_last_scan_timetag()
-                    ledger.client.set(f"{ledger.prefix}:cursor", since)
+                    ledger.set_cursor(since)
                 self._set_healthy(f"following {redact_redis_url(self.url)}")
                 log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url), self.name)
                 self._resume_pending()
@@ -172,17 +179,22 @@ class ScanFollower:
                         self._resume_pending()
                         last_janitor = time.monotonic()
             except REDIS_DOWN as exc:
-                self._set_unhealthy(f"Redis unreachable ({exc}), retrying in {delay:.1f} s")
-                self._stopping.wait(delay)
-                delay = min(delay * 2, 30.0)
+                self._set_unhealthy(f"Redis unreachable ({exc}), retrying")
+            except Exception as exc:  # e.g. a Redis without the blissdata modules
+                log.exception("Scan following failed")
+                self._set_unhealthy(f"error: {exc}, retrying")
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 30.0)
 
     def _set_healthy(self, message: str) -> None:
         self.status.healthy, self.status.message = True, message
+        self.status.connecting = False
 
     def _set_unhealthy(self, message: str) -> None:
         if self.status.healthy or self.status.message != message:
-            log.warning(message)
+            log.warning(message)  # once per distinct problem
         self.status.healthy, self.status.message = False, message
+        self.status.connecting = False
 
     def _resume_pending(self) -> None:
         """Take the pending scans nobody holds: after a restart, or an instance's death."""
@@ -196,10 +208,17 @@ class ScanFollower:
             return
         try:
             scan = self._store.load_scan(key)
+            reason = self._filtered_out(scan)
+        except REDIS_DOWN:
+            raise
         except ScanLoadError as exc:
             ledger.mark_done(key, DoneRecord("skipped", f"scan no longer loadable: {exc}"))
             return
-        reason = self._filtered_out(scan)
+        except Exception as exc:  # a malformed scan must not stop the service
+            log.error("Scan %s cannot be read: %s", key, exc)
+            ledger.mark_done(key, DoneRecord("failed", f"cannot read the scan: {exc}"))
+            self.status.scans_failed += 1
+            return
         if reason:
             ledger.mark_done(key, DoneRecord("skipped", reason))
             return
@@ -265,3 +284,5 @@ class ScanFollower:
                         job.stop.set()
                 except REDIS_DOWN:
                     pass  # the lease may expire; a takeover then resumes the file
+                except Exception:
+                    log.exception("Scan %s: cannot renew its lease", key)

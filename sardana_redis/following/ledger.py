@@ -84,6 +84,9 @@ class WriterLedger:
         value = self.client.get(self._key("cursor"))
         return value.decode() if value else None
 
+    def set_cursor(self, timetag: str) -> None:
+        self.client.set(self._key("cursor"), timetag)
+
     def record_seen(self, scan_key: str, timetag: str) -> None:
         """Add a new scan to the pending set, then move the cursor past it."""
         pipe = self.client.pipeline(transaction=True)

@@ -17,18 +17,20 @@ from blissdata.redis_engine.scan import ScanState
 from blissdata.streams import CursorGroup
 
 
-def wait_prepared(store: Any, scan: Any, timeout: float = 30.0) -> Any:
-    """Return ``scan`` once PREPARED or later, with its stream list.
+def wait_prepared(store: Any, scan: Any, timeout: float = 30.0, stop: Any = None) -> Any:
+    """Return ``scan`` once PREPARED or later, with its stream list (None if ``stop`` is set).
 
     blissdata's load race: a scan loaded while its publisher runs prepare()
     and start() can look STARTED with no streams; it is reloaded then.
     """
     deadline = time.monotonic() + timeout
     while scan.state < ScanState.PREPARED:
+        if stop is not None and stop.is_set():
+            return None
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"scan {scan.key} not prepared after {timeout} s")
-        scan.update(timeout=min(remaining, 1.0))
+        scan.update(timeout=min(remaining, 0.5))
     if not scan.streams:
         scan = store.load_scan(scan.key)
     return scan

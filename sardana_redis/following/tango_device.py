@@ -28,7 +28,7 @@ import os
 from typing import ClassVar
 
 import tango
-from tango import AttrWriteType, DevState
+from tango import DevState
 from tango.server import Device, attribute, command, device_property
 
 from sardana_redis.following.follower import FollowerStatus, ScanFollower, ScanHandler
@@ -147,6 +147,8 @@ class WriterDevice(Device):
             return DevState.FAULT, ("A scan follower thread died (see the server log): "
                                     "run Start to follow scans again.")
         status = follower.status
+        if status.connecting:
+            return DevState.INIT, f"Starting: {status.message}"
         if not status.healthy:
             return DevState.ALARM, f"Not following scans: {status.message}"
         sessions = ", ".join(sorted(follower.sessions)) or "all"
@@ -190,29 +192,26 @@ class WriterDevice(Device):
     def _status(self) -> FollowerStatus:
         return self._follower.status if self._follower is not None else FollowerStatus()
 
-    @attribute(dtype=str, access=AttrWriteType.READ,
-               doc="key of the last scan written (since the last Start)")
+    @attribute(dtype=str, doc="key of the last scan written (since the last Start)")
     def LastScan(self) -> str:
         return self._status().last_scan
 
-    @attribute(dtype=(str,), max_dim_x=1024, access=AttrWriteType.READ,
-               doc="files of the last scan written")
+    @attribute(dtype=(str,), max_dim_x=1024, doc="files of the last scan written")
     def LastFiles(self) -> list[str]:
         return list(self._status().last_files)
 
-    @attribute(dtype=int, access=AttrWriteType.READ, doc="scans written since the last Start")
+    @attribute(dtype=int, doc="scans written since the last Start")
     def ScansWritten(self) -> int:
         return self._status().scans_written
 
-    @attribute(dtype=int, access=AttrWriteType.READ, doc="scans failed since the last Start")
+    @attribute(dtype=int, doc="scans failed since the last Start")
     def ScansFailed(self) -> int:
         return self._status().scans_failed
 
-    @attribute(dtype=int, access=AttrWriteType.READ,
-               doc="points published but not yet written, over the scans being written")
+    @attribute(dtype=int, doc="points published but not yet written, over the scans being written")
     def LagPoints(self) -> int:
         return self._status().lag_points
 
-    @attribute(dtype=int, access=AttrWriteType.READ, doc="scans being written now")
+    @attribute(dtype=int, doc="scans being written now")
     def ActiveScans(self) -> int:
         return len(self._status().active)

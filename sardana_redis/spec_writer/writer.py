@@ -81,6 +81,9 @@ class SpecScanWriter:
                  file_lock_poll: float = 0.2) -> None:
         if not roots:
             raise ValueError("a SPEC writer needs at least one root folder")
+        relative = [str(r) for r in roots if not Path(r).is_absolute()]
+        if relative:
+            raise ValueError(f"root folders must be absolute: {', '.join(relative)}")
         self.roots = [Path(r) for r in roots]
         self.default_pattern = default_pattern
         self.file_lock_poll = file_lock_poll
@@ -102,7 +105,9 @@ class SpecScanWriter:
             raise ScanRejected(str(exc)) from None
 
     def handle(self, job: ScanJob) -> DoneRecord | None:
-        scan = wait_prepared(job.store, job.scan)
+        scan = wait_prepared(job.store, job.scan, stop=job.stop)
+        if scan is None:
+            return None
         files = self.targets(scan)
         if not files:
             return DoneRecord("skipped", "no SPEC file requested and no default pattern")
@@ -115,7 +120,7 @@ class SpecScanWriter:
                 rows = self._write_rows(job, scan, layout, outs)
                 if rows is None:
                     return None
-                end_time, end_reason = self._end(scan)
+                end_time, end_reason = self._end(scan, job.stop)
                 footer = scan_footer(end_time, end_reason)
                 for out in outs:
                     out.write(footer)
@@ -180,10 +185,10 @@ class SpecScanWriter:
                 job.rows_written = rows.rows_read
         return None if job.stop.is_set() else rows.rows_read
 
-    def _end(self, scan: Any) -> tuple[datetime.datetime, str]:
+    def _end(self, scan: Any, stop: Any) -> tuple[datetime.datetime, str]:
         deadline = time.monotonic() + CLOSE_WAIT
-        while scan.state < ScanState.CLOSED and time.monotonic() < deadline:
-            scan.update(timeout=max(deadline - time.monotonic(), 0.1))
+        while scan.state < ScanState.CLOSED and time.monotonic() < deadline and not stop.is_set():
+            scan.update(timeout=0.5)
         info = scan.info if isinstance(scan.info, Mapping) else {}
         reason = info.get("end_reason") if scan.state >= ScanState.CLOSED else None
         reason = str(reason) if reason else "UNKNOWN (scan not closed)"

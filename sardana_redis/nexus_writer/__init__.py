@@ -1,0 +1,1 @@
+"""NeXus writer service (to come)."""

@@ -1,0 +1,1 @@
+"""Benchmarks of sardana-redis (``make bench`` = ``python -m benchmarks``); see docs/performance.md."""

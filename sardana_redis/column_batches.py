@@ -58,6 +58,11 @@ class ColumnConverter:
 
     def _cast(self, value: Any) -> np.ndarray | None:
         """``value`` as the column dtype, or None when it does not convert exactly."""
+        if self._fill.dtype.kind == "f":  # fast path: ints, floats and None (NaN) convert
+            try:
+                return np.asarray(value, dtype=self._fill.dtype)
+            except (TypeError, ValueError):
+                return None
         try:
             raw = np.asarray(value)
         except ValueError:  # ragged

@@ -2,7 +2,7 @@
 
 The scan thread only hands records over (:meth:`ScanPublisher.push` appends to
 a deque). A daemon thread per scan connects, creates the blissdata scan with
-its streams, then every ``flush_interval`` converts what arrived into one batch
+its streams, then every ``flush_interval`` (30 ms) converts what arrived into one batch
 per stream and sends it; at the end it seals the streams and closes the scan
 with its ``end_reason``.
 
@@ -30,7 +30,7 @@ from blissdata.streams.default import Stream
 
 from sardana_redis.blissdata_sinks import release_sink, sink_is_broken
 from sardana_redis.column_batches import ColumnConverter
-from sardana_redis.datastore import init_db
+from sardana_redis.datastore import init_db, is_initialized
 from sardana_redis.nexus_layout import build_h5maps
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 from sardana_redis.scan_info import build_scan_info, end_scan_info
@@ -38,7 +38,7 @@ from sardana_redis.scan_model import ScanDescription, ScanEnd
 
 log = logging.getLogger(__name__)
 
-_stores: dict[str, DataStore] = {}
+_stores: dict[str, tuple[DataStore, redis.Redis]] = {}
 _stores_lock = threading.Lock()
 
 
@@ -48,13 +48,17 @@ def publisher_url(url: str | None) -> str:
 
 
 def _data_store(url: str) -> DataStore:
-    """One DataStore per URL and process (it is thread-safe and costly to build)."""
-    init_db(url)  # also re-initialises a server that was flushed or restarted empty
+    """One DataStore per URL and process (thread-safe, costly to build); the server is
+    (re)initialised when it lost its blissdata set-up (flushed, or restarted empty)."""
     with _stores_lock:
-        store = _stores.get(url)
-        if store is None:
-            store = _stores[url] = DataStore(url)
-        return store
+        cached = _stores.get(url)
+        if cached is None:
+            init_db(url)
+            cached = _stores[url] = (DataStore(url), redis.Redis.from_url(url))
+    store, client = cached
+    if not is_initialized(client):
+        init_db(url)
+    return store
 
 
 class ScanPublisher:
@@ -65,7 +69,7 @@ class ScanPublisher:
         url: str | None,
         description: ScanDescription,
         *,
-        flush_interval: float = 0.02,
+        flush_interval: float = 0.03,
         retry_close_for: float = 600.0,
     ) -> None:
         self.url = publisher_url(url)

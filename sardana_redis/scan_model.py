@@ -49,6 +49,14 @@ def file_format(path: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class StreamShape:
+    """What a reader needs to know of one published stream."""
+
+    dtype: str  #: numpy dtype name, or "json"
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Column:
     """One recordlist column, published as one stream."""
 

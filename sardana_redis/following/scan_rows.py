@@ -16,6 +16,8 @@ from blissdata.exceptions import EndOfStream
 from blissdata.redis_engine.scan import ScanState
 from blissdata.streams import CursorGroup
 
+from sardana_redis.scan_model import StreamShape
+
 
 def wait_prepared(store: Any, scan: Any, timeout: float = 30.0, stop: Any = None) -> Any:
     """Return ``scan`` once PREPARED or later, with its stream list (None if ``stop`` is set).
@@ -34,6 +36,17 @@ def wait_prepared(store: Any, scan: Any, timeout: float = 30.0, stop: Any = None
     if not scan.streams:
         scan = store.load_scan(scan.key)
     return scan
+
+
+def stream_shapes(scan: Any) -> dict[str, StreamShape]:
+    """dtype and point shape of each stream of a scan."""
+    shapes = {}
+    for name, stream in scan.streams.items():
+        if getattr(stream, "kind", "array") == "json":
+            shapes[name] = StreamShape("json", ())
+        else:
+            shapes[name] = StreamShape(str(stream.dtype), tuple(int(d) for d in stream.shape))
+    return shapes
 
 
 def _as_array(data: Any) -> np.ndarray | list:

@@ -15,20 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from sardana_redis.scan_model import StreamShape
+
 #: Snapshot values per #O/#P line, as SPEC and Sardana write them.
 SNAPSHOT_PER_LINE = 8
 
 
 class ScanRejected(ValueError):
     """A scan whose description cannot be written (malformed or hostile)."""
-
-
-@dataclass(frozen=True)
-class StreamShape:
-    """What a writer needs to know of one stream."""
-
-    dtype: str  #: numpy dtype name, or "json"
-    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)

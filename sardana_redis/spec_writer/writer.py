@@ -24,11 +24,10 @@ from blissdata.redis_engine.scan import ScanState
 from sardana_redis.following.follower import ScanJob
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import UnsafePath, confine, expand_pattern
-from sardana_redis.following.scan_rows import ScanRows, wait_prepared
+from sardana_redis.following.scan_rows import ScanRows, stream_shapes, wait_prepared
 from sardana_redis.spec_writer.spec_format import (
     ScanRejected,
     SpecLayout,
-    StreamShape,
     data_lines,
     file_header,
     layout_from_scan,
@@ -61,17 +60,6 @@ def requested_spec_files(info: Mapping[str, Any]) -> list[str]:
         if entry.get("format") == "spec" or entry["path"].lower().endswith(SPEC_SUFFIXES):
             out.append(entry["path"])
     return out
-
-
-def stream_shapes(scan: Any) -> dict[str, StreamShape]:
-    """dtype and point shape of each stream of a scan."""
-    shapes = {}
-    for name, stream in scan.streams.items():
-        if getattr(stream, "kind", "array") == "json":
-            shapes[name] = StreamShape("json", ())
-        else:
-            shapes[name] = StreamShape(str(stream.dtype), tuple(int(d) for d in stream.shape))
-    return shapes
 
 
 class SpecScanWriter:

@@ -1,0 +1,131 @@
+"""Turning a blissdata ``h5map`` into HDF5 groups, datasets and links with h5py.
+
+:func:`create_items` walks an ``h5map`` tree and creates what does not exist
+yet: groups with their attributes, inline datasets, soft/external links,
+virtual datasets; datasets whose value is a *numeric stream* are created
+empty and growing, ready for appends (they are returned, by stream name);
+datasets of *JSON streams* (Sardana value references) are returned apart,
+to be written at the end, since variable-length strings cannot be
+appended under SWMR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+from blissdata.h5map import (
+    Dataset,
+    ExternalLink,
+    Group,
+    SoftLink,
+    Stream,
+    VirtualDataset,
+)
+
+from sardana_redis.scan_model import StreamShape
+
+log = logging.getLogger(__name__)
+
+#: gzip level 1 with shuffle: readable everywhere, fast enough for 2D frames.
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+SCALAR_CHUNK = 4096
+
+
+@dataclass
+class StreamTargets:
+    """Where each stream's points go."""
+
+    numeric: dict[str, list[h5py.Dataset]] = field(default_factory=dict)
+    #: JSON streams: (parent group name in file, dataset name, attributes)
+    json: dict[str, list[tuple[str, str, dict[str, Any]]]] = field(default_factory=dict)
+
+
+def _decode(item: Any) -> Any:
+    value = item.decode()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "UO" and value.ndim == 0:
+        return value.item() if value.dtype.kind == "U" else value[()]
+    return value
+
+
+def _set_attributes(obj: Any, attributes: Mapping[str, Any]) -> None:
+    for name, item in attributes.items():
+        value = _decode(item)
+        if isinstance(value, bytes):
+            value = value.decode()
+        obj.attrs[name] = value
+
+
+def create_items(parent: h5py.Group, group: Group, streams: Mapping[str, StreamShape],
+                 targets: StreamTargets) -> None:
+    """Create ``group``'s attributes (when missing) and children under ``parent``."""
+    for name, value in group.attributes.items():
+        if name not in parent.attrs:
+            _set_attributes(parent, {name: value})
+    for name, item in group.children.items():
+        if name in parent:
+            if isinstance(item, Group) and isinstance(parent.get(name, getlink=True), h5py.HardLink):
+                create_items(parent[name], item, streams, targets)
+            continue
+        if isinstance(item, Group):
+            create_items(parent.create_group(name), item, streams, targets)
+        elif isinstance(item, SoftLink):
+            parent[name] = h5py.SoftLink(item.target_path)
+        elif isinstance(item, ExternalLink):
+            parent[name] = h5py.ExternalLink(item.target_file, item.target_path)
+        elif isinstance(item, VirtualDataset):
+            _create_virtual(parent, name, item)
+        elif isinstance(item, Dataset):
+            _create_dataset(parent, name, item, streams, targets)
+        else:
+            log.warning("%s/%s: %s items are not written", parent.name, name, type(item).__name__)
+
+
+def _create_dataset(parent: h5py.Group, name: str, item: Dataset,
+                    streams: Mapping[str, StreamShape], targets: StreamTargets) -> None:
+    if not isinstance(item.value, Stream):
+        data = _decode(item.value)
+        dset = parent.create_dataset(name, data=data)
+        _set_attributes(dset, item.attributes)
+        return
+    stream = item.value.stream
+    shape = streams.get(stream)
+    if shape is None:
+        log.warning("%s/%s: stream %r is not in the scan", parent.name, name, stream)
+        return
+    if shape.dtype == "json":
+        targets.json.setdefault(stream, []).append((parent.name, name, dict(item.attributes)))
+        return
+    point = tuple(d for d in shape.shape)
+    if -1 in point:
+        log.warning("%s/%s: variable-shape stream %r is not written", parent.name, name, stream)
+        return
+    options = COMPRESSION if point else {}
+    chunks = (1, *point) if point else (SCALAR_CHUNK,)
+    dset = parent.create_dataset(name, shape=(0, *point), maxshape=(None, *point),
+                                 dtype=shape.dtype, chunks=chunks, **options)
+    _set_attributes(dset, item.attributes)
+    targets.numeric.setdefault(stream, []).append(dset)
+
+
+def _create_virtual(parent: h5py.Group, name: str, item: VirtualDataset) -> None:
+    layout = h5py.VirtualLayout(shape=tuple(item.shape), dtype=np.dtype(item.dtype))
+    for source in item.virtual_sources:
+        vsource = h5py.VirtualSource(source.src_file, source.src_dataset, shape=tuple(item.shape[1:]))
+        start = source.vspace.start
+        layout[start[0]] = vsource
+    dset = parent.create_virtual_dataset(name, layout, fillvalue=0)
+    _set_attributes(dset, item.attributes)
+
+
+def append(targets: StreamTargets, batch: Mapping[str, Any]) -> None:
+    """Append a batch of complete rows to the numeric stream datasets."""
+    for stream, values in batch.items():
+        for dset in targets.numeric.get(stream, ()):
+            start = dset.shape[0]
+            dset.resize(start + len(values), axis=0)
+            dset[start:] = values

@@ -7,6 +7,7 @@ blissdata scan (streams, ``scan_info``, ``h5maps``).
 
 from __future__ import annotations
 
+import datetime
 import enum
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,21 @@ class EndReason(str, enum.Enum):
 
 #: File formats the writer services produce, by file extension.
 FILE_FORMATS = {".h5": "nexus", ".hdf5": "nexus", ".nxs": "nexus", ".dat": "spec", ".spec": "spec"}
+
+
+class ScanRejected(ValueError):
+    """A scan whose description cannot be written (malformed or hostile)."""
+
+
+def parse_time(value: Any) -> datetime.datetime:
+    """A local datetime from an ISO 8601 string (now when missing or malformed)."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+            return parsed.astimezone() if parsed.tzinfo else parsed
+        except ValueError:
+            pass
+    return datetime.datetime.now().astimezone()
 
 
 def sanitize_dataset_name(label: str) -> str:

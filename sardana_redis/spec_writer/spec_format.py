@@ -15,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from sardana_redis.scan_model import StreamShape
+from sardana_redis.scan_model import ScanRejected, StreamShape, parse_time
 
 #: Snapshot values per #O/#P line, as SPEC and Sardana write them.
 SNAPSHOT_PER_LINE = 8
-
-
-class ScanRejected(ValueError):
-    """A scan whose description cannot be written (malformed or hostile)."""
 
 
 @dataclass(frozen=True)
@@ -47,17 +43,6 @@ class SpecLayout:
 def spec_label(label: str) -> str:
     """A label without blanks or punctuation, as SPEC_FileRecorder writes ``#L``."""
     return "".join(c for c in str(label).replace(" ", "_") if c.isalnum() or c == "_") or "_"
-
-
-def parse_time(value: Any) -> datetime.datetime:
-    """A local datetime from an ISO 8601 string (now when missing or malformed)."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.datetime.fromisoformat(value)
-            return parsed.astimezone() if parsed.tzinfo else parsed
-        except ValueError:
-            pass
-    return datetime.datetime.now().astimezone()
 
 
 def _ordered_streams(info: Mapping[str, Any], streams: Mapping[str, StreamShape]) -> list[tuple[str, str]]:

@@ -1,0 +1,133 @@
+"""What every file-writing scan handler shares: which files, confinement, locks, the end.
+
+:class:`FileScanWriter` is a :class:`~sardana_redis.following.follower.ScanHandler`
+template: it waits for the scan to be prepared, picks its files (those the
+scan requested in the writer's format, or the service's default pattern),
+confines them to the root folders, takes the file locks (one scan per file
+at a time), lets the subclass write, and releases the locks unless the
+write was interrupted (the scan keeps them for its resume).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from blissdata.redis_engine.scan import ScanState
+
+from sardana_redis.following.follower import ScanJob
+from sardana_redis.following.ledger import DoneRecord
+from sardana_redis.following.paths import UnsafePath, confine, expand_pattern
+from sardana_redis.following.scan_rows import wait_prepared
+from sardana_redis.scan_model import ScanRejected, file_format, parse_time
+
+#: Seconds to wait for a scan's CLOSED state (its end_reason) once its streams ended.
+CLOSE_WAIT = 10.0
+
+
+def requested_files(info: Mapping[str, Any], fmt: str) -> list[str]:
+    """The files of format ``fmt`` a scan requested (untrusted input, checked)."""
+    sardana = info.get("sardana", {})
+    if not isinstance(sardana, Mapping):
+        raise ScanRejected("scan_info.sardana is not a mapping")
+    files = sardana.get("requested_files")
+    if files is None:
+        return []
+    if not isinstance(files, list):
+        raise ScanRejected("scan_info.sardana.requested_files is not a list")
+    out = []
+    for entry in files:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+            raise ScanRejected("malformed entry in scan_info.sardana.requested_files")
+        if (entry.get("format") or file_format(entry["path"])) == fmt:
+            out.append(entry["path"])
+    return out
+
+
+def scan_fields(scan: Any) -> dict[str, Any]:
+    """Identity fields of a scan, for default file patterns."""
+    info = scan.info if isinstance(scan.info, Mapping) else {}
+    fields = {k: getattr(scan, k, None) for k in
+              ("session", "proposal", "collection", "dataset", "name", "number")}
+    sardana = info.get("sardana")
+    fields["beamline"] = sardana.get("beamline") if isinstance(sardana, Mapping) else None
+    fields["date"] = parse_time(info.get("start_time")).strftime("%Y%m%d")
+    return fields
+
+
+class FileScanWriter:
+    """Template of a scan handler writing files of one format under root folders."""
+
+    FORMAT: ClassVar[str] = ""  #: "spec" or "nexus"
+
+    def __init__(self, roots: Sequence[Path], default_pattern: str | None = None,
+                 file_lock_poll: float = 0.2) -> None:
+        if not roots:
+            raise ValueError("a writer needs at least one root folder")
+        relative = [str(r) for r in roots if not Path(r).is_absolute()]
+        if relative:
+            raise ValueError(f"root folders must be absolute: {', '.join(relative)}")
+        self.roots = [Path(r) for r in roots]
+        self.default_pattern = default_pattern
+        self.file_lock_poll = file_lock_poll
+
+    def candidate_files(self, scan: Any) -> list[str]:
+        """The files this scan asks for (before confinement)."""
+        info = scan.info if isinstance(scan.info, Mapping) else {}
+        files = requested_files(info, self.FORMAT)
+        if not files and self.default_pattern:
+            files = [expand_pattern(self.default_pattern, scan_fields(scan))]
+        return files
+
+    def targets(self, scan: Any) -> list[Path]:
+        """The confined files this scan goes to (may be empty: nothing to write)."""
+        try:
+            return list(dict.fromkeys(confine(f, self.roots) for f in self.candidate_files(scan)))
+        except UnsafePath as exc:
+            raise ScanRejected(str(exc)) from None
+
+    def handle(self, job: ScanJob) -> DoneRecord | None:
+        scan = wait_prepared(job.store, job.scan, stop=job.stop)
+        if scan is None:
+            return None
+        files = self.targets(scan)
+        if not files:
+            return DoneRecord("skipped", f"no {self.FORMAT} file requested and no default pattern")
+        self.check(scan, files)
+        if not self._lock_files(job, scan.key, files):
+            return None
+        try:
+            return self.write_scan(job, scan, files)
+        finally:
+            if not job.stop.is_set():  # else the locks stay with the scan, for its resume
+                for path in files:
+                    job.ledger.unlock_file(str(path), scan.key)
+
+    def check(self, scan: Any, files: list[Path]) -> None:
+        """Raise :class:`ScanRejected` before any file is touched (default: accept)."""
+
+    def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
+        """Write the scan into ``files``; None when ``job.stop`` interrupted it."""
+        raise NotImplementedError
+
+    def _lock_files(self, job: ScanJob, key: str, files: list[Path]) -> bool:
+        """Wait until this scan owns every file (scans are written one after the other)."""
+        for path in files:
+            while not job.ledger.lock_file(str(path), key):
+                if job.stop.wait(self.file_lock_poll):
+                    return False
+        return True
+
+    @staticmethod
+    def wait_end(scan: Any, stop: Any) -> tuple[datetime.datetime, str]:
+        """End time and end reason, once the scan is CLOSED (or ``CLOSE_WAIT`` passed)."""
+        deadline = time.monotonic() + CLOSE_WAIT
+        while scan.state < ScanState.CLOSED and time.monotonic() < deadline and not stop.is_set():
+            scan.update(timeout=0.5)
+        info = scan.info if isinstance(scan.info, Mapping) else {}
+        reason = info.get("end_reason") if scan.state >= ScanState.CLOSED else None
+        reason = str(reason) if reason else "UNKNOWN (scan not closed)"
+        return parse_time(info.get("end_time")), " ".join(reason.split())

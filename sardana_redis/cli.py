@@ -62,15 +62,27 @@ def _run_follower(follower: "ScanFollower") -> int:
     return 0
 
 
-def cmd_spec_writer(args: argparse.Namespace) -> int:
-    """Write the scans published in Redis into SPEC files."""
+def _run_writer(args: argparse.Namespace, handler_class: type) -> int:
     from sardana_redis.following.follower import ScanFollower
-    from sardana_redis.spec_writer.writer import SpecScanWriter
 
-    handler = SpecScanWriter(args.root, args.default_file)
+    handler = handler_class(args.root, args.default_file)
     return _run_follower(ScanFollower(
         args.redis_url, args.name, handler, sessions=args.session, beamlines=args.beamline,
         next_scan_timeout=args.next_scan_timeout))
+
+
+def cmd_spec_writer(args: argparse.Namespace) -> int:
+    """Write the scans published in Redis into SPEC files."""
+    from sardana_redis.spec_writer.writer import SpecScanWriter
+
+    return _run_writer(args, SpecScanWriter)
+
+
+def cmd_nexus_writer(args: argparse.Namespace) -> int:
+    """Write the scans published in Redis into NeXus/HDF5 files (readable while written, SWMR)."""
+    from sardana_redis.nexus_writer.writer import NexusScanWriter
+
+    return _run_writer(args, NexusScanWriter)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -152,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description=cmd_spec_writer.__doc__)
     _add_writer_options(p, "spec-writer")
     p.set_defaults(func=cmd_spec_writer)
+
+    p = sub.add_parser("nexus-writer", help="write scans from Redis into NeXus/HDF5 files",
+                       description=cmd_nexus_writer.__doc__)
+    _add_writer_options(p, "nexus-writer")
+    p.set_defaults(func=cmd_nexus_writer)
 
     add_tango_register_parser(sub)
     return parser

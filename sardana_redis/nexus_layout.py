@@ -70,10 +70,12 @@ def _measurement(desc: ScanDescription, entry_path: str) -> Group:
     """One dataset per column (from its stream), the pre-scan snapshot, and links
     from ``measurement`` to the snapshot values no column shadows."""
     children: dict[str, Any] = {}
+    plotted = _plot_attributes(desc)
     for col in desc.columns:
         if col.dataset in children:
             raise ValueError(f"two columns have the NeXus dataset name {col.dataset!r}")
-        attributes = {"units": col.units} if col.units else {}
+        attributes = {"units": col.units} if col.units is not None else {}
+        attributes.update(plotted.get(col.dataset, {}))
         if col.value_ref:
             attributes["sardana_value_ref"] = "true"
         children[col.dataset] = Dataset(value=Stream(stream=col.stream), attributes=attributes)
@@ -87,6 +89,18 @@ def _measurement(desc: ScanDescription, entry_path: str) -> Group:
         children.setdefault(name, SoftLink(target_path=target))
     children["pre_scan_snapshot"] = Group(attributes={"NX_class": "NXcollection"}, children=snapshot)
     return Group(attributes={"NX_class": "NXcollection"}, children=children)
+
+
+def _plot_attributes(desc: ScanDescription) -> dict[str, dict[str, Any]]:
+    """NeXus 2 dataset attributes of plotted curves (``signal``, ``axes``,
+    ``interpretation``), as Sardana's NXscanH5_FileRecorder sets them: signals
+    numbered 1 then 2 within each set of curves sharing their axes."""
+    groups: dict[str, list[str]] = {}
+    for col in desc.columns:
+        if col.plot_type == 1 and col.ndim == 0 and not col.value_ref:
+            groups.setdefault(":".join(col.plot_axes), []).append(col.dataset)
+    return {name: {"signal": min(i + 1, 2), "axes": axes, "interpretation": "spectrum"}
+            for axes, names in groups.items() for i, name in enumerate(names)}
 
 
 def _snapshot_value(item: SnapshotItem) -> Any:

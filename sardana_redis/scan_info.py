@@ -182,7 +182,8 @@ def _finite(value: Any) -> float | None:
 
 def _channel_info(desc: ScanDescription, col: Column) -> dict[str, Any]:
     info: dict[str, Any] = {"dim": col.ndim, "display_name": col.label}
-    unit = col.units or ("s" if col.kind is ColumnKind.TIMESTAMP else None)
+    unit = (col.units if col.units not in ("", "No unit") else None) or \
+        ("s" if col.kind is ColumnKind.TIMESTAMP else None)
     if unit:
         info["unit"] = unit
     for key, value in (("min", _finite(col.min_value)), ("max", _finite(col.max_value))):

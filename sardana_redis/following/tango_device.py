@@ -2,13 +2,15 @@
 
 One device runs one :class:`~sardana_redis.following.follower.ScanFollower`,
 configured from device properties, started by ``init_device`` and by the
-``Start`` command, stopped by ``Stop``. Subclasses only say how to build the
-scan handler (:meth:`WriterDevice.make_handler`) and their default writer name
-(:attr:`WriterDevice.DEFAULT_WRITER_NAME`).
+``Start`` command, stopped by ``Stop``. Subclasses only say which file writer
+they run (:attr:`WriterDevice.HANDLER`) and their default writer name
+(:attr:`WriterDevice.DEFAULT_WRITER_NAME`); :func:`run_server` runs one as
+``<ServerName> <instance>``.
 
 State and Status are computed when read:
 
 ========  ==============================================================
+INIT      started, Redis has not answered yet
 ON        the follower runs and reaches Redis (Status: what it follows)
 ALARM     the follower runs but Redis is unreachable; it retries by itself
           (Status: the Redis error)
@@ -25,12 +27,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from pathlib import Path
 from typing import ClassVar
 
 import tango
 from tango import DevState
-from tango.server import Device, attribute, command, device_property
+from tango.server import Device, attribute, command, device_property, run
 
+from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import FollowerStatus, ScanFollower, ScanHandler
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, normalize_redis_url, redact_redis_url
 
@@ -57,6 +62,8 @@ class WriterDevice(Device):
 
     #: Writer name used when the ``writer_name`` property is empty (subclasses set it).
     DEFAULT_WRITER_NAME: ClassVar[str] = ""
+    #: The file writer this device runs (subclasses set it).
+    HANDLER: ClassVar[type[FileScanWriter]]
 
     redis_url = device_property(dtype=str, default_value=DEFAULT_REDIS_URL,
                                 doc="Redis URL of the blissdata scans")
@@ -79,8 +86,9 @@ class WriterDevice(Device):
                                       "and the progress (empty: the class' default)")
 
     def make_handler(self) -> ScanHandler:
-        """The scan handler built from the properties (may raise ValueError: bad config)."""
-        raise NotImplementedError
+        """The file writer confined to ``root_dirs``, with ``default_file`` for scans that
+        request no file (raises ValueError for a bad configuration)."""
+        return self.HANDLER([Path(d) for d in self.root_dirs], self.default_file or None)
 
     # --- life cycle ----------------------------------------------------------
 
@@ -215,3 +223,14 @@ class WriterDevice(Device):
     @attribute(dtype=int, doc="scans being written now")
     def ActiveScans(self) -> int:
         return len(self._status().active)
+
+
+def run_server(device_class: type[WriterDevice], args: list[str] | None = None) -> None:
+    """Run ``device_class`` as the Tango server of the same name.
+
+    ``args`` are the server arguments (default: ``sys.argv[1:]``), the instance
+    first. The server is named after the class however it is started (Tango
+    would name it after ``argv[0]``, which ``python -m`` sets to a file path).
+    """
+    argv = sys.argv[1:] if args is None else args
+    run((device_class,), args=[device_class.__name__, *argv])

@@ -1,1 +1,1 @@
-"""NeXus writer service (to come)."""
+"""NeXus writer service: scans from Redis into NeXus/HDF5 files (CLI `sardana-redis nexus-writer`, Tango `RedisNexusWriter`)."""

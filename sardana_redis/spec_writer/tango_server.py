@@ -9,39 +9,20 @@ Register it first (``sardana-redis tango-register RedisSpecWriter <instance>
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-from tango.server import run
-
-from sardana_redis.following.tango_device import WriterDevice
+from sardana_redis.following.tango_device import WriterDevice, run_server
 from sardana_redis.spec_writer.writer import SpecScanWriter
-
-
-SERVER_NAME = "RedisSpecWriter"
 
 
 class RedisSpecWriter(WriterDevice):
     """Writes the scans published in Redis into SPEC files."""
 
     DEFAULT_WRITER_NAME = "spec-writer"  # the same as ``sardana-redis spec-writer``
-
-    def make_handler(self) -> SpecScanWriter:
-        """A SPEC writer confined to ``root_dirs``, with ``default_file`` for scans
-        that request no SPEC file."""
-        return SpecScanWriter([Path(d) for d in self.root_dirs], self.default_file or None)
+    HANDLER = SpecScanWriter
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``RedisSpecWriter`` console script.
-
-    ``args`` are the Tango server arguments (default: ``sys.argv[1:]``): the
-    instance name first. The server is named ``RedisSpecWriter`` however it
-    is started (Tango names it after ``argv[0]``, which ``python -m`` sets to
-    this file's path).
-    """
-    argv = sys.argv[1:] if args is None else args
-    run((RedisSpecWriter,), args=[SERVER_NAME, *argv])
+    """Entry point of the ``RedisSpecWriter`` console script."""
+    run_server(RedisSpecWriter, args)
 
 
 if __name__ == "__main__":

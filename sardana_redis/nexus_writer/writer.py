@@ -1,0 +1,191 @@
+"""Writing one blissdata scan into NeXus/HDF5 files (the NeXus writer's scan handler).
+
+The layout comes from the scan's ``h5maps`` (one per requested ``.h5``/``.nxs``
+file, published by the RedisBlissRecorder); a scan without one gets a plain
+``entry<N>/measurement`` layout of its streams. Files this writer creates are
+HDF5 1.10+ files in **SWMR** mode while a scan is written: another process can
+open them with ``h5py.File(path, "r", swmr=True)`` and see the datasets grow.
+Existing files created without SWMR support get the scan appended without it.
+At the end, the file is reopened normally for what SWMR cannot do: end time,
+end reason, strings of referenced values and their virtual datasets.
+An existing entry is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pydantic
+from blissdata.h5map import Dataset, Group, Stream
+
+from sardana_redis.following.file_writer import FileScanWriter
+from sardana_redis.following.follower import ScanJob
+from sardana_redis.following.ledger import DoneRecord
+from sardana_redis.following.paths import UnsafePath, confine
+from sardana_redis.following.scan_rows import ScanRows, stream_shapes
+from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, create_items
+from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
+
+log = logging.getLogger(__name__)
+
+#: A Sardana value reference to an HDF5 dataset: h5file:///path/file.h5[::/dataset]
+_H5_REFERENCE = re.compile(r"^h5file://(?P<file>/[^:]+)(::(?P<dataset>.+))?$")
+
+
+def scan_layouts(scan: Any, roots: list[Path]) -> dict[Path, Group]:
+    """The scan's h5maps, by confined file path (untrusted input, checked)."""
+    h5maps = scan.info.get("h5maps", {}) if isinstance(scan.info, Mapping) else {}
+    if not isinstance(h5maps, Mapping):
+        raise ScanRejected("scan_info.h5maps is not a mapping")
+    layouts = {}
+    for path, tree in h5maps.items():
+        try:
+            layouts[confine(path, roots)] = Group.model_validate(tree)
+        except UnsafePath:
+            continue  # a file this writer does not write
+        except pydantic.ValidationError as exc:
+            raise ScanRejected(f"invalid h5map for {path}: {exc.errors()[0]['msg']}") from None
+    return layouts
+
+
+def default_layout(scan: Any, shapes: Mapping[str, StreamShape]) -> Group:
+    """``entry<N>`` with a ``measurement`` collection of every stream: for scans without h5maps."""
+    title = scan.info.get("title", "") if isinstance(scan.info, Mapping) else ""
+    measurement = {sanitize_dataset_name(name) or f"stream{i}": Dataset(value=Stream(stream=name))
+                   for i, name in enumerate(shapes)}
+    entry = Group(attributes={"NX_class": "NXentry"}, children={
+        "title": Dataset(value=str(title)),
+        "measurement": Group(attributes={"NX_class": "NXcollection"}, children=measurement),
+    })
+    return Group(attributes={"NX_class": "NXroot"}, children={f"entry{scan.number}": entry})
+
+
+class _OpenScan:
+    """One file being written for one scan."""
+
+    def __init__(self, path: Path, layout: Group, shapes: Mapping[str, StreamShape],
+                 resuming: bool) -> None:
+        self.path = path
+        self.layout = layout
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = h5py.File(path, "a", libver="latest")
+        try:
+            for entry in layout.children:
+                if entry in self.file:
+                    if not resuming:
+                        raise ScanRejected(f"{entry} already exists in {path}: never overwritten")
+                    del self.file[entry]
+                    log.info("resuming in %s: %s written again", path, entry)
+            self.targets = StreamTargets()
+            create_items(self.file, layout, shapes, targets=self.targets)
+            self.swmr = self._start_swmr()
+        except BaseException:
+            self.file.close()
+            raise
+
+    def _start_swmr(self) -> bool:
+        try:
+            self.file.swmr_mode = True
+            return True
+        except (ValueError, RuntimeError) as exc:  # a file created without SWMR support
+            log.info("%s: no SWMR (%s); readers see the scan when it ends", self.path, exc)
+            return False
+
+    def append(self, batch: Mapping[str, Any]) -> None:
+        append(self.targets, batch)
+        self.file.flush()
+
+    def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
+        """Reopen without SWMR and add what SWMR cannot: end items, strings, references."""
+        self.file.close()
+        with h5py.File(self.path, "a", locking=False) as f:
+            create_items(f, final_layout, {}, StreamTargets())
+            for stream, places in self.targets.json.items():
+                values = json_values.get(stream, [])
+                for group_name, name, _attributes in places:
+                    _write_references(f[group_name], name, stream, values, scan_info)
+
+
+def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
+    sardana = scan_info.get("sardana")
+    columns = sardana.get("columns") if isinstance(sardana, Mapping) else None
+    for column in columns if isinstance(columns, list) else ():
+        if isinstance(column, Mapping) and column.get("stream") == stream:
+            return column
+    return {}
+
+
+def _write_references(group: h5py.Group, name: str, stream: str, values: list,
+                      scan_info: Mapping) -> None:
+    """Referenced values: a virtual dataset over the detector's files when they all
+    resolve to HDF5 datasets (as Sardana builds it), else the reference strings."""
+    strings = [v if isinstance(v, str) else str(v) for v in values]
+    column = _column_meta(scan_info, stream)
+    shape, dtype = column.get("shape"), column.get("dtype")
+    matches = [_H5_REFERENCE.match(s) for s in strings]
+    if strings and all(matches) and isinstance(shape, list) and len(shape) == 2 and \
+            all(os.path.isfile(m["file"]) for m in matches):
+        try:
+            layout = h5py.VirtualLayout(shape=(len(strings), *shape), dtype=np.dtype(dtype or "float64"))
+            for i, m in enumerate(matches):
+                layout[i] = h5py.VirtualSource(m["file"], m["dataset"] or "dataset", shape=tuple(shape))
+            group.create_virtual_dataset(name, layout, fillvalue=-np.inf)
+            return
+        except (TypeError, ValueError) as exc:
+            log.warning("%s/%s: no virtual dataset (%s), references kept", group.name, name, exc)
+    group.create_dataset(name, data=np.array(strings, dtype=h5py.string_dtype()))
+
+
+class NexusScanWriter(FileScanWriter):
+    """The NeXus writer's :class:`~sardana_redis.following.follower.ScanHandler`."""
+
+    FORMAT = "nexus"
+
+    def check(self, scan: Any, files: list[Path]) -> None:
+        scan_layouts(scan, self.roots)  # refuse a malformed h5map before touching files
+
+    def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
+        shapes = stream_shapes(scan)
+        layouts = scan_layouts(scan, self.roots)
+        progress = job.ledger.progress(scan.key)
+        job.ledger.set_progress(scan.key, {str(p): 1 for p in files})
+        outs = []
+        try:
+            for path in files:
+                layout = layouts.get(path) or default_layout(scan, shapes)
+                outs.append(_OpenScan(path, layout, shapes, resuming=str(path) in progress))
+                log.info("recording into '%s'", path)
+            numeric = sorted({s for o in outs for s in o.targets.numeric})
+            json_streams = sorted({s for o in outs for s in o.targets.json})
+            json_values: dict[str, list] = {s: [] for s in json_streams}
+            rows = ScanRows(scan, numeric + json_streams)
+            for batch in rows.batches(stop=job.stop):
+                job.points_seen = rows.points_seen
+                if not batch:
+                    continue
+                for stream in json_streams:
+                    json_values[stream].extend(batch.pop(stream))
+                for out in outs:
+                    out.append(batch)
+                job.rows_written = rows.rows_read
+            if job.stop.is_set():
+                return None
+            end_time, end_reason = self.wait_end(scan, job.stop)
+            final = scan_layouts(scan, self.roots)  # at close, with end_time/end_reason
+            for out in outs:
+                out.finish(final.get(out.path, out.layout), json_values, scan.info)
+        finally:
+            for out in outs:
+                out.file.close()
+        for out in outs:
+            log.info("finished recording to '%s' (scan #%d, %d points, %s)",
+                     out.path, scan.number, rows.rows_read, end_reason)
+        return DoneRecord("written", f"end reason {end_reason}",
+                          tuple(str(o.path) for o in outs), rows.rows_read)

@@ -97,7 +97,7 @@ def _plot_attributes(desc: ScanDescription) -> dict[str, dict[str, Any]]:
     numbered 1 then 2 within each set of curves sharing their axes."""
     groups: dict[str, list[str]] = {}
     for col in desc.columns:
-        if col.plot_type == 1 and col.ndim == 0 and not col.value_ref:
+        if col.plot_type == 1 and not col.value_ref:
             groups.setdefault(":".join(col.plot_axes), []).append(col.dataset)
     return {name: {"signal": min(i + 1, 2), "axes": axes, "interpretation": "spectrum"}
             for axes, names in groups.items() for i, name in enumerate(names)}

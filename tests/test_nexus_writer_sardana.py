@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
+import h5py
 import pytest
 
 from tests.nexus_files import assert_same_entry
@@ -46,3 +51,76 @@ def test_datasets_equal_sardanas(name, door, nexus_writer, redis_url, scan_dir):
     run_ok(door, macro, *params)
 
     check_written(redis_url, scan_dir, last_scan_id(door))
+
+
+@pytest.fixture(scope="module")
+def mg_1d_2d(door):
+    run_ok(door, "defmeas", "mg_nx_1d2d", ["ct01", "oned01", "twod01"])
+    run_ok(door, "set_meas_conf", "plottype", "spectrum", ["oned01"], "mg_nx_1d2d")
+    return "mg_nx_1d2d"
+
+
+def test_1d_2d_and_stopped_scans(door, mg_1d_2d, nexus_writer, redis_url, scan_dir):
+    configure_nexus(door, redis_url, scan_dir)
+    door.set_env(ActiveMntGrp=mg_1d_2d)
+    run_ok(door, "ascan", "mot01", 0, 1, 3, 0.01)
+    number = last_scan_id(door)
+    check_written(redis_url, scan_dir, number)
+    with h5py.File(scan_dir / "scans.h5", "r", locking=False) as f:
+        twod = f[f"entry{number}/measurement/twod01"]
+        assert twod.ndim == 3 and twod.compression == "gzip"
+
+    run = door.start("ascan", "mot01", 0, 1, 200, 0.02)
+    deadline = time.monotonic() + 30
+    while run.status != "step" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert run.stop().stopped
+    number = last_scan_id(door)
+    check_written(redis_url, scan_dir, number)
+    with h5py.File(scan_dir / "scans.h5", "r", locking=False) as f:
+        assert f[f"entry{number}/end_reason"][()].decode() == "USER_ABORT"
+
+
+READER = """
+import sys, time, h5py
+path, dataset, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+deadline = time.monotonic() + timeout
+while True:
+    try:
+        f = h5py.File(path, "r", swmr=True)
+        break
+    except (OSError, KeyError):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+seen = []
+while time.monotonic() < deadline:
+    try:
+        d = f[dataset]
+    except KeyError:
+        time.sleep(0.05)
+        continue
+    d.refresh()
+    if not seen or d.shape[0] != seen[-1]:
+        seen.append(d.shape[0])
+    if d.shape[0] >= 5:
+        print(" ".join(map(str, seen)), d[:5].tolist())
+        break
+    time.sleep(0.05)
+"""
+
+
+def test_file_readable_by_another_process_during_the_scan(door, nexus_writer, redis_url, scan_dir):
+    configure_nexus(door, redis_url, scan_dir)
+    number = last_scan_id(door) + 1
+    path = scan_dir / "scans.h5"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(path),
+                               f"entry{number}/measurement/mot01", "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = door.start("ascan", "mot01", 0, 1, 40, 0.1)
+    out, err = reader.communicate(timeout=90)
+    assert run.wait(120).ok
+    assert reader.returncode == 0, err
+    lengths, values = out.split(" [")
+    assert len(lengths.split()) >= 2, f"the reader saw the dataset grow: {lengths}"
+    check_written(redis_url, scan_dir, number)

@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 _H5_REFERENCE = re.compile(r"^h5file://(?P<file>/[^:]+)(::(?P<dataset>.+))?$")
 
 
+def recover_swmr_file(path: Path) -> None:
+    """Make a file left marked "open for SWMR write" by a crashed writer usable again.
+
+    HDF5 refuses to open such a file for writing (``h5clear -s`` is the command
+    line fix); it can still be read in SWMR mode, so its content is copied into
+    a new file that replaces it.
+    """
+    log.warning("%s was left open for SWMR write by a crashed writer: recovering it", path)
+    tmp = path.with_name(f".{path.name}.recovering")
+    with h5py.File(path, "r", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
+        for name, value in src.attrs.items():
+            dst.attrs[name] = value
+        for name in src:
+            src.copy(name, dst, name=name)
+    os.replace(tmp, path)
+
+
 def scan_layouts(scan: Any, roots: list[Path]) -> dict[Path, Group]:
     """The scan's h5maps, by confined file path (untrusted input, checked)."""
     h5maps = scan.info.get("h5maps", {}) if isinstance(scan.info, Mapping) else {}
@@ -75,7 +92,13 @@ class _OpenScan:
         self.path = path
         self.layout = layout
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(path, "a", libver="latest")
+        try:
+            self.file = h5py.File(path, "a", libver="latest")
+        except OSError as exc:
+            if not (resuming and "SWMR write" in str(exc)):
+                raise
+            recover_swmr_file(path)  # we crashed while writing it in SWMR mode
+            self.file = h5py.File(path, "a", libver="latest")
         try:
             for entry in layout.children:
                 if entry in self.file:

@@ -1,0 +1,89 @@
+"""The NeXus writer service: restarts, crashes and hostile scans (shared machinery, NeXus files)."""
+
+from __future__ import annotations
+
+import time
+
+import h5py
+import pytest
+
+from tests.publish import FakeScan, publish
+from tests.services import ServiceProcess, wait_done
+
+WRITER = "nexus-writer"
+
+
+@pytest.fixture
+def root(tmp_path):
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+def writer(redis_url, root, tmp_path, name="a"):
+    return ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(root)],
+                          tmp_path / f"writer-{name}.log")
+
+
+def nexus_files(paths):
+    return {"sardana": {"requested_files": [{"path": str(p), "format": "nexus"} for p in paths]}}
+
+
+def entries(path):
+    with h5py.File(path, "r", locking=False) as f:
+        return {name: f[f"{name}/measurement/Pt_No"][()].tolist() for name in f}
+
+
+def test_down_then_killed_mid_scan_then_restarted(redis_url, root, tmp_path):
+    target = root / "n.h5"
+    writer(redis_url, root, tmp_path, "first-start").start().stop()  # its cursor: now
+    first = publish(redis_url, 1, None, info=nexus_files([target]))  # published while down
+    service = writer(redis_url, root, tmp_path).start()
+    assert wait_done(redis_url, first, WRITER).status == "written"
+    scan = FakeScan(redis_url, 2, None, info=nexus_files([target]))
+    scan.send(30)
+    deadline = time.monotonic() + 20
+    while "recording into" not in service.log().split("Processing scan")[-1]:
+        assert time.monotonic() < deadline, service.log()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    service.kill()
+    scan.send(30)
+    scan.end()
+
+    service = writer(redis_url, root, tmp_path, "b").start()
+    try:
+        record = wait_done(redis_url, scan.key(), WRITER, timeout=60)
+    finally:
+        service.stop()
+    assert record.status == "written" and record.points == 60
+    assert entries(target) == {"entry1": list(range(5)), "entry2": list(range(60))}
+
+
+@pytest.mark.parametrize("bad", ["outside", "traversal", "malformed_h5map", "existing_entry"])
+def test_hostile_scan_is_rejected_and_the_next_one_written(bad, redis_url, root, tmp_path):
+    target = root / "h.h5"
+    if bad == "existing_entry":
+        with h5py.File(target, "w") as f:
+            f.create_group("entry1").create_dataset("keep", data=42)
+    info = {
+        "outside": nexus_files(["/etc/evil.h5"]),
+        "traversal": nexus_files([f"{root}/../evil.h5"]),
+        "malformed_h5map": {**nexus_files([target]), "h5maps": {str(target): {"type": "group",
+                                                                              "children": 5}}},
+        "existing_entry": nexus_files([target]),
+    }[bad]
+    service = writer(redis_url, root, tmp_path).start()
+    try:
+        hostile = publish(redis_url, 1, None, info=info)
+        good = publish(redis_url, 2, None, info=nexus_files([root / "good.h5"]))
+        record = wait_done(redis_url, hostile, WRITER)
+        assert record.status == "failed" and record.detail, record
+        assert wait_done(redis_url, good, WRITER).status == "written"
+    finally:
+        service.stop()
+    assert entries(root / "good.h5") == {"entry2": list(range(5))}
+    assert not (tmp_path / "evil.h5").exists()
+    if bad == "existing_entry":
+        with h5py.File(target, "r") as f:
+            assert f["entry1/keep"][()] == 42  # never overwritten

@@ -5,10 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import pytest
+from blissdata.redis_engine.store import DataStore
+from blissdata.streams.default import Stream
 
+from sardana_redis.local_stack.tango_db import terminate_process_group
 from tests.nexus_files import assert_same_entry
 from tests.recorder_helpers import configure, last_scan_id, run_ok
 from tests.services import ServiceProcess, scan_key, wait_done
@@ -124,3 +128,64 @@ def test_file_readable_by_another_process_during_the_scan(door, nexus_writer, re
     lengths, values = out.split(" [")
     assert len(lengths.split()) >= 2, f"the reader saw the dataset grow: {lengths}"
     check_written(redis_url, scan_dir, number)
+
+
+def test_blisswriter_and_this_writer_agree(door, nexus_writer, redis_url, scan_dir, tmp_path):
+    """This writer writes the Sardana scan; the ESRF writer writes an exact copy of it
+    (same streams, scan_info and h5map, only the file path changed): both files must agree."""
+    configure_nexus(door, redis_url, scan_dir)
+    run_ok(door, "plotselect", ["ct01", "ct02"])
+    run_ok(door, "ascan", "mot01", 0, 1, 5, 0.01)
+    number = last_scan_id(door)
+    key = scan_key(redis_url, number)
+    assert wait_done(redis_url, key, WRITER).status == "written"
+
+    bliss_file = tmp_path / "bliss" / "scans.h5"
+    bliss_file.parent.mkdir()
+    with open(tmp_path / "blisswriter.log", "wb") as log:
+        bliss = subprocess.Popen([str(Path(sys.executable).parent / "blisswriter"), "run",
+                                  f"{redis_url}?protocol=2"], stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        time.sleep(3)  # blisswriter follows the scans created after it started
+        copy_scan(redis_url, key, str(scan_dir / "scans.h5"), str(bliss_file), session="copies")
+        deadline = time.monotonic() + 60
+        while "Saving complete" not in (tmp_path / "blisswriter.log").read_text():
+            assert bliss.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "blisswriter.log").read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        terminate_process_group(bliss, "blisswriter")
+    ours = scan_dir / "scans.h5"
+    assert_same_entry(ours, bliss_file, number)
+    assert_same_entry(bliss_file, ours, number)
+
+
+def copy_scan(url: str, key: str, old_path: str, new_path: str, session: str) -> None:
+    """Publish a copy of a closed scan whose h5map points at ``new_path``."""
+    store = DataStore(url)
+    scan = store.load_scan(key)
+    info = dict(scan.info)
+    info["h5maps"] = {new_path: info["h5maps"][old_path]}
+    copy = store.create_scan({"name": scan.name, "number": scan.number, "data_policy": "no_policy",
+                              "session": session, "path": new_path},
+                             info={k: v for k, v in info.items() if k not in ("end_time", "end_reason")})
+    streams = {}
+    for name, stream in scan.streams.items():
+        definition = Stream.make_definition(name, "json") if stream.kind == "json" else \
+            Stream.make_definition(name, stream.dtype, stream.shape)
+        streams[name] = copy.create_stream(definition)
+    copy.prepare()
+    copy.start()
+    for name, stream in scan.streams.items():
+        data = stream[:]
+        if stream.kind == "json":
+            for value in data:
+                streams[name].send(value)
+        elif len(data):
+            streams[name].send(data)
+    copy.stop()
+    copy.info.update({k: info[k] for k in ("end_time", "end_reason") if k in info})
+    copy.info["h5maps"] = info["h5maps"]
+    copy.close()
+

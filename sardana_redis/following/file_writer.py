@@ -11,6 +11,7 @@ write was interrupted (the scan keeps them for its resume).
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,9 +21,11 @@ from blissdata.redis_engine.scan import ScanState
 
 from sardana_redis.following.follower import ScanJob
 from sardana_redis.following.ledger import DoneRecord
-from sardana_redis.following.paths import UnsafePath, confine, expand_pattern
+from sardana_redis.following.paths import OutsideRoots, UnsafePath, confine, expand_pattern
 from sardana_redis.following.scan_rows import wait_prepared
 from sardana_redis.scan_model import ScanRejected, file_format, parse_time
+
+log = logging.getLogger(__name__)
 
 #: Seconds to wait for a scan's CLOSED state (its end_reason) once its streams ended.
 CLOSE_WAIT = 10.0
@@ -83,11 +86,25 @@ class FileScanWriter:
         return files
 
     def targets(self, scan: Any) -> list[Path]:
-        """The confined files this scan goes to (may be empty: nothing to write)."""
-        try:
-            return list(dict.fromkeys(confine(f, self.roots) for f in self.candidate_files(scan)))
-        except UnsafePath as exc:
-            raise ScanRejected(str(exc)) from None
+        """The confined files this scan goes to (may be empty: nothing to write).
+
+        A file outside every root is left out (another writer's, or a mistake: logged);
+        a scan with only such files, or with a hostile path (``..``, control
+        characters, relative), is rejected.
+        """
+        files, outside = [], []
+        for name in self.candidate_files(scan):
+            try:
+                files.append(confine(name, self.roots))
+            except OutsideRoots as exc:
+                outside.append(str(exc))
+            except UnsafePath as exc:
+                raise ScanRejected(str(exc)) from None
+        if outside and not files:
+            raise ScanRejected("; ".join(outside))
+        for reason in outside:
+            log.warning("Scan %s: not written: %s", scan.key, reason)
+        return list(dict.fromkeys(files))
 
     def handle(self, job: ScanJob) -> DoneRecord | None:
         scan = wait_prepared(job.store, job.scan, stop=job.stop)

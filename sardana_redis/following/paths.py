@@ -18,6 +18,10 @@ class UnsafePath(ValueError):
     """A file path a writer must not write."""
 
 
+class OutsideRoots(UnsafePath):
+    """A clean absolute path, but under none of this writer's roots (maybe another writer's)."""
+
+
 _FIELDS = ("session", "beamline", "proposal", "collection", "dataset", "name", "number", "date")
 
 
@@ -36,7 +40,7 @@ def confine(path: Any, roots: Sequence[Path]) -> Path:
         real_root = Path(os.path.realpath(root))
         if resolved == real_root or real_root in resolved.parents:
             return resolved
-    raise UnsafePath(f"{path!r} is outside the writer's root folders "
+    raise OutsideRoots(f"{path!r} is outside the writer's root folders "
                      f"({', '.join(str(r) for r in roots)})")
 
 

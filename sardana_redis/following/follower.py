@@ -275,9 +275,16 @@ class ScanFollower:
             status.scans_failed += 1
 
     def _heartbeat(self) -> None:
-        """Renew the leases of the scans being written; stop those whose lease was lost."""
+        """Renew the leases of the scans being written (stop those whose lease was lost) and
+        record their points on disk for the memory tracker."""
         while not self._stopping.wait(self.lease / 3):
-            for key, job in list(self.status.active.items()):
+            active = list(self.status.active.items())
+            try:
+                if active:
+                    active[0][1].ledger.set_points({key: job.rows_written for key, job in active})
+            except REDIS_DOWN:
+                pass
+            for key, job in active:
                 try:
                     if not job.ledger.renew(key):
                         log.warning("Scan %s: lease lost to another instance, stopping", key)

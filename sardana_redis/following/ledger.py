@@ -10,13 +10,15 @@ Every instance of one writer (same ``name``) shares one ledger, so that:
   expires and another instance (or the restarted one) takes the scan over;
 * a finished scan gets a **done** record (status, files, points), which is
   also what the memory tracker reads to know what is persisted;
+* **points** records, while a scan is written, how many of its points are
+  on disk (the memory tracker may trim those from Redis);
 * **progress** records where a scan's block starts in each file, so a
   takeover can truncate a half-written block and write it again, never twice;
 * **file locks** (one owner scan per file) keep two scans from interleaving
   in one file; a lock belongs to a scan, not to an instance, so it survives
   a takeover.
 
-Keys: ``sardana_redis:writer:<name>:{cursor,pending,done,progress,claim:<scan>,file:<path>}``.
+Keys: ``sardana_redis:writer:<name>:{cursor,pending,done,points,progress,claim:<scan>,file:<path>}``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -142,6 +145,13 @@ class WriterLedger:
     def set_progress(self, scan_key: str, offsets: dict[str, int]) -> None:
         self.client.hset(self._key("progress"), scan_key, json.dumps(offsets))
 
+    # --- points persisted -----------------------------------------------------
+
+    def set_points(self, written: Mapping[str, int]) -> None:
+        """Record how many points of each scan being written are on disk."""
+        if written:
+            self.client.hset(self._key("points"), mapping=dict(written))
+
     # --- done --------------------------------------------------------------------
 
     def is_done(self, scan_key: str) -> bool:
@@ -164,5 +174,6 @@ class WriterLedger:
         pipe.hset(self._key("done"), scan_key, json.dumps(payload))
         pipe.zrem(self._key("pending"), scan_key)
         pipe.hdel(self._key("progress"), scan_key)
+        pipe.hdel(self._key("points"), scan_key)
         pipe.execute()
         self.release(scan_key)

@@ -85,6 +85,55 @@ def cmd_nexus_writer(args: argparse.Namespace) -> int:
     return _run_writer(args, NexusScanWriter)
 
 
+def cmd_memory_tracker(args: argparse.Namespace) -> int:
+    """Keep Redis below its memory limit: expire closed scans once the writers saved them,
+    close abandoned scans, and free memory before Redis is full."""
+    import threading
+
+    from sardana_redis.datastore import init_db
+    from sardana_redis.memory_tracker.tracker import TrackerSettings, run
+    from sardana_redis.redis_url import with_socket_timeouts
+
+    settings = TrackerSettings(
+        cleaning_threshold=args.cleaning_threshold, protected_history=args.protected_history,
+        monitoring_period=args.monitoring_period,
+        inactive_scan_deletion=args.inactive_scan_deletion,
+        closed_scan_deletion=args.closed_scan_deletion,
+        cleaning_time_slice=args.cleaning_time_slice,
+        writers=tuple(args.writer) if args.writer is not None else None,
+        max_memory=args.max_memory)
+    try:
+        settings.check()
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+    for handler in logging.getLogger().handlers:  # blissdata's memory_tracker log format
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    url = with_socket_timeouts(args.redis_url, connect=5, read=30)
+    if args.init_db:
+        init_db(url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run(redis.Redis.from_url(url), settings, stop)
+    except ValueError as exc:  # no maxmemory
+        raise RuntimeError(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _memory_size(text: str) -> int:
+    """``512mb``, ``4gb``, ``1048576``: bytes (powers of 1024, as Redis reads them)."""
+    units = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower()
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix) and text[: -len(suffix)].strip().replace(".", "", 1).isdigit():
+            return int(float(text[: -len(suffix)]) * units[suffix])
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 512mb, 4gb)")
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     """Run the Redis Stack server in the foreground (replaces this process)."""
     from sardana_redis.redis_stack import find_redis_stack, server_command
@@ -169,6 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
                        description=cmd_nexus_writer.__doc__)
     _add_writer_options(p, "nexus-writer")
     p.set_defaults(func=cmd_nexus_writer)
+
+    p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
+                       description=cmd_memory_tracker.__doc__ +
+                       " Same options as blissdata's memory_tracker, plus --writer and --max-memory.")
+    p.add_argument("--redis-url", required=True, help="Redis server address")
+    p.add_argument("--cleaning-threshold", type=int, default=80,
+                   help="percentage of memory usage that triggers cleaning (default: %(default)s)")
+    p.add_argument("--protected-history", type=float, default=180,
+                   help="seconds of recent unsaved data dropped only as a last resort "
+                        "(default: %(default)s)")
+    p.add_argument("--monitoring-period", type=float, default=30,
+                   help="seconds between cycles while memory is low (default: %(default)s)")
+    p.add_argument("--inactive-scan-deletion", type=float, default=86400,
+                   help="seconds without activity before an open scan is closed as FAILURE "
+                        "(default: %(default)s)")
+    p.add_argument("--closed-scan-deletion", type=int, default=604800,
+                   help="expiration of closed scans, in seconds, once saved (default: %(default)s)")
+    p.add_argument("--cleaning-time-slice", type=int, default=20,
+                   help="percentage of the oldest unsaved live history dropped per step when "
+                        "nothing else is left (default: %(default)s)")
+    p.add_argument("--init-db", action="store_true", help="initialise an empty Redis for blissdata")
+    p.add_argument("--writer", action="append",
+                   help="writer name whose unsaved data is kept (repeat; default: every writer "
+                        "that ever followed this Redis)")
+    p.add_argument("--max-memory", type=_memory_size,
+                   help="memory limit when Redis has no maxmemory (e.g. 4gb)")
+    p.set_defaults(func=cmd_memory_tracker)
 
     add_tango_register_parser(sub)
     return parser

@@ -1,0 +1,163 @@
+"""blissdata's storage in Redis, read and changed in bulk for the memory tracker.
+
+blissdata's public API works one scan at a time (a round trip or more each);
+a tracker watching thousands of scans needs pipelines. This module is the one
+place that knows blissdata's Redis layout (protocol version 1, as blissdata's
+own ``memory_tracker`` uses it):
+
+* ``_SCAN_HISTORY_``: a stream with one entry ``{key: <scan key>}`` per new scan;
+* ``esrf:scan:<pk>``: the scan's JSON document, whose ``state_stream.pk`` and
+  ``data_streams.<name>.pk`` name the streams ``esrf:stream:<pk>``;
+* a state stream entry ``{state: 0..4}`` per state (CLOSED = 4);
+* data stream entries have ids ``<first point index>-1`` and a ``len`` field;
+  a sealed stream ends with the id ``2**64-1-2**64-1`` (server function ``seal_stream``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis
+from blissdata.redis_engine.scan import ScanState
+
+SCAN_HISTORY = "_SCAN_HISTORY_"
+SEAL_ID = f"{2**64 - 1}-{2**64 - 1}"
+
+
+@dataclass
+class ScanKeys:
+    """The Redis keys of one scan, and what the tracker knows of it."""
+
+    key: str
+    created_ms: int  #: creation time (ms since epoch, from the history stream id)
+    state_key: str
+    data_keys: dict[str, str]  #: stream name -> Redis key
+    name: str = ""
+    number: int = 0
+    state: int = ScanState.CREATED
+    last_ids: dict[str, bytes] = field(default_factory=dict)
+    last_activity: float = 0.0  #: seconds since epoch (first seen, or last state/data change)
+    expiring: bool = False  #: an expiration was set
+
+    @property
+    def closed(self) -> bool:
+        return self.state >= ScanState.CLOSED
+
+    @property
+    def all_keys(self) -> list[str]:
+        return [self.key, self.state_key, *self.data_keys.values()]
+
+
+def stream_prefix(scan_key: str) -> str:
+    """``esrf:scan:<pk>`` -> ``esrf:stream:``."""
+    return scan_key.split(":", 1)[0] + ":stream:"
+
+
+def new_scans(client: redis.Redis, since: str, count: int = 1000) -> tuple[str, list[tuple[str, int]]]:
+    """Scans created after ``since``: (new cursor, [(scan key, creation ms)])."""
+    entries = client.xrange(SCAN_HISTORY, min=f"({since}" if since != "0-0" else "-", count=count)
+    out = []
+    for entry_id, fields in entries:
+        since = entry_id.decode()
+        out.append((fields[b"key"].decode(), int(since.split("-")[0])))
+    return since, out
+
+
+def load_keys(client: redis.Redis, scans: list[tuple[str, int]]) -> list[ScanKeys]:
+    """The keys of many scans in one pipeline (scans already gone are left out)."""
+    pipe = client.pipeline(transaction=False)
+    for key, _ in scans:
+        pipe.execute_command("JSON.GET", key, "$.state_stream.pk", "$.data_streams", "$.id.name",
+                             "$.id.number")
+    out = []
+    for (key, created), raw in zip(scans, pipe.execute(raise_on_error=False)):
+        if raw is None or isinstance(raw, Exception):
+            continue
+        doc = json.loads(raw)
+        prefix = stream_prefix(key)
+        state_pk = doc["$.state_stream.pk"][0]
+        data = doc["$.data_streams"][0] or {}
+        out.append(ScanKeys(
+            key=key, created_ms=created, state_key=prefix + state_pk,
+            data_keys={name: prefix + model["pk"] for name, model in data.items()},
+            name=str((doc["$.id.name"] or [""])[0]), number=int((doc["$.id.number"] or [0])[0] or 0),
+        ))
+    return out
+
+
+def refresh_states(client: redis.Redis, scans: Iterable[ScanKeys]) -> None:
+    """Read the last state and last data entry ids of scans, in one pipeline."""
+    scans = list(scans)
+    pipe = client.pipeline(transaction=False)
+    for scan in scans:
+        pipe.xrevrange(scan.state_key, count=1)
+        for key in scan.data_keys.values():
+            pipe.xrevrange(key, count=1)
+    replies = iter(pipe.execute())
+    for scan in scans:
+        state = next(replies)
+        if state:
+            scan.state = int(state[0][1][b"state"])
+        for name in scan.data_keys:
+            last = next(replies)
+            if last:
+                scan.last_ids[name] = last[0][0]
+
+
+def existing(client: redis.Redis, scans: list[ScanKeys]) -> list[bool]:
+    """Whether each scan's JSON document still exists (one pipeline)."""
+    pipe = client.pipeline(transaction=False)
+    for scan in scans:
+        pipe.exists(scan.key)
+    return [bool(n) for n in pipe.execute()]
+
+
+def expire(client: redis.Redis, scans: list[ScanKeys], ttl: int) -> None:
+    """Set (or shorten) the expiration of every key of these scans."""
+    pipe = client.pipeline(transaction=False)
+    for scan in scans:
+        for key in scan.all_keys:
+            pipe.expire(key, ttl, lt=True)  # LT: a key without TTL counts as infinite
+    pipe.execute()
+
+
+def delete(client: redis.Redis, scans: list[ScanKeys]) -> None:
+    """Remove these scans now (DEL, not UNLINK: the memory reading that follows must see it)."""
+    keys = [key for scan in scans for key in scan.all_keys]
+    if keys:
+        client.delete(*keys)
+
+
+def close_as_failed(client: redis.Redis, scan: ScanKeys, reason: str) -> None:
+    """Close an abandoned scan: seal its streams, record why, set it CLOSED.
+
+    Readers and writers following it then see its end, as for any closed scan.
+    """
+    for key in scan.data_keys.values():
+        try:
+            client.fcall("seal_stream", 1, key)
+        except redis.ResponseError as exc:
+            if "already sealed" not in str(exc):
+                raise
+    pipe = client.pipeline(transaction=True)
+    pipe.execute_command("JSON.SET", scan.key, "$.info.end_reason", json.dumps("FAILURE"))
+    pipe.execute_command("JSON.SET", scan.key, "$.info.publication_error", json.dumps(reason))
+    pipe.xadd(scan.state_key, {"state": int(ScanState.CLOSED)})
+    pipe.execute()
+    scan.state = ScanState.CLOSED
+
+
+def trim_before(client: redis.Redis, scan: ScanKeys, points: int) -> int:
+    """Drop the entries of every data stream that hold only points before ``points``.
+
+    Returns the number of entries removed.
+    """
+    removed = 0
+    for key in scan.data_keys.values():
+        # the entry holding point `points` starts at or before it: keep from that one
+        keep = client.xrevrange(key, max=f"{points}-1", count=1)
+        if keep:
+            removed += client.xtrim(key, minid=keep[0][0].decode(), approximate=False)
+    return removed

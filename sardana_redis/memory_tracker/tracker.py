@@ -1,0 +1,352 @@
+"""The memory tracker: Redis never fills up, and no scan data goes before it is on disk.
+
+Each monitoring cycle (pipelined: a few round trips whatever the number of scans):
+
+1. follow new scans (blissdata's scan history) and the state of open ones;
+2. a closed scan that every configured writer has finished with (see the
+   writers' ledgers) gets its expiration (``closed_scan_deletion``); one a
+   writer still has to write keeps no expiration;
+3. an open scan without activity for ``inactive_scan_deletion`` is closed as
+   FAILURE (its publisher died) and then treated as closed;
+4. above ``cleaning_threshold`` % of ``maxmemory`` memory is freed, down to
+   ``FREE_MARGIN`` below the threshold, in this order: closed scans every
+   writer has finished with (oldest first); the points writers have already
+   saved, in the streams of scans still being written; then, only to keep
+   Redis alive, unsaved data: closed scans (oldest first), then streams of
+   open scans older than ``protected_history`` seconds, and the protected
+   history last. Every unsaved drop is logged as an ERROR naming the scan,
+   its streams and points.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import redis
+
+from sardana_redis.following.ledger import KEY_PREFIX as WRITER_PREFIX
+from sardana_redis.memory_tracker import scan_keys
+from sardana_redis.memory_tracker.scan_keys import ScanKeys
+
+log = logging.getLogger(__name__)
+
+#: Freeing goes this many % of maxmemory below the cleaning threshold (hysteresis).
+FREE_MARGIN = 10
+#: Scans deleted per step while freeing memory, between two memory readings.
+DELETE_CHUNK = 50
+
+
+def format_bytes(nbytes: float) -> str:
+    """``4GB``, ``2.531MB``: the units blissdata's tracker prints (powers of 1024)."""
+    if nbytes <= 0:
+        return "0B"
+    suffixes = ["B", "KB", "MB", "GB", "TB", "PB"]
+    exp = min(int(math.log(nbytes, 1024)), len(suffixes) - 1)
+    return f"{nbytes / 1024**exp:.4g}{suffixes[exp]}"
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """The options of ``sardana-redis memory-tracker`` (blissdata's, plus the writers)."""
+
+    cleaning_threshold: int = 80  #: % of maxmemory that starts freeing memory
+    protected_history: float = 180  #: seconds of recent data dropped only as a last resort
+    monitoring_period: float = 30  #: seconds between cycles while memory is low
+    inactive_scan_deletion: float = 86400  #: seconds without activity before an open scan is closed
+    closed_scan_deletion: int = 604800  #: expiration of closed scans, seconds
+    cleaning_time_slice: int = 20  #: % of the oldest unsaved live history dropped per step
+    writers: tuple[str, ...] | None = None  #: writer names to respect; None: every writer seen
+    max_memory: int | None = None  #: bytes, when the server has no maxmemory
+
+    def check(self) -> None:
+        if not 0 < self.cleaning_threshold <= 100:
+            raise ValueError("--cleaning-threshold must be between 1 and 100")
+        if not 0 < self.cleaning_time_slice <= 100:
+            raise ValueError("--cleaning-time-slice must be between 1 and 100")
+
+
+@dataclass
+class TrackerCounters:
+    """What the tracker has done (Tango attributes, status)."""
+
+    used_memory: int = 0
+    max_memory: int = 0
+    tracked_scans: int = 0
+    freed_bytes: int = 0
+    expired_scans: int = 0
+    closed_abandoned: int = 0
+    dropped_unpersisted_scans: int = 0
+    dropped_unpersisted_entries: int = 0
+    last_cycle_seconds: float = 0.0
+    last_drop: str = ""
+    writers: tuple[str, ...] = field(default_factory=tuple)
+
+
+class MemoryTracker:
+    """Tracks the scans of one Redis and keeps its memory under control."""
+
+    def __init__(self, client: redis.Redis, settings: TrackerSettings) -> None:
+        settings.check()
+        self.client = client
+        self.settings = settings
+        self.counters = TrackerCounters()
+        self._since = "0-0"
+        self._scans: dict[str, ScanKeys] = {}
+
+    # --- set-up -----------------------------------------------------------
+
+    def max_memory(self) -> int:
+        """The server's maxmemory, or ``settings.max_memory``; ValueError when neither."""
+        configured = int(self.client.config_get("maxmemory")["maxmemory"])
+        limit = configured or self.settings.max_memory or 0
+        if not limit:
+            raise ValueError("Redis has no 'maxmemory' configured: set it in blredis.conf "
+                             "(or CONFIG SET maxmemory), or give --max-memory")
+        self.counters.max_memory = limit
+        return limit
+
+    def log_init(self) -> None:
+        """The INIT lines users know from blissdata's memory_tracker."""
+        limit = self.max_memory()
+        s = self.settings
+        if s.max_memory and s.max_memory != limit:
+            log.warning("--max-memory %s ignored: Redis' own maxmemory is %s",
+                        format_bytes(s.max_memory), format_bytes(limit))
+        log.info("INIT | Redis max. memory: %s", format_bytes(limit))
+        log.info("INIT | Mem. usage to trigger cleanup: %d%% (%s)", s.cleaning_threshold,
+                 format_bytes(limit * s.cleaning_threshold // 100))
+        log.info("INIT | Protected history length: %g seconds", s.protected_history)
+        log.info("INIT | Writers whose data is kept until saved: %s",
+                 ", ".join(self.writers()) or "none")
+
+    def writers(self) -> tuple[str, ...]:
+        """Configured writers, or every writer that ever followed this Redis."""
+        if self.settings.writers is not None:
+            return self.settings.writers
+        names = {k.decode().split(":")[2] for k in
+                 self.client.scan_iter(f"{WRITER_PREFIX}:*:cursor", count=1000)}
+        return tuple(sorted(names))
+
+    # --- one cycle ---------------------------------------------------------
+
+    def cycle(self) -> int:
+        """One monitoring cycle; returns the memory used at its end, in bytes."""
+        t0 = time.perf_counter()
+        now = time.time()
+        writers = self.counters.writers = self.writers()
+        self._discover()
+        open_scans = [s for s in self._scans.values() if not s.closed]
+        self._refresh(open_scans, now)
+        done = self._finished_by_writers(writers)
+        self._expire_finished(done)
+        self._close_abandoned(now, done)
+        used = self._used_memory()
+        log.info("Memory usage: %s", format_bytes(used))
+        limit = self.max_memory()  # may have been changed with CONFIG SET
+        if used >= limit * self.settings.cleaning_threshold // 100:
+            used = self._free(used, limit, writers, done, now)
+        self.counters.tracked_scans = len(self._scans)
+        self.counters.last_cycle_seconds = time.perf_counter() - t0
+        return used
+
+    def period(self, used: int) -> float:
+        """Seconds until the next cycle: shorter as memory fills up (stay ahead of the limit)."""
+        limit = self.counters.max_memory or 1
+        if used >= limit * (self.settings.cleaning_threshold - FREE_MARGIN) // 100:
+            return min(1.0, self.settings.monitoring_period)
+        return self.settings.monitoring_period
+
+    def _used_memory(self) -> int:
+        used = int(self.client.info("memory")["used_memory"])
+        self.counters.used_memory = used
+        return used
+
+    def _discover(self) -> None:
+        while True:
+            self._since, created = scan_keys.new_scans(self.client, self._since)
+            if not created:
+                break
+            for scan in scan_keys.load_keys(self.client, created):
+                scan.last_activity = time.time()  # a restarted tracker gives every scan a fresh start
+                self._scans.setdefault(scan.key, scan)
+        scans = list(self._scans.values())
+        for scan, exists in zip(scans, scan_keys.existing(self.client, scans)):
+            if not exists:
+                del self._scans[scan.key]
+
+    def _refresh(self, scans: Sequence[ScanKeys], now: float) -> None:
+        """States and activity of open scans (a new data entry or state is activity)."""
+        before = {s.key: (s.state, dict(s.last_ids)) for s in scans}
+        # streams appear in the scan document at prepare: reload keys of young scans
+        for fresh in scan_keys.load_keys(self.client, [(s.key, s.created_ms) for s in scans
+                                                       if not s.data_keys]):
+            self._scans[fresh.key].data_keys = fresh.data_keys
+        scan_keys.refresh_states(self.client, scans)
+        for scan in scans:
+            if (scan.state, scan.last_ids) != before[scan.key]:
+                scan.last_activity = now
+
+    def _finished_by_writers(self, writers: Sequence[str]) -> set[str]:
+        """Closed scans every writer has finished with (all closed scans with no writer)."""
+        closed = [s.key for s in self._scans.values() if s.closed]
+        if not writers or not closed:
+            return set(closed)
+        pipe = self.client.pipeline(transaction=False)
+        for name in writers:
+            pipe.hmget(f"{WRITER_PREFIX}:{name}:done", closed)
+        replies = pipe.execute()
+        return {key for i, key in enumerate(closed) if all(r[i] is not None for r in replies)}
+
+    def _saved_points(self, writers: Sequence[str], keys: list[str]) -> dict[str, int]:
+        """Points every writer has on disk, per scan being written."""
+        if not writers or not keys:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for name in writers:
+            pipe.hmget(f"{WRITER_PREFIX}:{name}:points", keys)
+            pipe.hmget(f"{WRITER_PREFIX}:{name}:done", keys)
+        replies = pipe.execute()
+        saved = {}
+        for i, key in enumerate(keys):
+            counts = []
+            for points, done in zip(replies[0::2], replies[1::2]):
+                counts.append(math.inf if done[i] is not None else int(points[i] or 0))
+            if min(counts) > 0:
+                saved[key] = min(counts)
+        return saved
+
+    def _expire_finished(self, done: set[str]) -> None:
+        ttl = self.settings.closed_scan_deletion
+        scans = [s for k, s in self._scans.items() if k in done and not s.expiring]
+        if not scans:
+            return
+        scan_keys.expire(self.client, scans, ttl)
+        for scan in scans:
+            scan.expiring = True
+            log.info("Scan %s is terminated, expiration set to %s seconds",
+                     scan.key, timedelta(seconds=ttl))
+        self.counters.expired_scans += len(scans)
+
+    def _close_abandoned(self, now: float, done: set[str]) -> None:
+        limit = self.settings.inactive_scan_deletion
+        for scan in [s for s in self._scans.values() if not s.closed]:
+            if now - scan.last_activity < limit:
+                continue
+            reason = f"publisher inactive for {timedelta(seconds=limit)}: closed by the memory tracker"
+            try:
+                scan_keys.close_as_failed(self.client, scan, reason)
+            except redis.ResponseError as exc:
+                log.error("Open scan %s inactive but cannot be closed: %s", scan.key, exc)
+                continue
+            log.warning("Open scan %s was inactive for %s seconds, closed as FAILURE",
+                        scan.key, timedelta(seconds=limit))
+            self.counters.closed_abandoned += 1
+
+    # --- freeing memory --------------------------------------------------
+
+    def _free(self, used: int, limit: int, writers: Sequence[str], done: set[str], now: float) -> int:
+        """Free saved data down to ``FREE_MARGIN`` below the threshold; unsaved data only
+        as long as the threshold itself is exceeded."""
+        trigger = limit * self.settings.cleaning_threshold // 100
+        target = limit * max(self.settings.cleaning_threshold - FREE_MARGIN, 1) // 100
+        start = used
+        oldest = sorted(self._scans.values(), key=lambda s: s.created_ms)
+        # 1. closed scans every writer has finished with
+        used = self._delete(used, target, [s for s in oldest if s.key in done], saved=True)
+        # 2. points writers saved, in scans still being written
+        if used > target:
+            live = [s for s in oldest if s.key not in done]
+            saved = self._saved_points(writers, [s.key for s in live])
+            for scan in live:
+                if scan.key in saved and saved[scan.key] != math.inf:
+                    scan_keys.trim_before(self.client, scan, int(saved[scan.key]))
+            used = self._used_memory()
+        # 3. to keep Redis alive: unsaved closed scans, oldest first
+        if used > trigger:
+            used = self._delete(used, trigger, [s for s in oldest if s.closed and s.key not in done],
+                                saved=False)
+        # 4. unsaved history of open scans: older than the protected history, then the rest
+        if used > trigger:
+            used = self._trim_unsaved(used, trigger, now, protect=True)
+        if used > trigger:
+            used = self._trim_unsaved(used, trigger, now, protect=False)
+        self.counters.freed_bytes += max(start - used, 0)
+        if used > trigger:
+            log.critical("Unable to free memory ! %s still used (threshold %s)",
+                         format_bytes(used), format_bytes(trigger))
+        return used
+
+    def _delete(self, used: int, target: int, scans: list[ScanKeys], saved: bool) -> int:
+        """Delete scans, oldest first, until ``target``: saved ones by chunks, unsaved one by one."""
+        step = DELETE_CHUNK if saved else 1
+        for i in range(0, len(scans), step):
+            if used <= target:
+                break
+            chunk = scans[i:i + step]
+            if not saved:
+                for scan in chunk:
+                    self._report_drop(scan, "the whole scan")
+                self.counters.dropped_unpersisted_scans += len(chunk)
+            scan_keys.delete(self.client, chunk)
+            for scan in chunk:
+                self._scans.pop(scan.key, None)
+            used = self._used_memory()
+        return used
+
+    def _trim_unsaved(self, used: int, target: int, now: float, protect: bool) -> int:
+        """Drop the oldest ``cleaning_time_slice`` % of each open scan's unsaved points."""
+        horizon = now - self.settings.protected_history
+        for scan in sorted((s for s in self._scans.values() if not s.closed),
+                           key=lambda s: s.created_ms):
+            if used <= target:
+                break
+            if protect and scan.created_ms / 1000 > horizon:
+                continue
+            points = self._stream_points(scan)
+            cut = points * self.settings.cleaning_time_slice // 100
+            if cut <= 0:
+                continue
+            entries = scan_keys.trim_before(self.client, scan, cut)
+            if entries:
+                self.counters.dropped_unpersisted_entries += entries
+                self._report_drop(scan, f"points 0-{cut - 1} of every stream"
+                                        + ("" if protect else " (protected history)"))
+            used = self._used_memory()
+        return used
+
+    def _stream_points(self, scan: ScanKeys) -> int:
+        ids = [i.decode() for i in scan.last_ids.values() if i.decode() != scan_keys.SEAL_ID]
+        return max((int(i.split("-")[0]) for i in ids), default=0)
+
+    def _report_drop(self, scan: ScanKeys, what: str) -> None:
+        message = (f"DROPPING UNSAVED DATA of scan {scan.key} (#{scan.number} {scan.name}): "
+                   f"{what}; streams {', '.join(scan.data_keys) or '-'}; "
+                   "no writer has saved it yet, Redis is full")
+        log.error(message)
+        self.counters.last_drop = message
+
+
+def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
+        tracker: MemoryTracker | None = None) -> None:
+    """Run monitoring cycles until ``stop`` is set; Redis errors are retried."""
+    tracker = tracker or MemoryTracker(client, settings)
+    tracker.log_init()
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            used = tracker.cycle()
+            delay = 0.5
+            stop.wait(tracker.period(used))
+        except redis.OutOfMemoryError:
+            log.critical("Redis is out of memory, monitoring routine can't run, retry...")
+            stop.wait(0.5)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("Redis unreachable (%s), retrying in %.1f s", exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 30.0)

@@ -1,0 +1,152 @@
+"""The memory tracker on a real Redis Stack: schedules, writer-aware retention, pressure."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import redis
+from blissdata.redis_engine.scan import ScanState
+from blissdata.redis_engine.store import DataStore
+from blissdata.streams.default import Stream
+
+from sardana_redis.blissdata_sinks import release_sink
+from sardana_redis.datastore import init_db
+from sardana_redis.following.ledger import DoneRecord, WriterLedger
+from sardana_redis.local_stack.redis_server import RedisStackServer
+from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings
+from tests.publish import FakeScan, publish
+
+
+@pytest.fixture
+def small_redis(tmp_path):
+    """A Redis Stack of its own with a 40 MB maxmemory, initialised for blissdata."""
+    with RedisStackServer(tmp_path / "redis", maxmemory="40mb") as server:
+        init_db(server.url)
+        yield server
+
+
+def tracker(url, **settings):
+    return MemoryTracker(redis.Redis.from_url(url), TrackerSettings(**settings))
+
+
+def publish_big(url, number, points=40):
+    store = DataStore(url)
+    scan = store.create_scan({"name": "ascan", "number": number, "data_policy": "no_policy",
+                              "session": "tests"}, info={"title": f"big {number}"})
+    spectra = scan.create_stream(Stream.make_definition("oned01", "float64", (1024,)))
+    scan.prepare()
+    scan.start()
+    spectra.send(np.random.random((points, 1024)))
+    scan.stop()
+    scan.info["end_reason"] = "SUCCESS"
+    scan.close()
+    return scan.key
+
+
+def test_closed_scans_expire_on_schedule(redis_url, caplog):
+    caplog.set_level(logging.INFO)
+    key = publish(redis_url, 1, None)
+    t = tracker(redis_url, closed_scan_deletion=2, writers=())
+    t.cycle()
+    client = redis.Redis.from_url(redis_url)
+    assert 0 < client.ttl(key) <= 2
+    assert f"Scan {key} is terminated, expiration set to 0:00:02 seconds" in caplog.text
+    time.sleep(2.5)
+    assert not client.exists(key)
+    t.cycle()
+    assert t.counters.tracked_scans == 0
+
+
+def test_closed_scans_wait_until_every_writer_saved_them(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    key = publish(redis_url, 1, None)
+    t = tracker(redis_url, closed_scan_deletion=60, writers=("spec-writer", "nexus-writer"))
+    t.cycle()
+    assert client.ttl(key) == -1
+    WriterLedger(client, "spec-writer").mark_done(key, DoneRecord("written"))
+    t.cycle()
+    assert client.ttl(key) == -1  # the NeXus writer has not saved it yet
+    WriterLedger(client, "nexus-writer").mark_done(key, DoneRecord("skipped"))
+    t.cycle()
+    assert 0 < client.ttl(key) <= 60
+
+
+def test_abandoned_open_scan_is_closed_as_failure(redis_url):
+    fake = FakeScan(redis_url, 1, None)
+    fake.send(5)
+    time.sleep(0.3)
+    for stream in fake.streams.values():
+        release_sink(stream)  # the "publisher" dies
+    t = tracker(redis_url, inactive_scan_deletion=1, closed_scan_deletion=60, writers=())
+    t.cycle()
+    time.sleep(1.2)
+    t.cycle()
+    scan = DataStore(redis_url).load_scan(fake.key())
+    assert scan.state == ScanState.CLOSED
+    assert scan.info["end_reason"] == "FAILURE"
+    assert "inactive" in scan.info["publication_error"]
+    assert len(scan.streams["mot01"][:]) == 5  # sealed, data kept
+    t.cycle()
+    assert 0 < redis.Redis.from_url(redis_url).ttl(fake.key()) <= 60
+    assert t.counters.closed_abandoned == 1
+
+
+def test_under_pressure_saved_scans_go_first(small_redis, caplog):
+    url = small_redis.url
+    client = redis.Redis.from_url(url)
+    ledger = WriterLedger(client, "spec-writer")
+    saved, unsaved = [], []
+    for n in range(1, 9):
+        key = publish_big(url, n, points=300)  # about 2.4 MB each
+        (saved if n % 2 else unsaved).append(key)
+    for key in saved:
+        ledger.mark_done(key, DoneRecord("written"))
+    t = tracker(url, cleaning_threshold=50, writers=("spec-writer",))
+    t.cycle()
+    assert not any(client.exists(k) for k in saved[:2]), "saved scans freed first, oldest first"
+    assert all(client.exists(k) for k in unsaved), "unsaved scans survive"
+    assert "DROPPING" not in caplog.text
+    assert t.counters.used_memory < t.counters.max_memory * 50 // 100
+
+
+def test_when_nothing_else_is_left_drops_are_reported(small_redis, caplog):
+    url = small_redis.url
+    client = redis.Redis.from_url(url)
+    WriterLedger(client, "spec-writer").set_cursor("0-0")  # a writer that saved nothing
+    keys = [publish_big(url, n, points=300) for n in range(1, 9)]
+    t = tracker(url, cleaning_threshold=40)  # writers: found in Redis (trigger 16 MB)
+    assert t.writers() == ("spec-writer",)
+    t.cycle()
+    dropped = [k for k in keys if not client.exists(k)]
+    assert dropped and dropped == keys[:len(dropped)], "oldest first"
+    assert t.counters.dropped_unpersisted_scans == len(dropped)
+    for key in dropped:
+        assert f"DROPPING UNSAVED DATA of scan {key}" in caplog.text
+
+
+def test_command_line_options_and_log_lines(small_redis):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sardana_redis", "memory-tracker", "--redis-url", small_redis.url,
+         "--monitoring-period", "0.2", "--cleaning-threshold", "75", "--protected-history", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    time.sleep(3)
+    proc.terminate()
+    out = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, out
+    assert " INFO: INIT | Redis max. memory: 40MB" in out
+    assert " INFO: INIT | Mem. usage to trigger cleanup: 75% (30MB)" in out
+    assert " INFO: INIT | Protected history length: 60 seconds" in out
+    assert " INFO: Memory usage: " in out and "MB" in out
+
+
+def test_no_maxmemory_is_a_clear_error(small_redis):
+    redis.Redis.from_url(small_redis.url).config_set("maxmemory", 0)
+    out = subprocess.run([sys.executable, "-m", "sardana_redis", "memory-tracker", "--redis-url",
+                          small_redis.url], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "no 'maxmemory'" in out.stderr and "--max-memory" in out.stderr

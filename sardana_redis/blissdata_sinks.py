@@ -38,7 +38,7 @@ def sink_is_broken(stream: Any) -> bool:
     return not (sink._send_thread.is_alive() and sink._recv_thread.is_alive())
 
 
-def release_sink(stream: Any) -> None:
+def release_sink(stream: Any, timeout: float = 1.0) -> None:
     """End the sink's threads, dropping what it had not sent, and mark it closed."""
     sink = _sink(stream)
     if sink is None:
@@ -46,7 +46,11 @@ def release_sink(stream: Any) -> None:
     with sink.cond:
         sink._closing = True
         sink._closed = True
-        sink._failure = None
+        # a failure makes the send thread drop its buffer instead of sending it
+        sink._failure = ConnectionError("sink released")
         sink.cond.notify_all()
     sink._cmd_queue.put(StopIteration)
     sink._ack_queue.put(StopIteration)
+    for thread in (sink._send_thread, sink._recv_thread):
+        thread.join(timeout)
+    sink._failure = None  # so that sealing the stream later goes on to the server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -18,7 +19,19 @@ from sardana_redis.blissdata_sinks import release_sink
 from sardana_redis.datastore import init_db
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
-from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings
+from sardana_redis.following.follower import ScanFollower
+from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings, run
+from sardana_redis.publisher import ScanPublisher
+from sardana_redis.scan_model import (
+    Column,
+    ColumnKind,
+    EndReason,
+    RequestedFile,
+    ScanDescription,
+    ScanEnd,
+    ScanIdentity,
+)
+from sardana_redis.spec_writer.writer import SpecScanWriter
 from tests.publish import FakeScan, publish
 
 
@@ -150,3 +163,65 @@ def test_no_maxmemory_is_a_clear_error(small_redis):
                           small_redis.url], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "no 'maxmemory'" in out.stderr and "--max-memory" in out.stderr
+
+
+def _description(number: int, path: str) -> ScanDescription:
+    columns = (
+        Column("point_nb", "#Pt No", "#Pt No", "Pt_No", "int64", (), ColumnKind.POINT_NB),
+        Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE),
+        Column("oned01", "oned01", "oned01", "oned01", "float64", (1024,), ColumnKind.CHANNEL),
+    )
+    return ScanDescription(
+        ScanIdentity("ascan", number, "load"), f"ascan mot01 0 1 {number}", "ascan",
+        "2026-01-01T00:00:00+00:00", "tester", columns,
+        files=(RequestedFile(path, "spec"),))
+
+
+def test_sustained_load_no_out_of_memory_and_nothing_lost(small_redis, tmp_path, caplog):
+    """1.8x maxmemory published in 25 s by 3 concurrent publishers (3 MB/s), with a SPEC
+    writer saving it and the tracker freeing what is saved: no publisher meets
+    OutOfMemoryError, every point is in the files, nothing unsaved is dropped."""
+    caplog.set_level(logging.INFO)
+    url = small_redis.url
+    follower = ScanFollower(url, "spec-writer", SpecScanWriter([tmp_path]), next_scan_timeout=0.5)
+    follower.start()
+    stop = threading.Event()
+    settings = TrackerSettings(cleaning_threshold=60, monitoring_period=1, writers=("spec-writer",))
+    client = redis.Redis.from_url(url)
+    memory_tracker = MemoryTracker(client, settings)
+    tracker_thread = threading.Thread(target=run, args=(client, settings, stop, memory_tracker))
+    tracker_thread.start()
+    points, rounds = 500, 6
+    try:
+        time.sleep(1)
+        publishers, spectrum = [], np.random.random(1024)
+        for n in range(1, 3 * rounds + 1):  # rounds of 3 concurrent scans, 125 points/s each
+            path = str(tmp_path / f"load{n % 3}.dat")
+            publishers.append(ScanPublisher(url, _description(n, path)))
+            publishers[-1].start()
+            if n % 3 == 0:
+                for i in range(points):
+                    for p in publishers[-3:]:
+                        p.push({"point_nb": i, "mot01": i / 10, "oned01": spectrum})
+                    time.sleep(0.008)
+                for p in publishers[-3:]:
+                    assert p.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS))
+        problems = [p.problem for p in publishers if p.problem]
+        assert not problems, problems
+        ledger = WriterLedger(redis.Redis.from_url(url), "spec-writer")
+        deadline = time.monotonic() + 60
+        while not all(ledger.is_done(p.key) for p in publishers):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert [ledger.done(p.key).points for p in publishers] == [points] * (3 * rounds)
+    finally:
+        stop.set()
+        tracker_thread.join(30)
+        follower.stop()
+    assert "DROPPING" not in caplog.text
+    assert "OOM" not in caplog.text
+    assert memory_tracker.counters.freed_bytes > 20 * 1024**2, "the tracker had to free memory"
+    assert memory_tracker.counters.dropped_unpersisted_scans == 0
+    lines = sum(1 for f in tmp_path.glob("load*.dat") for line in f.read_text().splitlines()
+                if line[:1].isdigit())
+    assert lines == points * 3 * rounds

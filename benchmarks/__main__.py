@@ -2,9 +2,9 @@
 
     python -m benchmarks [--only NAME] [--quick] [--rounds N]
 
-NAME: recorder_cost, scan_overhead, latency. Each one runs in its own Python
-process (no threads, Tango clients or environment left over from the previous
-one) and starts, then stops, the servers it needs. ``--quick``: smaller runs, a
+NAME: recorder_cost, scan_overhead, latency, spec_writer, memory_tracker, nexus_writer. Each one
+runs in its own Python process (no threads, Tango clients or environment left over from the
+previous one) and starts, then stops, the servers it needs. ``--quick``: smaller runs, a
 smoke test whose figures are not for the docs. Exit status 1 when one failed.
 """
 
@@ -20,7 +20,8 @@ import time
 
 from benchmarks.common import ROOT
 
-BENCHMARKS = ("recorder_cost", "scan_overhead", "latency")
+BENCHMARKS = ("recorder_cost", "scan_overhead", "latency", "spec_writer", "memory_tracker",
+              "nexus_writer")
 
 
 def machine() -> str:
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=BENCHMARKS, help="run this benchmark only")
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs")
-    parser.add_argument("--rounds", type=int, help="scan_overhead rounds (default 3, quick 1)")
+    parser.add_argument("--rounds", type=int,
+                        help="rounds of scan_overhead and of the Sardana scans of spec_writer "
+                             "and nexus_writer (default 3, quick 1)")
     args = parser.parse_args(argv)
     print(f"sardana-redis benchmarks, {datetime.datetime.now():%Y-%m-%d %H:%M}"
           f"{' (quick)' if args.quick else ''}\nmachine: {machine()}, "
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"\n=== {name}", flush=True)
         cmd = [sys.executable, "-m", f"benchmarks.bench_{name}"] + ["--quick"] * args.quick
-        if name == "scan_overhead" and args.rounds:
+        if name in ("scan_overhead", "spec_writer", "nexus_writer") and args.rounds:
             cmd += ["--rounds", str(args.rounds)]
         t1 = time.monotonic()
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from sardana_redis import __version__
+from sardana_redis.memory_tracker.tracker import parse_memory_size
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
 from sardana_redis.tango_registration import add_tango_register_parser
 
@@ -120,18 +121,6 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-def _memory_size(text: str) -> int:
-    """``512mb``, ``4gb``, ``1048576``: bytes (powers of 1024, as Redis reads them)."""
-    units = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "k": 1024, "m": 1024**2, "g": 1024**3}
-    text = text.strip().lower()
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix) and text[: -len(suffix)].strip().replace(".", "", 1).isdigit():
-            return int(float(text[: -len(suffix)]) * units[suffix])
-    if text.isdigit():
-        return int(text)
-    raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 512mb, 4gb)")
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -242,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--writer", action="append",
                    help="writer name whose unsaved data is kept (repeat; default: every writer "
                         "that ever followed this Redis)")
-    p.add_argument("--max-memory", type=_memory_size,
+    p.add_argument("--max-memory", type=parse_memory_size,
                    help="memory limit when Redis has no maxmemory (e.g. 4gb)")
     p.set_defaults(func=cmd_memory_tracker)
 

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,76 +15,14 @@ from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
 from sardana_redis.local_stack.tango_db import (
-    TangoDatabase,
     local_server_env,
-    log_tail,
     make_unix_socket_dir,
     remove_unix_socket_dir,
-    terminate_process_group,
 )
-from sardana_redis.tango_registration import add_tango_register_parser, register_device_server
+from sardana_redis.tango_registration import add_tango_register_parser
+from tests.tango_servers import device_server, free_port, wait_for
 
 SERVER = "RedisSpecWriter"
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-@contextmanager
-def writer_server(tango_db: TangoDatabase, workdir: Path, instance: str,
-                  devices: dict[str, dict[str, Any]]) -> Iterator[dict[str, tango.DeviceProxy]]:
-    """Register ``RedisSpecWriter/<instance>`` with ``devices`` (name -> properties), run it
-    in its own process group and yield a proxy per device once every device answers."""
-    for device, properties in devices.items():
-        register_device_server(SERVER, instance, device, properties)
-    log_file = workdir / f"{instance}.log"
-    socket_dir = make_unix_socket_dir()
-    proc = None
-    try:
-        with open(log_file, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "sardana_redis.spec_writer.tango_server", instance,
-                 "-ORBendPoint", "giop:tcp:127.0.0.1:"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=local_server_env(workdir, socket_dir, tango_db.tango_host),
-                cwd=workdir, start_new_session=True)
-        proxies = {}
-        for device in devices:
-            proxy = tango.DeviceProxy(f"tango://{tango_db.tango_host}/{device}")
-
-            def answers(proxy: tango.DeviceProxy = proxy) -> bool:
-                assert proc.poll() is None, f"server exited:\n{log_tail(log_file)}"
-                try:
-                    proxy.ping()
-                except tango.DevFailed:
-                    return False
-                return True
-
-            wait_for(answers, f"{device} to answer")
-            proxies[device] = proxy
-        yield proxies
-    except BaseException:
-        print(f"--- {log_file}:\n{log_tail(log_file)}")
-        raise
-    finally:
-        if proc is not None:
-            terminate_process_group(proc, f"{SERVER} {instance}")
-        remove_unix_socket_dir(socket_dir)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on (right now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def publish_scan(redis_url: str, path: Path) -> str:
@@ -116,7 +50,7 @@ def writer_properties(redis_url: str, root: Path) -> dict[str, Any]:
 
 
 def test_on_follows_then_off_after_stop(tango_db, redis_url, tmp_path):
-    with writer_server(tango_db, tmp_path, "startstop",
+    with device_server(tango_db, tmp_path, SERVER, "startstop",
                        {"test/specwriter/startstop": writer_properties(redis_url, tmp_path)}) as d:
         dev = d["test/specwriter/startstop"]
         wait_for(lambda: "following" in dev.status(), "Status to say following")
@@ -133,7 +67,7 @@ def test_unreachable_redis_and_missing_root_dirs(tango_db, tmp_path):
     dead_url = f"redis://127.0.0.1:{free_port()}"
     devices = {"test/specwriter/deadredis": writer_properties(dead_url, tmp_path),
                "test/specwriter/noroot": {"redis_url": dead_url}}
-    with writer_server(tango_db, tmp_path, "broken", devices) as d:
+    with device_server(tango_db, tmp_path, SERVER, "broken", devices) as d:
         dead, noroot = d["test/specwriter/deadredis"], d["test/specwriter/noroot"]
         wait_for(lambda: "Redis unreachable" in dead.status(), "Status to say Redis is unreachable")
         assert dead.state() == tango.DevState.ALARM
@@ -147,7 +81,7 @@ def test_unreachable_redis_and_missing_root_dirs(tango_db, tmp_path):
 
 def test_scan_written(tango_db, redis_url, tmp_path):
     root = tmp_path / "scans"
-    with writer_server(tango_db, tmp_path, "scan",
+    with device_server(tango_db, tmp_path, SERVER, "scan",
                        {"test/specwriter/scan": writer_properties(redis_url, root)}) as d:
         dev = d["test/specwriter/scan"]
         wait_for(lambda: "following" in dev.status(), "Status to say following")

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState
 
 from sardana_redis.following.follower import ScanJob
@@ -142,9 +143,14 @@ class FileScanWriter:
     def wait_end(scan: Any, stop: Any) -> tuple[datetime.datetime, str]:
         """End time and end reason, once the scan is CLOSED (or ``CLOSE_WAIT`` passed)."""
         deadline = time.monotonic() + CLOSE_WAIT
-        while scan.state < ScanState.CLOSED and time.monotonic() < deadline and not stop.is_set():
-            scan.update(timeout=0.5)
+        gone = False
+        try:
+            while scan.state < ScanState.CLOSED and time.monotonic() < deadline and not stop.is_set():
+                scan.update(timeout=0.5)
+        except ScanNotFoundError:  # expired or deleted once its data was read: write what we have
+            gone = True
         info = scan.info if isinstance(scan.info, Mapping) else {}
         reason = info.get("end_reason") if scan.state >= ScanState.CLOSED else None
-        reason = str(reason) if reason else "UNKNOWN (scan not closed)"
+        reason = str(reason) if reason else \
+            f"UNKNOWN (scan {'deleted from Redis' if gone else 'not closed'})"
         return parse_time(info.get("end_time")), " ".join(reason.split())

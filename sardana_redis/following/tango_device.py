@@ -225,7 +225,7 @@ class WriterDevice(Device):
         return len(self._status().active)
 
 
-def run_server(device_class: type[WriterDevice], args: list[str] | None = None) -> None:
+def run_server(device_class: type[Device], args: list[str] | None = None) -> None:
     """Run ``device_class`` as the Tango server of the same name.
 
     ``args`` are the server arguments (default: ``sys.argv[1:]``), the instance

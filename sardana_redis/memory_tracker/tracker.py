@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -51,6 +51,20 @@ def format_bytes(nbytes: float) -> str:
     return f"{nbytes / 1024**exp:.4g}{suffixes[exp]}"
 
 
+def parse_memory_size(text: str) -> int:
+    """``512mb``, ``4gb``, ``1048576``: bytes (powers of 1024, as Redis reads them)."""
+    units = {"kb": 1024, "mb": 1024**2, "gb": 1024**3, "k": 1024, "m": 1024**2, "g": 1024**3, "b": 1}
+    text = text.strip().lower()
+    number, unit = text.rstrip("kmgb"), text[len(text.rstrip("kmgb")):]
+    try:
+        value = float(number) * units.get(unit or "b", 0)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"not a memory size: {text!r} (e.g. 512mb, 4gb)")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class TrackerSettings:
     """The options of ``sardana-redis memory-tracker`` (blissdata's, plus the writers)."""
@@ -69,6 +83,13 @@ class TrackerSettings:
             raise ValueError("--cleaning-threshold must be between 1 and 100")
         if not 0 < self.cleaning_time_slice <= 100:
             raise ValueError("--cleaning-time-slice must be between 1 and 100")
+        for option, value in (("--monitoring-period", self.monitoring_period),
+                              ("--inactive-scan-deletion", self.inactive_scan_deletion),
+                              ("--closed-scan-deletion", self.closed_scan_deletion)):
+            if value <= 0:
+                raise ValueError(f"{option} must be more than 0")
+        if self.protected_history < 0:
+            raise ValueError("--protected-history must not be negative")
 
 
 @dataclass
@@ -333,20 +354,35 @@ class MemoryTracker:
 
 
 def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
-        tracker: MemoryTracker | None = None) -> None:
-    """Run monitoring cycles until ``stop`` is set; Redis errors are retried."""
+        tracker: MemoryTracker | None = None, *, setup: Callable[[], object] | None = None,
+        report: Callable[[Exception | None], None] | None = None) -> None:
+    """Run monitoring cycles until ``stop`` is set; Redis errors are retried.
+
+    The start-up (``setup``, e.g. initialising the database, then
+    :meth:`MemoryTracker.log_init`) is retried like a cycle, so Redis may start later.
+    ``report`` is told how each attempt went: None after a cycle, else the Redis error.
+    """
     tracker = tracker or MemoryTracker(client, settings)
-    tracker.log_init()
+    report = report or (lambda error: None)
+    started = False
     delay = 0.5
     while not stop.is_set():
         try:
+            if not started:
+                if setup is not None:
+                    setup()
+                tracker.log_init()
+                started = True
             used = tracker.cycle()
+            report(None)
             delay = 0.5
             stop.wait(tracker.period(used))
-        except redis.OutOfMemoryError:
+        except redis.OutOfMemoryError as exc:
             log.critical("Redis is out of memory, monitoring routine can't run, retry...")
+            report(exc)
             stop.wait(0.5)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("Redis unreachable (%s), retrying in %.1f s", exc, delay)
+            report(exc)
             stop.wait(delay)
             delay = min(delay * 2, 30.0)

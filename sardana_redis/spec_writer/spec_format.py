@@ -139,21 +139,34 @@ def scan_header(layout: SpecLayout) -> str:
 def _column_text(values: Any) -> list[str]:
     """Shortest round-tripping text of each value (``nan`` for missing ones)."""
     if isinstance(values, np.ndarray):
+        if values.dtype.kind in "biuf":
+            return list(map(repr, values.tolist()))
         values = values.tolist()
     return [repr(v) if isinstance(v, float) else str(v) for v in values]
 
 
+def _row_format(values: Any) -> tuple[str, list]:
+    """A ``%`` conversion for one column and its values: numbers through ``%r``
+    (Python's shortest round-tripping text), anything else as text."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return "%r", values.tolist()
+    return "%s", _column_text(values)
+
+
 def data_lines(layout: SpecLayout, batch: Mapping[str, Any]) -> str:
     """The ``@A`` and data lines of a batch of complete rows."""
-    columns = [_column_text(batch[stream]) for stream, _ in layout.columns]
+    rows: list[str] = []
+    if layout.columns:
+        formats, columns = zip(*(_row_format(batch[stream]) for stream, _ in layout.columns))
+        rows = list(map((" ".join(formats) + "\n").__mod__, zip(*columns)))
+    if not layout.mca:
+        return "".join(rows)
     spectra = [batch[stream] for stream, _, _ in layout.mca]
-    count = len(columns[0]) if columns else len(spectra[0])
     out = []
-    for i in range(count):
-        for spectrum in spectra:
-            out.append("@A " + " ".join(_column_text(spectrum[i])) + "\n")
-        if columns:
-            out.append(" ".join(col[i] for col in columns) + "\n")
+    for i in range(len(spectra[0])):
+        out += ["@A " + " ".join(_column_text(spectrum[i])) + "\n" for spectrum in spectra]
+        if rows:
+            out.append(rows[i])
     return "".join(out)
 
 

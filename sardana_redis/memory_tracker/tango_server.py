@@ -1,0 +1,318 @@
+"""The memory tracker as a Tango device server: ``RedisMemoryTracker <instance>``.
+
+Register it first (``sardana-redis tango-register RedisMemoryTracker <instance>
+--device a/b/c --property redis_url=redis://host:6379 ...``), then run
+``RedisMemoryTracker <instance>`` or ``python -m sardana_redis.memory_tracker.tango_server
+<instance>``. The device properties are the options of ``sardana-redis memory-tracker``,
+with the same defaults; the tracker loop (:func:`~sardana_redis.memory_tracker.tracker.run`)
+runs in a daemon thread, started by ``init_device`` and by ``Start``, stopped by ``Stop``.
+
+State and Status are computed when read:
+
+========  ==============================================================
+INIT      started, no monitoring cycle done yet
+ON        the tracker runs, Redis answers and its memory is below the
+          cleaning threshold (Status: memory, scans, writers)
+ALARM     Redis is unreachable or out of memory (the tracker retries by
+          itself), or the memory stays above the cleaning threshold after
+          freeing (Status says which)
+FAULT     invalid properties (fix them, then ``Init``), or the tracker
+          thread stopped on an error, e.g. Redis has no ``maxmemory`` and
+          the ``max_memory`` property is empty (see the Status and the
+          server log)
+OFF       stopped by the ``Stop`` command
+========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+import redis
+import tango
+from tango import DevState
+from tango.server import Device, attribute, command, device_property
+
+from sardana_redis import datastore
+from sardana_redis.following.tango_device import configure_logging, run_server
+from sardana_redis.memory_tracker import tracker as tracking
+from sardana_redis.memory_tracker.tracker import (
+    parse_memory_size,
+    MemoryTracker,
+    TrackerCounters,
+    TrackerSettings,
+    format_bytes,
+)
+from sardana_redis.redis_url import DEFAULT_REDIS_URL, redact_redis_url, with_socket_timeouts
+
+#: Not ``__name__``: run with ``python -m``, that is ``__main__``, outside the
+#: ``sardana_redis`` logger that ``log_level`` sets.
+log = logging.getLogger("sardana_redis.memory_tracker.tango_server")
+
+
+def _as_property_names(message: str) -> str:
+    """The tracker's messages name command-line options: ``--max-memory`` -> ``the
+    max_memory property``."""
+    return re.sub(r"--([a-z][a-z-]*)",
+                  lambda m: f"the {m.group(1).replace('-', '_')} property", message)
+
+
+def memory_usage(counters: TrackerCounters) -> float:
+    """Used memory in % of the limit (0 before the limit is known)."""
+    return 100.0 * counters.used_memory / counters.max_memory if counters.max_memory else 0.0
+
+
+class TrackerThread(threading.Thread):
+    """One run of the tracker loop, with what the device's state needs to know."""
+
+    def __init__(self, device: str, url: str, settings: TrackerSettings, init_db: bool) -> None:
+        super().__init__(name=f"{device} memory tracker", daemon=True)
+        self.device = device
+        self.url = url
+        self.init_db = init_db
+        self.client = redis.Redis.from_url(url)
+        self.tracker = MemoryTracker(self.client, settings)
+        self.stopping = threading.Event()
+        self.cycled = False  #: a monitoring cycle has run
+        self.redis_error: Exception | None = None  #: of the last attempt, None once a cycle ran
+        self.failure = ""  #: why the loop ended, when it ended on an error
+
+    def run(self) -> None:
+        """The tracker loop until :meth:`stop`; an error that ends it goes to :attr:`failure`."""
+        setup = (lambda: datastore.init_db(self.url)) if self.init_db else None
+        try:
+            tracking.run(self.client, self.tracker.settings, self.stopping, self.tracker,
+                         setup=setup, report=self._report)
+        except (ValueError, datastore.DatabaseNotReady) as exc:  # no maxmemory, not blissdata
+            self.failure = _as_property_names(str(exc))
+            log.error("%s: memory tracker stopped: %s", self.device, self.failure)
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("%s: memory tracker stopped by an unexpected error", self.device)
+        finally:
+            self.client.close()
+
+    def _report(self, error: Exception | None) -> None:
+        self.redis_error = error
+        self.cycled = self.cycled or error is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the loop (at once between cycles) and wait for it up to ``timeout`` s."""
+        self.stopping.set()
+        if self.is_alive():
+            self.join(timeout)
+
+
+class RedisMemoryTracker(Device):
+    """Keeps a Redis of blissdata scans below its memory limit, writer-aware
+    (see the module docstring)."""
+
+    redis_url = device_property(dtype=str, default_value=DEFAULT_REDIS_URL,
+                                doc="Redis URL of the blissdata scans")
+    cleaning_threshold = device_property(dtype=int, default_value=80,
+                                         doc="percentage of maxmemory that triggers cleaning "
+                                             "(1-100)")
+    protected_history = device_property(dtype=float, default_value=180,
+                                        doc="seconds of recent unsaved data dropped only as a "
+                                            "last resort")
+    monitoring_period = device_property(dtype=float, default_value=30,
+                                        doc="seconds between cycles while memory is low")
+    inactive_scan_deletion = device_property(dtype=float, default_value=86400,
+                                             doc="seconds without activity before an open scan "
+                                                 "is closed as FAILURE")
+    closed_scan_deletion = device_property(dtype=int, default_value=604800,
+                                           doc="expiration of closed scans, in seconds, "
+                                               "once saved")
+    cleaning_time_slice = device_property(dtype=int, default_value=20,
+                                          doc="percentage of the oldest unsaved live history "
+                                              "dropped per step when nothing else is left (1-100)")
+    init_db = device_property(dtype=bool, default_value=False,
+                              doc="initialise an empty Redis for blissdata at start")
+    writers = device_property(dtype=(str,), default_value=[],
+                              doc="writer names whose unsaved data is kept (empty: every "
+                                  "writer that ever followed this Redis)")
+    max_memory = device_property(dtype=str, default_value="",
+                                 doc="memory limit when Redis has no maxmemory, e.g. 4gb "
+                                     "(empty: Redis' own)")
+    log_level = device_property(dtype=str, default_value="INFO",
+                                doc="DEBUG, INFO, WARNING or ERROR (for the whole server process)")
+
+    # --- life cycle ----------------------------------------------------------
+
+    def init_device(self) -> None:
+        """Read the properties, check them and start tracking."""
+        super().init_device()
+        self._thread: TrackerThread | None = None
+        self._should_run = False
+        self._config_error = ""
+        try:
+            configure_logging(self.log_level)
+            self._url = with_socket_timeouts(self.redis_url, connect=5, read=30)
+            self._settings = self._make_settings()
+        except ValueError as exc:
+            self._config_error = str(exc)
+            log.error("%s: invalid configuration: %s", self.get_name(), exc)
+            return
+        self._start()
+
+    def delete_device(self) -> None:
+        """Stop tracking (server shutdown or ``Init``)."""
+        self._stop()
+
+    def _make_settings(self) -> TrackerSettings:
+        """The tracker settings from the properties (ValueError when invalid)."""
+        try:
+            max_memory = parse_memory_size(self.max_memory) if self.max_memory.strip() else None
+        except ValueError as exc:
+            raise ValueError(f"max_memory: {exc}") from None
+        settings = TrackerSettings(
+            cleaning_threshold=self.cleaning_threshold, protected_history=self.protected_history,
+            monitoring_period=self.monitoring_period,
+            inactive_scan_deletion=self.inactive_scan_deletion,
+            closed_scan_deletion=self.closed_scan_deletion,
+            cleaning_time_slice=self.cleaning_time_slice,
+            writers=tuple(self.writers) or None, max_memory=max_memory)
+        try:
+            settings.check()
+        except ValueError as exc:
+            raise ValueError(_as_property_names(str(exc))) from None
+        return settings
+
+    def _start(self) -> None:
+        """Track with a new thread and tracker (counters start again from 0)."""
+        self._stop()
+        self._thread = TrackerThread(self.get_name(), self._url, self._settings, self.init_db)
+        self._thread.start()
+        self._should_run = True
+        log.info("%s: tracking the memory of %s", self.get_name(), redact_redis_url(self.redis_url))
+
+    def _stop(self) -> None:
+        self._should_run = False
+        if self._thread is not None:
+            self._thread.stop()
+
+    # --- state and status ----------------------------------------------------
+
+    def _health(self) -> tuple[DevState, str]:
+        if self._config_error:
+            return DevState.FAULT, (f"Invalid configuration: {self._config_error}. "
+                                    "Fix the device properties, then run Init.")
+        thread = self._thread
+        if thread is None or not self._should_run:
+            return DevState.OFF, "Stopped by the Stop command: run Start to track memory again."
+        if not thread.is_alive():
+            why = thread.failure or "the tracker thread died"
+            return DevState.FAULT, (f"Not tracking memory: {why} (see the server log). "
+                                    "Fix it, then run Init.")
+        url = redact_redis_url(self.redis_url)
+        error = thread.redis_error
+        if isinstance(error, redis.OutOfMemoryError):
+            return DevState.ALARM, f"Redis {url} is out of memory, retrying: {error}"
+        if error is not None:
+            return DevState.ALARM, f"Redis unreachable, retrying: {url}: {error}"
+        if not thread.cycled:
+            return DevState.INIT, f"Starting: first monitoring cycle on {url}"
+        counters = thread.tracker.counters
+        threshold = thread.tracker.settings.cleaning_threshold
+        memory = (f"{format_bytes(counters.used_memory)} of {format_bytes(counters.max_memory)} "
+                  f"used ({memory_usage(counters):.1f}%, cleaning above {threshold}%)")
+        if counters.used_memory >= counters.max_memory * threshold // 100:
+            return DevState.ALARM, (f"Memory above the cleaning threshold: {memory}; the tracker "
+                                    "cannot free enough (see the server log).")
+        writers = ", ".join(counters.writers) or "none"
+        return DevState.ON, (f"Tracking {counters.tracked_scans} scans of {url}: {memory}; "
+                             f"writers: {writers}; {format_bytes(counters.freed_bytes)} freed, "
+                             f"{counters.dropped_unpersisted_scans} unsaved scans dropped.")
+
+    def dev_state(self) -> DevState:
+        """The state, computed now (see the module docstring)."""
+        state, _ = self._health()
+        self.set_state(state)
+        return state
+
+    def dev_status(self) -> str:
+        """The status, computed now: why the device is in its state."""
+        _, status = self._health()
+        self.set_status(status)
+        return status
+
+    # --- commands --------------------------------------------------------------
+
+    @command
+    def Start(self) -> None:
+        """Track memory again (after Stop, or after the tracker thread stopped)."""
+        if self._config_error:
+            tango.Except.throw_exception(
+                "RedisMemoryTracker_InvalidConfiguration",
+                f"Cannot start: invalid configuration: {self._config_error}", "Start")
+        if self._should_run and self._thread is not None and self._thread.is_alive():
+            return
+        self._start()
+
+    @command
+    def Stop(self) -> None:
+        """Stop tracking: nothing expires or is freed until Start."""
+        self._stop()
+        log.info("%s: stopped by the Stop command", self.get_name())
+
+    # --- attributes -------------------------------------------------------------
+
+    def _counters(self) -> TrackerCounters:
+        return self._thread.tracker.counters if self._thread is not None else TrackerCounters()
+
+    @attribute(dtype=int, unit="B", doc="memory used by Redis at the last cycle")
+    def UsedMemory(self) -> int:
+        return self._counters().used_memory
+
+    @attribute(dtype=int, unit="B", doc="Redis' maxmemory, or the max_memory property")
+    def MaxMemory(self) -> int:
+        return self._counters().max_memory
+
+    @attribute(dtype=float, unit="%", doc="UsedMemory in % of MaxMemory")
+    def MemoryUsage(self) -> float:
+        return memory_usage(self._counters())
+
+    @attribute(dtype=int, doc="scans in Redis the tracker follows")
+    def TrackedScans(self) -> int:
+        return self._counters().tracked_scans
+
+    @attribute(dtype=int, unit="B", doc="memory freed since the last Start")
+    def FreedBytes(self) -> int:
+        return self._counters().freed_bytes
+
+    @attribute(dtype=int, doc="closed scans given their expiration since the last Start")
+    def ExpiredScans(self) -> int:
+        return self._counters().expired_scans
+
+    @attribute(dtype=int, doc="abandoned open scans closed as FAILURE since the last Start")
+    def ClosedAbandonedScans(self) -> int:
+        return self._counters().closed_abandoned
+
+    @attribute(dtype=int, doc="whole scans deleted before every writer saved them, "
+                              "since the last Start")
+    def DroppedUnsavedScans(self) -> int:
+        return self._counters().dropped_unpersisted_scans
+
+    @attribute(dtype=int, doc="stream entries deleted before every writer saved them, "
+                              "since the last Start")
+    def DroppedUnsavedEntries(self) -> int:
+        return self._counters().dropped_unpersisted_entries
+
+    @attribute(dtype=str, doc="the last drop of unsaved data (empty: none since the last Start)")
+    def LastDrop(self) -> str:
+        return self._counters().last_drop
+
+    @attribute(dtype=float, unit="s", doc="duration of the last monitoring cycle")
+    def LastCycleTime(self) -> float:
+        return self._counters().last_cycle_seconds
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``RedisMemoryTracker`` console script."""
+    run_server(RedisMemoryTracker, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Running this project's Tango device servers as real processes, for tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import tango
+
+from sardana_redis.local_stack.tango_db import (
+    TangoDatabase,
+    local_server_env,
+    log_tail,
+    make_unix_socket_dir,
+    remove_unix_socket_dir,
+    terminate_process_group,
+)
+from sardana_redis.tango_registration import SERVER_CLASSES, register_device_server
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextmanager
+def device_server(tango_db: TangoDatabase, workdir: Path, server_class: str, instance: str,
+                  devices: dict[str, dict[str, Any]]) -> Iterator[dict[str, tango.DeviceProxy]]:
+    """Register ``<server_class>/<instance>`` with ``devices`` (name -> properties), run it
+    (``python -m``) in its own process group and yield a proxy per device once every
+    device answers. The server log is ``workdir/<instance>.log``."""
+    for device, properties in devices.items():
+        register_device_server(server_class, instance, device, properties)
+    log_file = workdir / f"{instance}.log"
+    socket_dir = make_unix_socket_dir()
+    proc = None
+    try:
+        with open(log_file, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", SERVER_CLASSES[server_class], instance,
+                 "-ORBendPoint", "giop:tcp:127.0.0.1:"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=local_server_env(workdir, socket_dir, tango_db.tango_host),
+                cwd=workdir, start_new_session=True)
+        proxies = {}
+        for device in devices:
+            proxy = tango.DeviceProxy(f"tango://{tango_db.tango_host}/{device}")
+
+            def answers(proxy: tango.DeviceProxy = proxy) -> bool:
+                assert proc.poll() is None, f"server exited:\n{log_tail(log_file)}"
+                try:
+                    proxy.ping()
+                except tango.DevFailed:
+                    return False
+                return True
+
+            wait_for(answers, f"{device} to answer")
+            proxies[device] = proxy
+        yield proxies
+    except BaseException:
+        print(f"--- {log_file}:\n{log_tail(log_file)}")
+        raise
+    finally:
+        if proc is not None:
+            terminate_process_group(proc, f"{server_class} {instance}")
+        remove_unix_socket_dir(socket_dir)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

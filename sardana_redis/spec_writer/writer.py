@@ -30,6 +30,9 @@ from sardana_redis.spec_writer.spec_format import (
 
 log = logging.getLogger(__name__)
 
+#: Rows formatted and written at a time (the text of 10k rows is about 10 MB at most).
+TEXT_SLICE = 10_000
+
 
 class SpecScanWriter(FileScanWriter):
     """The SPEC writer's :class:`~sardana_redis.following.follower.ScanHandler`."""
@@ -88,10 +91,11 @@ class SpecScanWriter(FileScanWriter):
         rows = ScanRows(scan, layout.streams)
         for batch in rows.batches(stop=job.stop):
             job.points_seen = rows.points_seen
-            if batch:
-                text = data_lines(layout, batch)
+            count = len(next(iter(batch.values()))) if batch else 0
+            for start in range(0, count, TEXT_SLICE):  # bounded memory for the text
+                text = data_lines(layout, {k: v[start:start + TEXT_SLICE] for k, v in batch.items()})
                 for out in outs:
                     out.write(text)
                     out.flush()
-                job.rows_written = rows.rows_read
+            job.rows_written = rows.rows_read
         return None if job.stop.is_set() else rows.rows_read

@@ -15,7 +15,8 @@ from blissdata.streams.default import Stream
 from sardana_redis.local_stack.tango_db import terminate_process_group
 from tests.nexus_files import assert_same_entry
 from tests.recorder_helpers import configure, last_scan_id, run_ok
-from tests.services import ServiceProcess, scan_key, wait_done
+from sardana_redis.local_stack.services import ServiceProcess
+from tests.services import scan_key, wait_done
 
 WRITER = "nexus-writer"
 SCANS = {

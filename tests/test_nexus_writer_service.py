@@ -8,7 +8,8 @@ import h5py
 import pytest
 
 from tests.publish import FakeScan, publish
-from tests.services import ServiceProcess, wait_done
+from sardana_redis.local_stack.services import ServiceProcess
+from tests.services import wait_done
 
 WRITER = "nexus-writer"
 

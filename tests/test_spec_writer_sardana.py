@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.recorder_helpers import configure, last_scan_id, run_ok
-from tests.services import ServiceProcess, scan_key, wait_done
+from sardana_redis.local_stack.services import ServiceProcess
+from tests.services import scan_key, wait_done
 from tests.spec_files import assert_same_scan, scan_block
 
 WRITER = "spec-writer"

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from tests.publish import FakeScan, publish
-from tests.services import ServiceProcess, wait_done
+from sardana_redis.local_stack.services import ServiceProcess
+from tests.services import wait_done
 from tests.spec_files import read_spec
 
 WRITER = "spec-writer"

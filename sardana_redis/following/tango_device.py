@@ -1,10 +1,12 @@
 """A Tango device shell for writer services: :class:`WriterDevice`.
 
-One device runs one :class:`~sardana_redis.following.follower.ScanFollower`,
-configured from device properties, started by ``init_device`` and by the
-``Start`` command, stopped by ``Stop``. Subclasses only say which file writer
-they run (:attr:`WriterDevice.HANDLER`) and their default writer name
-(:attr:`WriterDevice.DEFAULT_WRITER_NAME`); :func:`run_server` runs one as
+A :class:`~sardana_redis.tango_service.ServiceDevice` whose service is one
+:class:`~sardana_redis.following.follower.ScanFollower`, configured from device
+properties, started by ``init_device`` and by the ``Start`` command, stopped by
+``Stop`` (scans being written are left for a resume). Subclasses only say which
+file writer they run (:attr:`WriterDevice.HANDLER`) and their default writer name
+(:attr:`WriterDevice.DEFAULT_WRITER_NAME`);
+:func:`~sardana_redis.tango_service.run_server` runs one as
 ``<ServerName> <instance>``.
 
 State and Status are computed when read:
@@ -27,37 +29,21 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import ClassVar
 
-import tango
 from tango import DevState
-from tango.server import Device, attribute, command, device_property, run
+from tango.server import attribute, device_property
 
 from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import FollowerStatus, ScanFollower, ScanHandler
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, normalize_redis_url, redact_redis_url
+from sardana_redis.tango_service import ServiceDevice
 
 log = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
-
-def configure_logging(level: str) -> None:
-    """Log this package's records to stderr at ``level`` (one level per process).
-
-    Raises ValueError for a name that is not a :mod:`logging` level.
-    """
-    number = logging.getLevelName(level.strip().upper())
-    if not isinstance(number, int):
-        raise ValueError(f"log_level {level!r} is not one of DEBUG, INFO, WARNING, ERROR")
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format=LOG_FORMAT)
-    logging.getLogger("sardana_redis").setLevel(number)
-
-
-class WriterDevice(Device):
+class WriterDevice(ServiceDevice):
     """Base Tango device of the writer services (see the module docstring)."""
 
     #: Writer name used when the ``writer_name`` property is empty (subclasses set it).
@@ -67,8 +53,6 @@ class WriterDevice(Device):
 
     redis_url = device_property(dtype=str, default_value=DEFAULT_REDIS_URL,
                                 doc="Redis URL of the blissdata scans")
-    log_level = device_property(dtype=str, default_value="INFO",
-                                doc="DEBUG, INFO, WARNING or ERROR (for the whole server process)")
     next_scan_timeout = device_property(dtype=float, default_value=2.0,
                                         doc="seconds per wait for a new scan "
                                             "(Stop can take that long)")
@@ -93,26 +77,13 @@ class WriterDevice(Device):
     # --- life cycle ----------------------------------------------------------
 
     def init_device(self) -> None:
-        """Read the properties, check them and start following."""
-        super().init_device()
+        """Forget the previous follower, then configure and start (see ``ServiceDevice``)."""
         self._follower: ScanFollower | None = None
         self._should_run = False
-        self._config_error = ""
-        try:
-            configure_logging(self.log_level)
-            self._check_properties()
-            self._handler = self.make_handler()
-        except ValueError as exc:
-            self._config_error = str(exc)
-            log.error("%s: invalid configuration: %s", self.get_name(), exc)
-            return
-        self._start()
+        super().init_device()
 
-    def delete_device(self) -> None:
-        """Stop following (server shutdown or ``Init``)."""
-        self._stop()
-
-    def _check_properties(self) -> None:
+    def _configure(self) -> None:
+        """Check the properties and make the file writer (ValueError when invalid)."""
         normalize_redis_url(self.redis_url)  # RedisURLError is a ValueError
         if not self.root_dirs:
             raise ValueError("the root_dirs property is not set: a writer needs at least "
@@ -124,6 +95,7 @@ class WriterDevice(Device):
             raise ValueError(f"next_scan_timeout must be > 0, not {self.next_scan_timeout}")
         if not (self.writer_name or self.DEFAULT_WRITER_NAME):
             raise ValueError("the writer_name property is not set")
+        self._handler = self.make_handler()
 
     def _start(self) -> None:
         """Follow with a new follower (a stopped ScanFollower cannot be started again)."""
@@ -142,12 +114,12 @@ class WriterDevice(Device):
         if self._follower is not None and self._follower.status.running:
             self._follower.stop()
 
+    def _is_running(self) -> bool:
+        return self._should_run and self._follower is not None and self._follower.is_alive()
+
     # --- state and status ----------------------------------------------------
 
     def _health(self) -> tuple[DevState, str]:
-        if self._config_error:
-            return DevState.FAULT, (f"Invalid configuration: {self._config_error}. "
-                                    "Fix the device properties, then run Init.")
         follower = self._follower
         if follower is None or not self._should_run:
             return DevState.OFF, "Stopped by the Stop command: run Start to follow scans again."
@@ -163,37 +135,6 @@ class WriterDevice(Device):
         return DevState.ON, (f"Writer {follower.name!r} {status.message} (sessions: {sessions}); "
                              f"{status.scans_written} scans written, {status.scans_failed} failed, "
                              f"{len(status.active)} being written.")
-
-    def dev_state(self) -> DevState:
-        """The state, computed now (see the module docstring)."""
-        state, _ = self._health()
-        self.set_state(state)
-        return state
-
-    def dev_status(self) -> str:
-        """The status, computed now: why the device is in its state."""
-        _, status = self._health()
-        self.set_status(status)
-        return status
-
-    # --- commands --------------------------------------------------------------
-
-    @command
-    def Start(self) -> None:
-        """Follow scans again (after Stop, or after a follower thread died)."""
-        if self._config_error:
-            tango.Except.throw_exception(
-                "WriterDevice_InvalidConfiguration",
-                f"Cannot start: invalid configuration: {self._config_error}", "Start")
-        if self._should_run and self._follower is not None and self._follower.is_alive():
-            return
-        self._start()
-
-    @command
-    def Stop(self) -> None:
-        """Stop following; scans being written are left for a resume."""
-        self._stop()
-        log.info("%s: stopped by the Stop command", self.get_name())
 
     # --- attributes -------------------------------------------------------------
 
@@ -224,13 +165,3 @@ class WriterDevice(Device):
     def ActiveScans(self) -> int:
         return len(self._status().active)
 
-
-def run_server(device_class: type[Device], args: list[str] | None = None) -> None:
-    """Run ``device_class`` as the Tango server of the same name.
-
-    ``args`` are the server arguments (default: ``sys.argv[1:]``), the instance
-    first. The server is named after the class however it is started (Tango
-    would name it after ``argv[0]``, which ``python -m`` sets to a file path).
-    """
-    argv = sys.argv[1:] if args is None else args
-    run((device_class,), args=[device_class.__name__, *argv])

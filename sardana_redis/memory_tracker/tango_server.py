@@ -4,8 +4,9 @@ Register it first (``sardana-redis tango-register RedisMemoryTracker <instance>
 --device a/b/c --property redis_url=redis://host:6379 ...``), then run
 ``RedisMemoryTracker <instance>`` or ``python -m sardana_redis.memory_tracker.tango_server
 <instance>``. The device properties are the options of ``sardana-redis memory-tracker``,
-with the same defaults; the tracker loop (:func:`~sardana_redis.memory_tracker.tracker.run`)
-runs in a daemon thread, started by ``init_device`` and by ``Start``, stopped by ``Stop``.
+with the same defaults. The device is a :class:`~sardana_redis.tango_service.ServiceDevice`
+whose service is the tracker loop (:func:`~sardana_redis.memory_tracker.tracker.run`) in a
+daemon thread, started by ``init_device`` and by ``Start``, stopped by ``Stop``.
 
 State and Status are computed when read:
 
@@ -20,7 +21,8 @@ FAULT     invalid properties (fix them, then ``Init``), or the tracker
           thread stopped on an error, e.g. Redis has no ``maxmemory`` and
           the ``max_memory`` property is empty (see the Status and the
           server log)
-OFF       stopped by the ``Stop`` command
+OFF       stopped by the ``Stop`` command: nothing expires or is freed
+          until ``Start``
 ========  ==============================================================
 """
 
@@ -31,12 +33,10 @@ import re
 import threading
 
 import redis
-import tango
 from tango import DevState
-from tango.server import Device, attribute, command, device_property
+from tango.server import attribute, device_property
 
 from sardana_redis import datastore
-from sardana_redis.following.tango_device import configure_logging, run_server
 from sardana_redis.memory_tracker import tracker as tracking
 from sardana_redis.memory_tracker.tracker import (
     parse_memory_size,
@@ -46,6 +46,7 @@ from sardana_redis.memory_tracker.tracker import (
     format_bytes,
 )
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, redact_redis_url, with_socket_timeouts
+from sardana_redis.tango_service import ServiceDevice, run_server
 
 #: Not ``__name__``: run with ``python -m``, that is ``__main__``, outside the
 #: ``sardana_redis`` logger that ``log_level`` sets.
@@ -105,7 +106,7 @@ class TrackerThread(threading.Thread):
             self.join(timeout)
 
 
-class RedisMemoryTracker(Device):
+class RedisMemoryTracker(ServiceDevice):
     """Keeps a Redis of blissdata scans below its memory limit, writer-aware
     (see the module docstring)."""
 
@@ -136,30 +137,20 @@ class RedisMemoryTracker(Device):
     max_memory = device_property(dtype=str, default_value="",
                                  doc="memory limit when Redis has no maxmemory, e.g. 4gb "
                                      "(empty: Redis' own)")
-    log_level = device_property(dtype=str, default_value="INFO",
-                                doc="DEBUG, INFO, WARNING or ERROR (for the whole server process)")
 
     # --- life cycle ----------------------------------------------------------
 
     def init_device(self) -> None:
-        """Read the properties, check them and start tracking."""
-        super().init_device()
+        """Forget the previous tracker, then configure and start (see ``ServiceDevice``)."""
         self._thread: TrackerThread | None = None
         self._should_run = False
-        self._config_error = ""
-        try:
-            configure_logging(self.log_level)
-            self._url = with_socket_timeouts(self.redis_url, connect=5, read=30)
-            self._settings = self._make_settings()
-        except ValueError as exc:
-            self._config_error = str(exc)
-            log.error("%s: invalid configuration: %s", self.get_name(), exc)
-            return
-        self._start()
+        super().init_device()
 
-    def delete_device(self) -> None:
-        """Stop tracking (server shutdown or ``Init``)."""
-        self._stop()
+    def _configure(self) -> None:
+        """The Redis URL and the tracker settings from the properties (ValueError when
+        invalid)."""
+        self._url = with_socket_timeouts(self.redis_url, connect=5, read=30)
+        self._settings = self._make_settings()
 
     def _make_settings(self) -> TrackerSettings:
         """The tracker settings from the properties (ValueError when invalid)."""
@@ -193,12 +184,12 @@ class RedisMemoryTracker(Device):
         if self._thread is not None:
             self._thread.stop()
 
+    def _is_running(self) -> bool:
+        return self._should_run and self._thread is not None and self._thread.is_alive()
+
     # --- state and status ----------------------------------------------------
 
     def _health(self) -> tuple[DevState, str]:
-        if self._config_error:
-            return DevState.FAULT, (f"Invalid configuration: {self._config_error}. "
-                                    "Fix the device properties, then run Init.")
         thread = self._thread
         if thread is None or not self._should_run:
             return DevState.OFF, "Stopped by the Stop command: run Start to track memory again."
@@ -225,37 +216,6 @@ class RedisMemoryTracker(Device):
         return DevState.ON, (f"Tracking {counters.tracked_scans} scans of {url}: {memory}; "
                              f"writers: {writers}; {format_bytes(counters.freed_bytes)} freed, "
                              f"{counters.dropped_unpersisted_scans} unsaved scans dropped.")
-
-    def dev_state(self) -> DevState:
-        """The state, computed now (see the module docstring)."""
-        state, _ = self._health()
-        self.set_state(state)
-        return state
-
-    def dev_status(self) -> str:
-        """The status, computed now: why the device is in its state."""
-        _, status = self._health()
-        self.set_status(status)
-        return status
-
-    # --- commands --------------------------------------------------------------
-
-    @command
-    def Start(self) -> None:
-        """Track memory again (after Stop, or after the tracker thread stopped)."""
-        if self._config_error:
-            tango.Except.throw_exception(
-                "RedisMemoryTracker_InvalidConfiguration",
-                f"Cannot start: invalid configuration: {self._config_error}", "Start")
-        if self._should_run and self._thread is not None and self._thread.is_alive():
-            return
-        self._start()
-
-    @command
-    def Stop(self) -> None:
-        """Stop tracking: nothing expires or is freed until Start."""
-        self._stop()
-        log.info("%s: stopped by the Stop command", self.get_name())
 
     # --- attributes -------------------------------------------------------------
 

@@ -8,8 +8,9 @@ see :class:`~sardana_redis.following.tango_device.WriterDevice`.
 
 from __future__ import annotations
 
-from sardana_redis.following.tango_device import WriterDevice, run_server
+from sardana_redis.following.tango_device import WriterDevice
 from sardana_redis.nexus_writer.writer import NexusScanWriter
+from sardana_redis.tango_service import run_server
 
 
 class RedisNexusWriter(WriterDevice):

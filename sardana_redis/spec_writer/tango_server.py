@@ -9,8 +9,9 @@ Register it first (``sardana-redis tango-register RedisSpecWriter <instance>
 
 from __future__ import annotations
 
-from sardana_redis.following.tango_device import WriterDevice, run_server
+from sardana_redis.following.tango_device import WriterDevice
 from sardana_redis.spec_writer.writer import SpecScanWriter
+from sardana_redis.tango_service import run_server
 
 
 class RedisSpecWriter(WriterDevice):

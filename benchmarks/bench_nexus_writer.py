@@ -131,9 +131,18 @@ def frames_chunk(start: int, stop: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def all_frames(nframes: int) -> np.ndarray:
+    return frames_chunk(0, nframes)
+
+
 def publish(url: str, desc: ScanDescription, npoints: int, chunk: int, frames: bool) -> str:
     """Publish a complete scan, ``chunk`` points per ``send``, as the recorder would (scan_info
-    and h5maps at creation, end info and final h5maps at close); returns its key."""
+    and h5maps at creation, end info and final h5maps at close); returns its key. The data is
+    made before the scan is created."""
+    data = dict(scalar_data(npoints))
+    if frames:
+        data["twod01"] = all_frames(npoints)
     store = DataStore(normalize_redis_url(url))
     info = build_scan_info(desc)
     info["h5maps"] = build_h5maps(desc)
@@ -144,11 +153,8 @@ def publish(url: str, desc: ScanDescription, npoints: int, chunk: int, frames: b
     scan.start()
     for start in range(0, npoints, chunk):
         stop = min(start + chunk, npoints)
-        values = {name: a[start:stop] for name, a in scalar_data(npoints).items()}
-        if frames:
-            values["twod01"] = frames_chunk(start, stop)
         for name, stream in streams.items():
-            stream.send(values[name].astype(stream.dtype, copy=False))
+            stream.send(data[name][start:stop].astype(stream.dtype, copy=False))
     scan.stop()
     end = ScanEnd(desc.start_time, EndReason.SUCCESS)
     scan.info.update({**end_scan_info(end), "h5maps": build_h5maps(desc, end)})
@@ -232,7 +238,7 @@ class BlissWriterProcess:
     """``blisswriter run`` (the ESRF's standalone writer) in its own process group."""
 
     def __init__(self, url: str, log_file: Path) -> None:
-        self.cmd = [BLISSWRITER, "run", normalize_redis_url(url)]  # protocol=2
+        self.cmd = [BLISSWRITER, "run", normalize_redis_url(url)]  # with ?protocol=2
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
 

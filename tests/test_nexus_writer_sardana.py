@@ -102,8 +102,13 @@ seen = []
 while time.monotonic() < deadline:
     try:
         d = f[dataset]
-    except KeyError:
+    except KeyError:  # opened before the entry existed: SWMR readers see no new objects
+        f.close()
         time.sleep(0.05)
+        try:
+            f = h5py.File(path, "r", swmr=True)
+        except OSError:
+            pass
         continue
     d.refresh()
     if not seen or d.shape[0] != seen[-1]:

@@ -42,7 +42,11 @@ def configure(door: DoorClient, redis_url: str, scan_dir: Path, *, oracle: bool 
 
 
 def last_scan_id(door: DoorClient) -> int:
-    return int(door.get_env("ScanID"))
+    """Sardana's ScanID: the number of the last scan (0 before the first one)."""
+    try:
+        return int(door.get_env("ScanID"))
+    except KeyError:
+        return 0
 
 
 def read_published(redis_url: str, number: int, tmp_path: Path, session: str = SESSION,

@@ -123,6 +123,40 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(url: str):
+    from sardana_redis.datastore import open_data_store
+
+    return open_data_store(url, init=False)
+
+
+def cmd_scans(args: argparse.Namespace) -> int:
+    """List the scans in Redis (any blissdata scan), most recent last."""
+    from sardana_redis.browse import FILTERS, format_table, list_scans
+
+    filters = {name: getattr(args, name) for name in FILTERS}
+    print(format_table(list_scans(_store(args.redis_url), limit=args.limit, **filters)))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one scan: identity, scan_info summary and streams with their lengths."""
+    from sardana_redis.browse import describe, find_scan
+
+    print(describe(find_scan(_store(args.redis_url), args.scan, args.session)))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Write a PNG of one scan's curves (Flint's curve plot, else every scalar stream)."""
+    from sardana_redis.browse import find_scan, plot
+
+    scan = find_scan(_store(args.redis_url), args.scan, args.session)
+    output = args.output or Path(f"scan{scan.number}.png")
+    names = plot(scan, output)
+    print(f"{output}: {', '.join(names)}")
+    return 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     """Run the Redis Stack server in the foreground (replaces this process)."""
     from sardana_redis.redis_stack import find_redis_stack, server_command
@@ -235,6 +269,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory limit when Redis has no maxmemory (e.g. 4gb)")
     p.set_defaults(func=cmd_memory_tracker)
 
+    p = sub.add_parser("scans", help="list the scans in Redis", description=cmd_scans.__doc__)
+    _add_redis_url(p)
+    for name in ("session", "name", "proposal", "collection", "dataset"):
+        p.add_argument(f"--{name}", help=f"only scans with this {name} (* wildcards allowed)")
+    p.add_argument("--number", type=int, help="only scans with this number")
+    p.add_argument("--limit", type=int, default=20, help="most recent scans shown (0: all; "
+                                                         "default: %(default)s)")
+    p.set_defaults(func=cmd_scans)
+
+    for name, func in (("show", cmd_show), ("plot", cmd_plot)):
+        p = sub.add_parser(name, help=func.__doc__.split(":")[0].split("(")[0].strip().lower(),
+                           description=func.__doc__)
+        _add_redis_url(p)
+        p.add_argument("scan", help="scan key (esrf:scan:...) or number (the last scan with it)")
+        p.add_argument("--session", help="with a number: the scan of this session")
+        if name == "plot":
+            p.add_argument("--output", "-o", type=Path, help="PNG file (default: scan<N>.png)")
+        p.set_defaults(func=func)
+
     add_tango_register_parser(sub)
     return parser
 
@@ -247,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (RedisURLError, RuntimeError, OSError, redis.RedisError) as exc:
+    except (RedisURLError, RuntimeError, OSError, LookupError, ValueError, redis.RedisError) as exc:
         print(f"sardana-redis {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

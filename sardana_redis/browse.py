@@ -1,0 +1,149 @@
+"""Looking at the scans in Redis: ``sardana-redis scans``, ``show`` and ``plot``.
+
+These work on any blissdata scan (ours, BLISS's), through blissdata's public API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from blissdata.exceptions import ScanLoadError
+from blissdata.redis_engine.store import DataStore
+
+#: Identity fields ``sardana-redis scans`` can filter on.
+FILTERS = ("session", "name", "number", "proposal", "collection", "dataset")
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """One line of ``sardana-redis scans``."""
+
+    key: str
+    number: int
+    name: str
+    session: str
+    state: str
+    points: int
+    start_time: str
+    end_reason: str
+
+
+def _points(scan: Any) -> int:
+    lengths = [len(stream) for stream in scan.streams.values()]
+    return max(lengths, default=0)
+
+
+def _info(scan: Any) -> Mapping[str, Any]:
+    return scan.info if isinstance(scan.info, Mapping) else {}
+
+
+def list_scans(store: DataStore, limit: int = 20, **filters: Any) -> list[ScanSummary]:
+    """The most recent scans matching the identity ``filters``, oldest first."""
+    _, keys = store.search_existing_scans(**{k: v for k, v in filters.items() if v is not None})
+    summaries = []
+    for key in sorted(keys)[-limit:] if limit else sorted(keys):  # scan keys are ULIDs: time order
+        try:
+            scan = store.load_scan(key)
+        except ScanLoadError:
+            continue
+        info = _info(scan)
+        summaries.append(ScanSummary(
+            key=key, number=scan.number, name=scan.name, session=str(scan.session or ""),
+            state=scan.state.name, points=_points(scan),
+            start_time=str(info.get("start_time", ""))[:19].replace("T", " "),
+            end_reason=str(info.get("end_reason", "")),
+        ))
+    return summaries
+
+
+def format_table(summaries: list[ScanSummary]) -> str:
+    """``sardana-redis scans`` output."""
+    headers = ("number", "name", "session", "state", "points", "start time", "end reason", "key")
+    rows = [(str(s.number), s.name, s.session, s.state, str(s.points), s.start_time,
+             s.end_reason or "-", s.key) for s in summaries]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                     for r in [headers, *rows])
+
+
+def find_scan(store: DataStore, scan: str, session: str | None = None) -> Any:
+    """A scan by key (``esrf:scan:...``) or by number (the last one, in ``session`` if given)."""
+    if not scan.isdigit():
+        return store.load_scan(scan)
+    filters = {"number": int(scan)} | ({"session": session} if session else {})
+    _, keys = store.search_existing_scans(**filters)
+    if not keys:
+        raise LookupError(f"no scan number {scan}" + (f" in session {session!r}" if session else ""))
+    return store.load_scan(sorted(keys)[-1])
+
+
+def describe(scan: Any) -> str:
+    """``sardana-redis show``: identity, scan_info summary, streams."""
+    info = _info(scan)
+    lines = [f"{scan.key}", f"  #{scan.number} {scan.name}  session {scan.session!r}  "
+             f"state {scan.state.name}"]
+    for field in ("proposal", "collection", "dataset", "path"):
+        value = getattr(scan, field, None)
+        if value:
+            lines.append(f"  {field}: {value}")
+    for key in ("title", "type", "npoints", "count_time", "start_time", "end_time", "end_reason",
+                "user_name", "publication_error"):
+        if key in info:
+            lines.append(f"  {key}: {info[key]}")
+    sardana = info.get("sardana")
+    if isinstance(sardana, Mapping) and sardana.get("requested_files"):
+        files = ", ".join(f.get("path", "?") for f in sardana["requested_files"] if isinstance(f, Mapping))
+        lines.append(f"  requested files: {files}")
+    if info.get("plots"):
+        lines.append(f"  plots: {', '.join(str(p.get('kind')) for p in info['plots'])}")
+    lines.append("  streams:")
+    for name, stream in scan.streams.items():
+        kind = "json" if getattr(stream, "kind", "") == "json" else \
+            f"{stream.dtype} {tuple(stream.shape)}"
+        lines.append(f"    {name:<20} {kind:<22} {len(stream)} points")
+    return "\n".join(lines)
+
+
+def _curves(scan: Any) -> tuple[str | None, list[str]]:
+    """x axis and y streams to plot: Flint's first curve plot, else every scalar stream."""
+    scalars = [n for n, s in scan.streams.items()
+               if getattr(s, "kind", "") != "json" and tuple(s.shape) == ()]
+    for plot in _info(scan).get("plots", []) or []:
+        if isinstance(plot, Mapping) and plot.get("kind") == "curve-plot":
+            items = [i for i in plot.get("items", []) if isinstance(i, Mapping)]
+            ys = [i["y"] for i in items if i.get("y") in scalars]
+            x = next((i.get("x") for i in items if i.get("x") in scalars), None)
+            if ys:
+                return x, ys
+    axis = next((n for n in scalars if n not in ("#Pt No", "dt")), None)
+    return axis, [n for n in scalars if n not in (axis, "#Pt No")]
+
+
+def plot(scan: Any, output: Path) -> list[str]:
+    """A PNG of the scan's curves; returns the plotted stream names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_name, y_names = _curves(scan)
+    if not y_names:
+        raise ValueError(f"scan {scan.key} has no scalar stream to plot")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    try:
+        x = np.asarray(scan.streams[x_name][:]) if x_name else None
+        for name in y_names:
+            y = np.asarray(scan.streams[name][:])
+            n = min(len(y), len(x)) if x is not None else len(y)
+            ax.plot(x[:n] if x is not None else np.arange(n), y[:n], marker=".", label=name)
+        ax.set_xlabel(x_name or "point")
+        ax.set_title(str(_info(scan).get("title") or f"{scan.name} #{scan.number}"))
+        ax.legend()
+        fig.savefig(output, dpi=100)
+    finally:
+        plt.close(fig)
+    return y_names

@@ -167,10 +167,20 @@ def run_demo(workdir: Path, keep: bool) -> None:
         with step("Reading the last scan back through blissdata", "blissdata reader", None):
             print(f"    >>> data_store = DataStore({redis.url!r})")
             read_back(redis.url, numbers[-1])
+        png = workdir / f"scan{numbers[0]}.png"
+        with step(f"Plotting scan #{numbers[0]} (sardana-redis plot)", "plot", None):
+            from blissdata.redis_engine.store import DataStore
+
+            from sardana_redis.browse import find_scan, plot
+
+            curves = plot(find_scan(DataStore(redis.url), str(numbers[0]), SESSION), png)
+            print(f"    {png}: {', '.join(curves)}")
         print("==> Where the data went")
         print(f"    Redis: {redis.url} (session {SESSION!r}, scans {numbers})")
         print(f"    SPEC file (SPEC writer): {scan_dir / 'scans.dat'}")
         print(f"    NeXus file (NeXus writer, open with silx view): {scan_dir / 'scans.h5'}")
+        print(f"    Plot: {png}")
+        print(f"    Browse: sardana-redis scans --redis-url {redis.url}")
         print(f"    Logs (servers and services): {workdir}")
         if keep:
             print("==> The stack keeps running. Connect spock with:")

@@ -1,6 +1,7 @@
 # sardana-redis: the README's commands.
 #   make venv    .venv/ with the package, test tools and the Redis Stack binaries
-#   make demo    the main job: Redis Stack + Tango DB + demo Sardana + a scan
+#   make demo    the main job: Redis Stack + Tango DB + demo Sardana + writers + scans
+#   make demo-keep  the same, left running (Ctrl-C stops it) to try it from spock
 #   make test    the test suite (real Redis Stack, real Tango, real Sardana)
 #   make bench   the benchmarks in benchmarks/
 
@@ -9,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo demo-keep test bench clean
 
 venv: $(STAMP)
 
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml setup.py
 
 demo: venv
 	$(BIN)/python -m sardana_redis.demo
+
+demo-keep: venv
+	$(BIN)/python -m sardana_redis.demo --keep
 
 test: venv
 	$(BIN)/python -m pytest --basetemp=.pytest-tmp

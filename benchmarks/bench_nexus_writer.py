@@ -27,31 +27,27 @@ nothing fails the benchmark.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import re
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-import redis
 from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 from sardana.macroserver.scan.scandata import ColumnDesc
 
 from benchmarks.common import (COUNTERS, MOTOR, SESSION, FakeMacro, FakeRecordList, bench_main,
-                               cpu_seconds, datadesc, print_table, redis_server)
-from sardana_redis.following.follower import ScanFollower
-from sardana_redis.following.ledger import DoneRecord, WriterLedger
-from sardana_redis.local_stack.tango_db import log_tail, terminate_process_group
+                               datadesc, print_table, redis_server, verdict)
+from benchmarks.writer_side_by_side import (LoggedProcess, SideBySide, follow_in_process,
+                                            ledger_from_now, report_side_by_side,
+                                            run_side_by_side, stopping)
+from sardana_redis.local_stack.tango_db import log_tail
 from sardana_redis.nexus_layout import build_h5maps
 from sardana_redis.nexus_writer.writer import NexusScanWriter
 from sardana_redis.redis_url import normalize_redis_url
@@ -62,12 +58,7 @@ from sardana_redis.scan_model import EndReason, RequestedFile, ScanDescription, 
 TARGET_POINTS_S = 500_000
 TARGET_MB_S = 100.0
 FRAME = (512, 512)
-SARDANA_SCAN = ("ascan", "mot01", 0, 10, 200, 0.001)
 SARDANA_MG = ("mg_bench_nx", ["ct01", "ct02", "ct03", "ct04", "oned01"])
-#: blissdata session of the Sardana scans (their numbers restart at 1).
-SARDANA_SESSION = "bench-nexus-sardana"
-SARDANA_CONFIGS = {"a": "NXscanH5_FileRecorder (in the MacroServer)",
-                   "b": "RedisBlissRecorder + NeXus writer"}
 BLISSWRITER = str(Path(sys.executable).parent / "blisswriter")
 
 
@@ -190,37 +181,6 @@ def check_file(path: Path, number: int, npoints: int, frames: bool) -> dict[str,
 
 # --- the writers ---------------------------------------------------------------------------
 
-def ledger_from_now(url: str, name: str) -> WriterLedger:
-    """The ledger of writer ``name``, its cursor set to now: it will write every later scan."""
-    ledger = WriterLedger(redis.Redis.from_url(normalize_redis_url(url)), name)
-    ledger.set_cursor(DataStore(normalize_redis_url(url)).get_last_scan_timetag())
-    return ledger
-
-
-def wait_done(ledger: WriterLedger, key: str, timeout: float, poll: float = 0.002) -> DoneRecord:
-    deadline = time.monotonic() + timeout
-    while (record := ledger.done(key)) is None:
-        assert time.monotonic() < deadline, f"writer {ledger.name} did not finish {key}"
-        time.sleep(poll)
-    assert record.status == "written", record
-    return record
-
-
-def ours_in_process(url: str, root: Path, name: str, key: str) -> dict[str, float]:
-    """ScanFollower + NexusScanWriter started once the scan is closed, timed until its done
-    record (the ledger's cursor was set before the scan was published)."""
-    ledger = WriterLedger(redis.Redis.from_url(normalize_redis_url(url)), name)
-    follower = ScanFollower(url, name, NexusScanWriter([root]), next_scan_timeout=0.5)
-    c0, t0 = time.process_time(), time.perf_counter()
-    follower.start()
-    try:
-        record = wait_done(ledger, key, timeout=300)
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    finally:
-        follower.stop()
-    return {"seconds": elapsed, "cpu": cpu, "points": record.points}
-
-
 def blisswriter_in_process(url: str, key: str) -> dict[str, float]:
     """blisswriter's ScanWriter on the closed scan ``key``, in this process."""
     from blisswriter.scan_writer import ScanWriter, ScanWritingState, ScanWritingStatus
@@ -234,27 +194,19 @@ def blisswriter_in_process(url: str, key: str) -> dict[str, float]:
     return {"seconds": elapsed, "cpu": cpu}
 
 
-class BlissWriterProcess:
+class BlissWriterProcess(LoggedProcess):
     """``blisswriter run`` (the ESRF's standalone writer) in its own process group."""
 
+    poll = 0.01
+
     def __init__(self, url: str, log_file: Path) -> None:
-        self.cmd = [BLISSWRITER, "run", normalize_redis_url(url)]  # with ?protocol=2
-        self.log_file = log_file
-        self.proc: subprocess.Popen | None = None
+        super().__init__([BLISSWRITER, "run", normalize_redis_url(url)],  # with ?protocol=2
+                         log_file, "Listening to", "blisswriter")
 
-    def start(self) -> None:
-        with open(self.log_file, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 60
-        while "Listening to" not in log_tail(self.log_file, 20000):
-            assert self.proc.poll() is None, log_tail(self.log_file)
-            assert time.monotonic() < deadline, log_tail(self.log_file)
-            time.sleep(0.01)
+    def start(self) -> float:
+        ready = super().start()
         time.sleep(1.0)  # its first get_next_scan(since="$") must be in Redis before a scan
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return ready
 
     def wait_saved(self, key: str, timeout: float, poll: float = 0.002) -> float:
         """time.time() when the log said the scan's "Saving complete" (polled)."""
@@ -267,10 +219,6 @@ class BlissWriterProcess:
             assert not failed, log_tail(self.log_file)
             time.sleep(poll)
         return time.time()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate_process_group(self.proc, "blisswriter")
 
 
 def blisswriter_run(proc: BlissWriterProcess, url: str, desc: ScanDescription, npoints: int,
@@ -301,7 +249,8 @@ def bench_throughput(url: str, root: Path, bliss: BlissWriterProcess, kind: str,
     res: dict[str, Any] = {"npoints": npoints, "publish": time.perf_counter() - t0, "runs": []}
     for name in names:
         ours_path.unlink(missing_ok=True)
-        run = ours_in_process(url, ours_dir, name, key)
+        # ScanFollower + NexusScanWriter started once the scan is closed, until its done record
+        run = follow_in_process(url, name, NexusScanWriter([ours_dir]), key, timeout=300)
         run.update(check_file(ours_path, number, npoints, frames))
         assert run["points"] == npoints, run
         res["runs"].append(run)
@@ -321,43 +270,6 @@ def bench_throughput(url: str, root: Path, bliss: BlissWriterProcess, kind: str,
 
 # --- 3. beside Sardana's NXscanH5_FileRecorder ---------------------------------------------
 
-class NexusWriterProcess:
-    """``sardana-redis nexus-writer`` in its own process group, logging to a file."""
-
-    def __init__(self, url: str, root: Path, name: str, log_file: Path) -> None:
-        self.cmd = [sys.executable, "-m", "sardana_redis", "--log-level", "INFO", "nexus-writer",
-                    "--redis-url", url, "--root", str(root), "--name", name,
-                    "--next-scan-timeout", "0.5"]
-        self.log_file = log_file
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log_file, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 60
-        while "Waiting for scan" not in log_tail(self.log_file, 20000):
-            assert self.proc.poll() is None, log_tail(self.log_file)
-            assert time.monotonic() < deadline, log_tail(self.log_file)
-            time.sleep(0.01)
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate_process_group(self.proc, "nexus-writer")
-        assert "Traceback" not in log_tail(self.log_file, 100000), log_tail(self.log_file)
-
-
-@contextlib.contextmanager
-def stopping(proc: Any) -> Iterator[Any]:
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 def check_sardana_file(path: Path, number: int, npoints: int) -> dict[str, tuple]:
     """Every measurement dataset of entry ``number`` has ``npoints`` points; their shapes."""
     with h5py.File(path, "r", locking=False) as f:
@@ -373,70 +285,14 @@ def check_sardana_file(path: Path, number: int, npoints: int) -> dict[str, tuple
     return shapes
 
 
-def run_sardana(url: str, redis_pid: int, workdir: Path, rounds: int,
-                intervals: int) -> dict[str, list]:
-    from benchmarks.bench_scan_overhead import sardana
-
-    macro, *params = SARDANA_SCAN
-    params[3] = intervals
-    dirs = {c: workdir / f"scans_{c}" for c in SARDANA_CONFIGS}
-    for d in dirs.values():
-        d.mkdir()
-    store = DataStore(normalize_redis_url(url))
-    ledger = WriterLedger(redis.Redis.from_url(normalize_redis_url(url)), "bench-nexus-sardana")
-    res: dict[str, list] = {c: [] for c in SARDANA_CONFIGS}
-    writer = NexusWriterProcess(url, dirs["b"], ledger.name, workdir / "nexus-writer.log")
-    with sardana(workdir) as (door, server), stopping(writer):
-        writer.start()
-        mg, channels = SARDANA_MG
-        result = door.run("defmeas", mg, channels)
-        assert result.ok, (result.status, result.error)
-
-        def one_scan(config: str, scan_params: list) -> dict[str, float]:
-            door.set_env(RedisURL=url, RedisSession=SARDANA_SESSION, ScanDir=str(dirs[config]),
-                         ScanFile=["sardana.h5"], DataRecorder=[], ActiveMntGrp=mg,
-                         ScanRecorder=["NXscanH5_FileRecorder" if config == "a"
-                                       else "RedisBlissRecorder"])
-            cpu0 = (cpu_seconds(server.pid), writer.cpu(), cpu_seconds(redis_pid))
-            t0 = time.perf_counter()
-            run = door.start(macro, *scan_params)
-            while not run.done():
-                time.sleep(0.002)
-            t1, t1_wall = time.perf_counter(), time.time()
-            sardana_cpu = cpu_seconds(server.pid) - cpu0[0]
-            result = run.wait()
-            assert result.ok, (result.status, result.error)
-            assert not [w for w in result.warning if "Redis" in w], result.warning
-            number = int(door.get_env("ScanID"))
-            out = {"wall": t1 - t0, "cpu": sardana_cpu, "file": 0.0, "writer_cpu": 0.0}
-            if config == "b":
-                _, keys = store.search_existing_scans(session=SARDANA_SESSION, number=number)
-                assert len(keys) == 1, keys
-                done = wait_done(ledger, keys[0], timeout=60)
-                assert done.points == int(scan_params[3]) + 1, done
-                out["file"] = done.time - t1_wall  # the writer's clock when it marked it done
-                out["writer_cpu"] = writer.cpu() - cpu0[1]
-            out["redis_cpu"] = cpu_seconds(redis_pid) - cpu0[2]
-            out["shapes"] = check_sardana_file(dirs[config] / "sardana.h5", number,
-                                               int(scan_params[3]) + 1)
-            return out
-
-        warm = [params[0], params[1], 1, 10, params[4]]
-        for config in SARDANA_CONFIGS:  # warm-up, not timed
-            one_scan(config, warm)
-        for _ in range(rounds):
-            for config in SARDANA_CONFIGS:
-                res[config].append(one_scan(config, params))
-    shapes = {c: runs[0]["shapes"] for c, runs in res.items()}
-    assert shapes["a"] == shapes["b"], f"the two files differ: {shapes}"
-    return res
+SIDE_BY_SIDE = SideBySide(
+    recorder="NXscanH5_FileRecorder", writer="NeXus writer", command="nexus-writer",
+    scan_file="sardana.h5", check=check_sardana_file,
+    session="bench-nexus-sardana",  # numbers restart at 1
+    scan=("ascan", "mot01", 0, 10, 200, 0.001), mg=SARDANA_MG, cpu_label="MacroServer CPU")
 
 
 # --- tables ------------------------------------------------------------------------------------
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
-
 
 def report(scalars: dict[str, Any], frames: dict[str, Any], sar: dict[str, list] | None,
            intervals: int) -> None:
@@ -484,31 +340,13 @@ def report(scalars: dict[str, Any], frames: dict[str, Any], sar: dict[str, list]
           f">= blisswriter: {verdict(frames['ours']['seconds'] <= best_bliss(frames))}\n")
     if sar is None:
         return
-    med = {c: {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "shapes"}
-           for c, runs in sar.items()}
-    rows = [[f"({c}) {SARDANA_CONFIGS[c]}", f"{med[c]['wall']:.3f}",
-             " ".join(f"{r['wall']:.2f}" for r in sar[c]), f"{med[c]['cpu']:.2f}",
-             f"{med[c]['writer_cpu']:.2f}" if c == "b" else "", f"{med[c]['redis_cpu']:.2f}",
-             f"{med[c]['file'] * 1e3:.0f}" if c == "b" else "0 (written in the scan)"]
-            for c in SARDANA_CONFIGS]
-    macro, *params = SARDANA_SCAN
-    params[3] = intervals
-    shapes = sar["a"][0]["shapes"]
-    print_table(f"{macro} {' '.join(map(str, params))} ({intervals + 1} points, "
-                f"{' '.join(SARDANA_MG[1])}), {len(sar['a'])} round(s), medians",
-                ["configuration", "macro wall (s)", "runs (s)", "MacroServer CPU (s)",
-                 "writer CPU (s)", "Redis CPU (s)", "file complete after the macro (ms)"], rows)
-    files = " ".join(f"{r['file'] * 1e3:.0f}" for r in sar["b"])
-    print(f"(b) - (a): wall {(med['b']['wall'] - med['a']['wall']) * 1e3:+.0f} ms, "
-          f"MacroServer CPU {(med['b']['cpu'] - med['a']['cpu']) * 1e3:+.0f} ms; (b) file "
-          f"complete after the macro, each run: {files} ms; both files: "
-          f"{', '.join(f'{k} {v}' for k, v in sorted(shapes.items()))}\n")
+    report_side_by_side(SIDE_BY_SIDE, sar, intervals)
 
 
 def run(quick: bool = False, rounds: int | None = None) -> dict:
     npoints, nframes = (50_000, 40) if quick else (500_000, 200)
     rounds = rounds or (1 if quick else 3)
-    intervals = 100 if quick else SARDANA_SCAN[4]
+    intervals = 100 if quick else SIDE_BY_SIDE.scan[4]
     repeats = 1 if quick else 2
     with redis_server() as redis_srv, tempfile.TemporaryDirectory(prefix="bench-nexus-") as tmp:
         root = Path(tmp)
@@ -521,7 +359,8 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
                                       repeats)
         workdir = root / "sardana"
         workdir.mkdir()
-        sar = run_sardana(redis_srv.url, redis_srv.process.pid, workdir, rounds, intervals)
+        sar = run_side_by_side(SIDE_BY_SIDE, redis_srv.url, redis_srv.process.pid, workdir,
+                               rounds, intervals)
     report(scalars, frames, sar, intervals)
     return {"scalars": scalars, "frames": frames, "sardana": sar}
 

@@ -21,29 +21,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis
 from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
-from benchmarks.common import (COUNTERS, MOTOR, SESSION, Record, bench_main, cpu_seconds,
-                               new_recorder, pace, percentiles, print_table, record_data,
-                               redis_server)
-from sardana_redis.following.follower import ScanFollower
-from sardana_redis.following.ledger import WriterLedger
-from sardana_redis.local_stack.tango_db import log_tail, terminate_process_group
+from benchmarks.common import (COUNTERS, MOTOR, SESSION, bench_main, new_recorder, percentiles,
+                               print_table, push_records, redis_server, verdict)
+from benchmarks.writer_side_by_side import (SideBySide, WriterProcess, follow_in_process,
+                                            ledger_from_now, report_side_by_side,
+                                            run_side_by_side, stopping, wait_done)
 from sardana_redis.redis_url import normalize_redis_url
 from sardana_redis.spec_writer import spec_format, writer as writer_module
 from sardana_redis.spec_writer.spec_format import SpecLayout
@@ -57,11 +50,6 @@ SPECTRUM = 1024
 #: The scalar streams, in file order: name, dtype.
 SCALARS = [("#Pt No", "int64"), (MOTOR, "float64"), *((label, "float64") for _, label in COUNTERS),
            ("dt", "float64")]
-SARDANA_SCAN = ("ascan", "mot01", 0, 10, 250, 0.001)
-#: blissdata session of the Sardana scans (their numbers restart at 1).
-SARDANA_SESSION = "bench-sardana"
-SARDANA_CONFIGS = {"a": "SPEC_FileRecorder (in the MacroServer)",
-                   "b": "RedisBlissRecorder + SPEC writer"}
 
 
 # --- publishing and checking -----------------------------------------------------------
@@ -131,22 +119,6 @@ def check_file(path: Path, number: int | None, npoints: int, nspectra: int = 0) 
         f"{path} scan {number}: {data} data / {mca} @A lines, expected {npoints} / {nspectra}"
 
 
-def wait_done(ledger: WriterLedger, key: str, timeout: float, poll: float = 0.002) -> Any:
-    deadline = time.monotonic() + timeout
-    while (record := ledger.done(key)) is None:
-        assert time.monotonic() < deadline, f"writer {ledger.name} did not finish {key}"
-        time.sleep(poll)
-    assert record.status == "written", record
-    return record
-
-
-def ledger_from_now(url: str, name: str) -> WriterLedger:
-    """The ledger of writer ``name``, its cursor set to now: it will write every later scan."""
-    ledger = WriterLedger(redis.Redis.from_url(normalize_redis_url(url)), name)
-    ledger.set_cursor(DataStore(normalize_redis_url(url)).get_last_scan_timetag())
-    return ledger
-
-
 class FormatTimer:
     """Wraps the writer's ``data_lines`` to add up the time spent formatting."""
 
@@ -176,64 +148,9 @@ class FormatTimer:
 def write_in_process(url: str, root: Path, name: str, key: str) -> dict[str, float]:
     """Start a ScanFollower + SpecScanWriter (the scan is already complete in Redis) and time
     it until the scan's done record. Also: time inside ``data_lines``, process CPU."""
-    ledger = WriterLedger(redis.Redis.from_url(normalize_redis_url(url)), name)
-    follower = ScanFollower(url, name, SpecScanWriter([root]), next_scan_timeout=0.5)
     with FormatTimer() as fmt:
-        c0, t0 = time.process_time(), time.perf_counter()
-        follower.start()
-        try:
-            record = wait_done(ledger, key, timeout=600)
-            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        finally:
-            follower.stop()
-    return {"seconds": elapsed, "cpu": cpu, "format": fmt.seconds, "batches": fmt.calls,
-            "points": record.points}
-
-
-class WriterProcess:
-    """``sardana-redis spec-writer`` in its own process group, logging to a file."""
-
-    def __init__(self, url: str, root: Path, name: str, log_file: Path) -> None:
-        self.cmd = [sys.executable, "-m", "sardana_redis", "--log-level", "INFO", "spec-writer",
-                    "--redis-url", url, "--root", str(root), "--name", name,
-                    "--next-scan-timeout", "0.5"]
-        self.name = name
-        self.log_file = log_file
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> float:
-        """Start; returns the seconds until it logs that it waits for scans."""
-        t0 = time.perf_counter()
-        with open(self.log_file, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 60
-        while "Waiting for scan" not in log_tail(self.log_file, 20000):
-            assert self.proc.poll() is None, log_tail(self.log_file)
-            assert time.monotonic() < deadline, log_tail(self.log_file)
-            time.sleep(0.005)
-        return time.perf_counter() - t0
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
-
-    def peak_rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate_process_group(self.proc, "spec-writer")
-        assert "Traceback" not in log_tail(self.log_file, 100000), log_tail(self.log_file)
-
-
-@contextlib.contextmanager
-def writer_process(url: str, root: Path, name: str, log_file: Path) -> Iterator[WriterProcess]:
-    proc = WriterProcess(url, root, name, log_file)
-    try:
-        yield proc
-    finally:
-        proc.stop()
+        run = follow_in_process(url, name, SpecScanWriter([root]), key, timeout=600)
+    return {**run, "format": fmt.seconds, "batches": fmt.calls}
 
 
 # --- 1. throughput -------------------------------------------------------------------------
@@ -350,14 +267,7 @@ def bench_lag(url: str, root: Path, rate: float, duration: float, serialno: int)
     rl.env.update(ScanDir=str(root), ScanFile=[path.name])
     macro.env["ScanRecorder"] = ["RedisBlissRecorder"]
     try:
-        t0 = time.perf_counter()
-        rec.startRecordList(rl)
-        for i in range(n):
-            pace(rate, t0, i)
-            rec.writeRecord(Record(record_data(i, time.time()), i))
-        rl.end()
-        rec.endRecordList(rl)
-        assert not macro.warnings, macro.warnings
+        push_records(rec, rl, macro, rate, n)
         assert tail.finished.wait(30), f"{path}: no end of scan after 30 s"
     finally:
         tail.stop.set()
@@ -369,68 +279,13 @@ def bench_lag(url: str, root: Path, rate: float, duration: float, serialno: int)
 
 # --- 3. beside Sardana's SPEC_FileRecorder ---------------------------------------------------
 
-def run_sardana(url: str, redis_pid: int, workdir: Path, rounds: int,
-                intervals: int) -> dict[str, list]:
-    from benchmarks.bench_scan_overhead import sardana
-
-    macro, *params = SARDANA_SCAN
-    params[3] = intervals
-    dirs = {c: workdir / f"scans_{c}" for c in SARDANA_CONFIGS}
-    for d in dirs.values():
-        d.mkdir()
-    store = DataStore(normalize_redis_url(url))
-    ledger = WriterLedger(redis.Redis.from_url(normalize_redis_url(url)), "bench-sardana")
-    res: dict[str, list] = {c: [] for c in SARDANA_CONFIGS}
-    log_file = workdir / "spec-writer-sardana.log"
-    with sardana(workdir) as (door, server), \
-            writer_process(url, dirs["b"], "bench-sardana", log_file) as wp:
-        wp.start()
-
-        def configure(config: str) -> None:
-            recorder = "SPEC_FileRecorder" if config == "a" else "RedisBlissRecorder"
-            door.set_env(RedisURL=url, RedisSession=SARDANA_SESSION, ScanDir=str(dirs[config]),
-                         ScanFile=["sardana.dat"], ScanRecorder=[recorder], DataRecorder=[])
-
-        def one_scan(config: str, scan_params: list) -> dict[str, float]:
-            configure(config)
-            cpu0 = (cpu_seconds(server.pid), wp.cpu(), cpu_seconds(redis_pid))
-            t0 = time.perf_counter()
-            run = door.start(macro, *scan_params)
-            while not run.done():
-                time.sleep(0.002)
-            t1, t1_wall = time.perf_counter(), time.time()
-            sardana_cpu = cpu_seconds(server.pid) - cpu0[0]
-            result = run.wait()
-            assert result.ok, (result.status, result.error)
-            assert not [w for w in result.warning if "Redis" in w], result.warning
-            number = int(door.get_env("ScanID"))
-            out = {"wall": t1 - t0, "cpu": sardana_cpu, "number": number, "file": 0.0,
-                   "writer_cpu": 0.0, "redis_cpu": 0.0}
-            if config == "b":
-                _, keys = store.search_existing_scans(session=SARDANA_SESSION, number=number)
-                assert len(keys) == 1, keys
-                done = wait_done(ledger, keys[0], timeout=60)
-                out["file"] = done.time - t1_wall  # the writer's clock when it marked it done
-                out["writer_cpu"] = wp.cpu() - cpu0[1]
-            out["redis_cpu"] = cpu_seconds(redis_pid) - cpu0[2]
-            npoints = int(scan_params[3]) + 1
-            check_file(dirs[config] / "sardana.dat", number, npoints)
-            return out
-
-        warm = [params[0], params[1], 1, 10, params[4]]
-        for config in SARDANA_CONFIGS:  # warm-up, not timed
-            one_scan(config, warm)
-        for _ in range(rounds):
-            for config in SARDANA_CONFIGS:
-                res[config].append(one_scan(config, params))
-    return res
+SIDE_BY_SIDE = SideBySide(
+    recorder="SPEC_FileRecorder", writer="SPEC writer", command="spec-writer",
+    scan_file="sardana.dat", check=check_file, session="bench-sardana",  # numbers restart at 1
+    scan=("ascan", "mot01", 0, 10, 250, 0.001))
 
 
 # --- tables --------------------------------------------------------------------------------
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
-
 
 def report(thr: dict[str, Any], fmt: dict[str, float], lags: dict[float, dict],
            sar: dict[str, list], intervals: int) -> None:
@@ -469,42 +324,28 @@ def report(thr: dict[str, Any], fmt: dict[str, float], lags: dict[float, dict],
     worst = max(r["lag"][1] for r in lags.values()) * 1e3
     print(f"target p95 <= {TARGET_LAG_P95_MS:g} ms: {verdict(worst <= TARGET_LAG_P95_MS)} "
           f"(worst p95 {worst:.1f} ms)\n")
-    med = {c: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-           for c, runs in sar.items()}
-    rows = [[f"({c}) {SARDANA_CONFIGS[c]}", f"{med[c]['wall']:.3f}",
-             " ".join(f"{r['wall']:.2f}" for r in sar[c]), f"{med[c]['cpu']:.2f}",
-             f"{med[c]['writer_cpu']:.2f}" if c == "b" else "", f"{med[c]['redis_cpu']:.2f}",
-             f"{med[c]['file'] * 1e3:.0f}" if c == "b" else "0 (written in the scan)"]
-            for c in SARDANA_CONFIGS]
-    macro, *params = SARDANA_SCAN
-    params[3] = intervals
-    print_table(f"{macro} {' '.join(map(str, params))} ({intervals + 1} points), "
-                f"{len(sar['a'])} round(s), medians",
-                ["configuration", "macro wall (s)", "runs (s)", "Sardana CPU (s)",
-                 "writer CPU (s)", "Redis CPU (s)", "file complete after the macro (ms)"], rows)
-    files = " ".join(f"{r['file'] * 1e3:.0f}" for r in sar["b"])
-    print(f"(b) - (a): wall {(med['b']['wall'] - med['a']['wall']) * 1e3:+.0f} ms, "
-          f"Sardana CPU {(med['b']['cpu'] - med['a']['cpu']) * 1e3:+.0f} ms; (b) file complete "
-          f"after the macro, each run: {files} ms\n")
+    report_side_by_side(SIDE_BY_SIDE, sar, intervals)
 
 
 def run(quick: bool = False, rounds: int | None = None) -> dict:
     npoints, nspectra = (50_000, 500) if quick else (500_000, 5_000)
     duration = 1.0 if quick else 3.0
     rounds = rounds or (1 if quick else 3)
-    intervals = 100 if quick else SARDANA_SCAN[4]
+    intervals = 100 if quick else SIDE_BY_SIDE.scan[4]
     repeats = 1 if quick else 2
     fmt = bench_formatter(20_000 if quick else 100_000)
     lags = {}
     with redis_server() as redis_srv, tempfile.TemporaryDirectory(prefix="bench-spec-") as tmp:
         root = Path(tmp)
-        with writer_process(redis_srv.url, root, "bench-cli", root / "spec-writer.log") as proc:
+        with stopping(WriterProcess("spec-writer", redis_srv.url, root, "bench-cli",
+                                    root / "spec-writer.log")) as proc:
             thr = bench_throughput(redis_srv.url, root, npoints, nspectra, repeats, proc)
             for k, rate in enumerate(RATES):  # the same writer process, still running
                 lags[rate] = bench_lag(redis_srv.url, root, rate, duration, 10 + k)
         workdir = root / "sardana"
         workdir.mkdir()
-        sar = run_sardana(redis_srv.url, redis_srv.process.pid, workdir, rounds, intervals)
+        sar = run_side_by_side(SIDE_BY_SIDE, redis_srv.url, redis_srv.process.pid, workdir,
+                               rounds, intervals)
     report(thr, fmt, lags, sar, intervals)
     return {"throughput": thr, "format": fmt, "lag": lags, "sardana": sar}
 

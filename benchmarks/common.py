@@ -136,6 +136,21 @@ def new_recorder(url: str, serialno: int, npoints: int) -> tuple[RedisBlissRecor
     return RedisBlissRecorder(macro=macro), FakeRecordList(serialno, npoints), macro
 
 
+def push_records(rec: RedisBlissRecorder, rl: FakeRecordList, macro: FakeMacro, rate: float,
+                 n: int, t0: float | None = None) -> None:
+    """Records 0..n-1 through ``rec`` at ``rate`` Hz (paced from ``t0``, perf_counter, default
+    now), ``dt`` the time.time() at push time; then the end of the record list, no warning."""
+    if t0 is None:
+        t0 = time.perf_counter()
+    rec.startRecordList(rl)
+    for i in range(n):
+        pace(rate, t0, i)
+        rec.writeRecord(Record(record_data(i, time.time()), i))
+    rl.end()
+    rec.endRecordList(rl)
+    assert not macro.warnings, macro.warnings
+
+
 def check_published(url: str, number: int, npoints: int, ncolumns: int = len(KEYS)) -> str:
     """Assert that scan ``number`` of the bench session is CLOSED, ``npoints`` in each of its
     ``ncolumns`` streams."""
@@ -183,6 +198,10 @@ def pace(rate: float, t0: float, i: int) -> None:
 def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
     a = np.asarray(values)
     return float(np.percentile(a, 50)), float(np.percentile(a, 95)), float(a.max())
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
 
 
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

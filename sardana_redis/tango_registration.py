@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from sardana_redis.redis_url import redact_redis_url
+
 #: Device server classes of this project: class name -> how to start the server.
 SERVER_CLASSES = {
     "RedisSpecWriter": "sardana_redis.spec_writer.tango_server",
@@ -81,7 +83,8 @@ def cmd_tango_register(args: argparse.Namespace) -> int:
     print(f"Registered {args.device} (class {args.server_class}) in server {server} "
           f"of the Tango database {db.get_db_host()}:{db.get_db_port()}")
     for name, value in properties.items():
-        print(f"  {name} = {value}")
+        shown = redact_redis_url(value) if name == "redis_url" and isinstance(value, str) else value
+        print(f"  {name} = {shown}")  # never print a Redis password
     print(f"Start it with: {args.server_class} {args.instance}")
     print(f"           or: python -m {SERVER_CLASSES[args.server_class]} {args.instance}")
     return 0

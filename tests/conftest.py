@@ -1,1 +1,21 @@
+import pytest
+
+from sardana_redis.local_stack.services import ServiceProcess
+
 pytest_plugins = ["tests.fixtures_redis", "tests.fixtures_sardana"]
+
+
+@pytest.fixture(autouse=True)
+def _stop_services(monkeypatch):
+    """Every service process a test starts is stopped at its end, even when the test fails."""
+    started = []
+    start = ServiceProcess.start
+
+    def recording_start(self, *args, **kwargs):
+        started.append(self)
+        return start(self, *args, **kwargs)
+
+    monkeypatch.setattr(ServiceProcess, "start", recording_start)
+    yield
+    for service in started:
+        service.stop()

@@ -19,3 +19,11 @@ def _stop_services(monkeypatch):
     yield
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def root(tmp_path):
+    """An empty folder the writers under test may write under."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path

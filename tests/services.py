@@ -1,14 +1,21 @@
-"""Waiting for the writer services' results in tests."""
+"""Writer service processes in tests, and waiting for their results."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import redis
 from blissdata.redis_engine.store import DataStore
 
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
+from sardana_redis.local_stack.services import ServiceProcess
 from tests.recorder_helpers import SESSION
+
+
+def writer_process(command: str, redis_url: str, root: Path, log_file: Path) -> ServiceProcess:
+    """``sardana-redis <command>`` (a writer) writing under ``root`` (not started yet)."""
+    return ServiceProcess(command, ["--redis-url", redis_url, "--root", str(root)], log_file)
 
 
 def scan_key(redis_url: str, number: int, session: str = SESSION, timeout: float = 30) -> str:

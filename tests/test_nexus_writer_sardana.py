@@ -15,8 +15,7 @@ from blissdata.streams.default import Stream
 from sardana_redis.local_stack.tango_db import terminate_process_group
 from tests.nexus_files import assert_same_entry
 from tests.recorder_helpers import configure, last_scan_id, run_ok
-from sardana_redis.local_stack.services import ServiceProcess
-from tests.services import scan_key, wait_done
+from tests.services import scan_key, wait_done, writer_process
 
 WRITER = "nexus-writer"
 SCANS = {
@@ -34,11 +33,8 @@ def configure_nexus(door, redis_url, scan_dir):
 
 @pytest.fixture
 def nexus_writer(redis_url, scan_dir, tmp_path):
-    service = ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(scan_dir)],
-                             tmp_path / "nexus-writer.log")
-    service.start()
-    yield service
-    service.stop()
+    """The writer service under test, stopped at the end of the test (conftest)."""
+    return writer_process(WRITER, redis_url, scan_dir, tmp_path / "writer.log").start()
 
 
 def check_written(redis_url, scan_dir, number):
@@ -75,10 +71,7 @@ def test_1d_2d_and_stopped_scans(door, mg_1d_2d, nexus_writer, redis_url, scan_d
         twod = f[f"entry{number}/measurement/twod01"]
         assert twod.ndim == 3 and twod.compression == "gzip"
 
-    run = door.start("ascan", "mot01", 0, 1, 200, 0.02)
-    deadline = time.monotonic() + 30
-    while run.status != "step" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    run = door.start("ascan", "mot01", 0, 1, 200, 0.02).wait_status("step")
     time.sleep(0.5)
     assert run.stop().stopped
     number = last_scan_id(door)

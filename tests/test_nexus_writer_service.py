@@ -8,22 +8,13 @@ import h5py
 import pytest
 
 from tests.publish import FakeScan, publish
-from sardana_redis.local_stack.services import ServiceProcess
-from tests.services import wait_done
+from tests.services import wait_done, writer_process
 
 WRITER = "nexus-writer"
 
 
-@pytest.fixture
-def root(tmp_path):
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
 def writer(redis_url, root, tmp_path, name="a"):
-    return ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(root)],
-                          tmp_path / f"writer-{name}.log")
+    return writer_process(WRITER, redis_url, root, tmp_path / f"writer-{name}.log")
 
 
 def nexus_files(paths):

@@ -104,10 +104,7 @@ def test_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_path):
 
 def test_scan_stopped_by_the_user(door, redis_url, scan_dir, tmp_path):
     configure(door, redis_url, scan_dir)
-    run = door.start("ascan", "mot01", 0, 1, 200, 0.02)
-    deadline = time.monotonic() + 30
-    while run.status != "step" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    run = door.start("ascan", "mot01", 0, 1, 200, 0.02).wait_status("step")
     time.sleep(0.5)
 
     result = run.stop()
@@ -167,10 +164,7 @@ def test_redis_killed_during_a_scan(door, sardana_server, scan_dir, tmp_path):
         configure(door, redis.url, scan_dir)
         run_ok(door, "ascan", "mot01", 0, 1, 2, 0.01)  # warm up: DataStore cached
         threads_before = _threads(sardana_server.pid)
-        run = door.start("ascan", "mot01", 0, 1, 60, 0.05)
-        deadline = time.monotonic() + 30
-        while run.status != "step" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        run = door.start("ascan", "mot01", 0, 1, 60, 0.05).wait_status("step")
         time.sleep(0.5)
         redis.kill()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,11 +70,7 @@ def test_macro_error_is_reported(door: DoorClient, mot04_upper_limit_1: None) ->
 
 def test_scan_stopped_by_user(door: DoorClient, scan_dir: Path) -> None:
     door.set_env(ScanDir=str(scan_dir), ScanFile=["stopped.dat"])
-    run = door.start("ascan", "mot01", 0, 1, 100, 0.05)
-    deadline = time.monotonic() + 30
-    while run.status != "step" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert run.status == "step"
+    run = door.start("ascan", "mot01", 0, 1, 100, 0.05).wait_status("step")
 
     result = run.stop()
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.recorder_helpers import configure, last_scan_id, run_ok
-from sardana_redis.local_stack.services import ServiceProcess
-from tests.services import scan_key, wait_done
+from tests.services import scan_key, wait_done, writer_process
 from tests.spec_files import assert_same_scan, scan_block
 
 WRITER = "spec-writer"
@@ -29,11 +28,8 @@ def configure_spec(door, redis_url: str, scan_dir: Path) -> None:
 
 @pytest.fixture
 def spec_writer(redis_url, scan_dir, tmp_path):
-    service = ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(scan_dir)],
-                             tmp_path / "spec-writer.log")
-    service.start()
-    yield service
-    service.stop()
+    """The writer service under test, stopped at the end of the test (conftest)."""
+    return writer_process(WRITER, redis_url, scan_dir, tmp_path / "writer.log").start()
 
 
 def check_written(redis_url: str, scan_dir: Path, number: int) -> None:
@@ -72,10 +68,7 @@ def test_1d_channel_and_a_stopped_scan(door, mg_1d, spec_writer, redis_url, scan
     check_written(redis_url, scan_dir, last_scan_id(door))
     assert "#@MCA 1024C" in (scan_dir / "scans.dat").read_text()
 
-    run = door.start("ascan", "mot01", 0, 1, 200, 0.02)
-    deadline = time.monotonic() + 30
-    while run.status != "step" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    run = door.start("ascan", "mot01", 0, 1, 200, 0.02).wait_status("step")
     time.sleep(0.5)
     assert run.stop().stopped
     check_written(redis_url, scan_dir, last_scan_id(door))
@@ -84,8 +77,7 @@ def test_1d_channel_and_a_stopped_scan(door, mg_1d, spec_writer, redis_url, scan
 
 def test_writer_killed_during_a_scan_and_restarted(door, redis_url, scan_dir, tmp_path):
     configure_spec(door, redis_url, scan_dir)
-    service = ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(scan_dir)],
-                             tmp_path / "writer-1.log").start()
+    service = writer_process(WRITER, redis_url, scan_dir, tmp_path / "writer-1.log").start()
     run = door.start("ascan", "mot01", 0, 1, 60, 0.05)
     deadline = time.monotonic() + 30
     while "recording into" not in service.log():
@@ -97,8 +89,7 @@ def test_writer_killed_during_a_scan_and_restarted(door, redis_url, scan_dir, tm
     first = last_scan_id(door)
     run_ok(door, "ascan", "mot01", 0, 1, 3, 0.01)  # published while the writer is down
 
-    service = ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(scan_dir)],
-                             tmp_path / "writer-2.log").start()
+    service = writer_process(WRITER, redis_url, scan_dir, tmp_path / "writer-2.log").start()
     try:
         check_written(redis_url, scan_dir, first)
         check_written(redis_url, scan_dir, first + 1)

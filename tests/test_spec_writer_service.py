@@ -7,23 +7,14 @@ import time
 import pytest
 
 from tests.publish import FakeScan, publish
-from sardana_redis.local_stack.services import ServiceProcess
-from tests.services import wait_done
+from tests.services import wait_done, writer_process
 from tests.spec_files import read_spec
 
 WRITER = "spec-writer"
 
 
-@pytest.fixture
-def root(tmp_path):
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
 def writer(redis_url, root, tmp_path, name="a"):
-    return ServiceProcess(WRITER, ["--redis-url", redis_url, "--root", str(root)],
-                          tmp_path / f"writer-{name}.log")
+    return writer_process(WRITER, redis_url, root, tmp_path / f"writer-{name}.log")
 
 
 def data_lines(path):

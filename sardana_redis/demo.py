@@ -64,7 +64,7 @@ def read_back(url: str, number: int) -> None:
     _, keys = store.search_existing_scans(session=SESSION, number=number)
     scan = store.load_scan(keys[-1])
     print(f"    >>> scan = data_store.load_scan({scan.key!r})")
-    print(f"    >>> scan.name, scan.number, scan.state.name, scan.info['end_reason']")
+    print("    >>> scan.name, scan.number, scan.state.name, scan.info['end_reason']")
     print(f"    {scan.name!r}, {scan.number}, {scan.state.name!r}, {scan.info.get('end_reason')!r}")
     print("    >>> {name: len(stream) for name, stream in scan.streams.items()}")
     print(f"    {({name: len(s) for name, s in scan.streams.items()})}")

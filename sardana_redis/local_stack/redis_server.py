@@ -8,11 +8,15 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
-import redis
 
 from sardana_redis.local_stack.tango_db import terminate_process_group
-from sardana_redis.redis_stack import RedisStack, find_redis_stack, server_command
+from sardana_redis.redis_stack import RedisStack, TLSFiles, find_redis_stack, server_command
+
+
+#: What redis-server logs once it accepts connections (after loading its data).
+READY_LINE = "Ready to accept connections"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -26,7 +30,9 @@ class RedisStackServer:
     """A throwaway Redis Stack on loopback, for tests, benchmarks and the demo.
 
     Runs in its own process group with its data and log in ``workdir``;
-    persistence is off unless ``persistence`` is True.
+    persistence is off unless ``persistence`` is True. ``aclfile`` gives it ACL users
+    (the server counts as ready once it answers, even "authentication required");
+    ``tls`` makes it TLS only (:attr:`url` is then ``rediss://`` trusting ``tls.ca``).
     """
 
     def __init__(
@@ -37,50 +43,73 @@ class RedisStackServer:
         maxmemory: str = "1gb",
         persistence: bool = False,
         stack: RedisStack | None = None,
+        aclfile: Path | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.maxmemory = maxmemory
         self.persistence = persistence
         self.stack = stack or find_redis_stack()
+        self.aclfile = aclfile
+        self.tls = tls
         self.log_file = self.workdir / "redis.log"
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        """The server's URL, without credentials."""
+        return self.user_url()
+
+    def user_url(self, user: str | None = None, password: str | None = None) -> str:
+        """The server's URL logging in as ``user`` with ``password`` (both quoted)."""
+        auth = ""
+        if user is not None or password is not None:
+            auth = quote(user or "", safe="") + (f":{quote(password, safe='')}" if password else "")
+            auth += "@"
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}"
+        query = {"ssl_ca_certs": str(self.tls.ca), "ssl_cert_reqs": "required"}
+        return f"rediss://{auth}127.0.0.1:{self.port}?{urlencode(query)}"
 
     def start(self, timeout: float = 20.0) -> "RedisStackServer":
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until its log says it accepts connections.
+
+        (The log, not a PING: without a default user or with client certificates
+        required, an anonymous PING cannot succeed.)
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         extra = ["--logfile", str(self.log_file)]
         if not self.persistence:
             extra += ["--save", "", "--appendonly", "no"]
         cmd = server_command(
             self.stack, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
-            maxmemory=self.maxmemory, extra=extra,
+            maxmemory=self.maxmemory, aclfile=self.aclfile, tls=self.tls, extra=extra,
         )
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         self.process = subprocess.Popen(
             cmd, cwd=self.workdir, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(host="127.0.0.1", port=self.port)
         deadline = time.monotonic() + timeout
+        while not self._log_since(offset).count(READY_LINE):
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode}, see {self.log_file}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server not ready, see {self.log_file}")
+            time.sleep(0.05)
+        return self
+
+    def _log_since(self, offset: int) -> str:
+        """What the server logged after byte ``offset`` of its log file."""
         try:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"redis-server exited with {self.process.returncode}, see {self.log_file}"
-                    )
-                try:
-                    client.ping()
-                    return self
-                except (redis.ConnectionError, redis.BusyLoadingError):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"redis-server not ready, see {self.log_file}")
-                    time.sleep(0.05)
-        finally:
-            client.close()
+            with open(self.log_file, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group (Redis shuts down cleanly), SIGKILL if it hangs."""

@@ -124,7 +124,8 @@ class MemoryTracker:
 
     def max_memory(self) -> int:
         """The server's maxmemory, or ``settings.max_memory``; ValueError when neither."""
-        configured = int(self.client.config_get("maxmemory")["maxmemory"])
+        # INFO, not CONFIG GET: an ACL user allowed CONFIG GET could read requirepass
+        configured = int(self.client.info("memory")["maxmemory"])
         limit = configured or self.settings.max_memory or 0
         if not limit:
             raise ValueError("Redis has no 'maxmemory' configured: set it in blredis.conf "

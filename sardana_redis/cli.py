@@ -96,9 +96,11 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
     from sardana_redis.redis_url import with_socket_timeouts
 
     settings = TrackerSettings(
-        cleaning_threshold=args.cleaning_threshold, protected_history=args.protected_history,
+        cleaning_threshold=args.cleaning_threshold, unsaved_threshold=args.unsaved_threshold,
+        protected_history=args.protected_history,
         monitoring_period=args.monitoring_period,
         inactive_scan_deletion=args.inactive_scan_deletion,
+        publisher_timeout=args.publisher_timeout,
         closed_scan_deletion=args.closed_scan_deletion,
         cleaning_time_slice=args.cleaning_time_slice,
         writers=tuple(args.writer) if args.writer is not None else None,
@@ -248,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", required=True, help="Redis server address")
     p.add_argument("--cleaning-threshold", type=int, default=80,
                    help="percentage of memory usage that triggers cleaning (default: %(default)s)")
+    p.add_argument("--unsaved-threshold", type=int, default=90,
+                   help="percentage of memory usage above which data no writer has saved yet is "
+                        "dropped to keep Redis alive (default: %(default)s)")
     p.add_argument("--protected-history", type=float, default=180,
                    help="seconds of recent unsaved data dropped only as a last resort "
                         "(default: %(default)s)")
@@ -256,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inactive-scan-deletion", type=float, default=86400,
                    help="seconds without activity before an open scan is closed as FAILURE "
                         "(default: %(default)s)")
+    p.add_argument("--publisher-timeout", type=float, default=60,
+                   help="seconds without data nor heartbeat from its publisher (sardana-redis "
+                        "recorders) before an open scan is closed as FAILURE (default: %(default)s)")
     p.add_argument("--closed-scan-deletion", type=int, default=604800,
                    help="expiration of closed scans, in seconds, once saved (default: %(default)s)")
     p.add_argument("--cleaning-time-slice", type=int, default=20,

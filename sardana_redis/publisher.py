@@ -4,7 +4,9 @@ The scan thread only hands records over (:meth:`ScanPublisher.push` appends to
 a deque). A daemon thread per scan connects, creates the blissdata scan with
 its streams, then every ``flush_interval`` (30 ms) converts what arrived into one batch
 per stream and sends it; at the end it seals the streams and closes the scan
-with its ``end_reason``.
+with its ``end_reason``. While the scan is open the thread also sends a heartbeat
+(:mod:`sardana_redis.heartbeat`), so that the memory tracker closes the scan soon
+after the MacroServer dies, and never while it merely waits (a paused scan).
 
 Redis can be down, full or die at any moment: the worker then stops
 publishing, drops what it cannot send, releases blissdata's sink threads and
@@ -17,6 +19,7 @@ problem through :attr:`ScanPublisher.problem` (to warn the user once).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -28,6 +31,7 @@ from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
+from sardana_redis import heartbeat
 from sardana_redis.blissdata_sinks import release_sink, sink_is_broken
 from sardana_redis.column_batches import ColumnConverter
 from sardana_redis.datastore import init_db, is_initialized
@@ -47,9 +51,10 @@ def publisher_url(url: str | None) -> str:
     return with_socket_timeouts(url, connect=2, read=10)
 
 
-def _data_store(url: str) -> DataStore:
-    """One DataStore per URL and process (thread-safe, costly to build); the server is
-    (re)initialised when it lost its blissdata set-up (flushed, or restarted empty)."""
+def _data_store(url: str) -> tuple[DataStore, redis.Redis]:
+    """One DataStore (and plain client) per URL and process (thread-safe, costly to build);
+    the server is (re)initialised when it lost its blissdata set-up (flushed, or restarted
+    empty)."""
     with _stores_lock:
         cached = _stores.get(url)
         if cached is None:
@@ -58,7 +63,7 @@ def _data_store(url: str) -> DataStore:
     store, client = cached
     if not is_initialized(client):
         init_db(url)
-    return store
+    return store, client
 
 
 class ScanPublisher:
@@ -84,6 +89,8 @@ class ScanPublisher:
         self._wakeup = threading.Event()
         self._closed = threading.Event()
         self._scan: Any = None
+        self._client: redis.Redis | None = None
+        self._last_beat = -math.inf
         self._streams: dict[str, Any] = {}
         self._converters = [ColumnConverter(c) for c in description.columns]
         self._thread = threading.Thread(
@@ -134,13 +141,14 @@ class ScanPublisher:
         if h5maps:
             info["h5maps"] = h5maps
         try:
-            store = _data_store(self.url)
+            store, self._client = _data_store(self.url)
             scan = store.create_scan(desc.identity.as_blissdata(), info=info)
         except (redis.RedisError, RuntimeError, OSError) as exc:
             self._fail(f"cannot reach Redis at {redact_redis_url(self.url)}: {exc}", exc)
             return False
         self._scan = scan
         self.key = scan.key
+        self._beat()
         for conv in self._converters:
             definition = Stream.make_definition(conv.column.stream, conv.dtype, conv.shape
                                                 if conv.dtype != "json" else None)
@@ -155,6 +163,7 @@ class ScanPublisher:
             self._wakeup.wait(self.flush_interval)
             ending = self._end is not None
             self._flush()
+            self._beat()
             if self.problem is not None or (ending and not self._pending):
                 return
 
@@ -177,6 +186,17 @@ class ScanPublisher:
         broken = [name for name, s in self._streams.items() if sink_is_broken(s)]
         if broken:
             raise ConnectionError(f"Redis connection lost while sending {broken[0]!r}")
+
+    def _beat(self) -> None:
+        """A heartbeat every ``heartbeat.PERIOD`` seconds (best effort: Redis may be down)."""
+        now = time.monotonic()
+        if now - self._last_beat < heartbeat.PERIOD:
+            return
+        self._last_beat = now
+        try:
+            heartbeat.beat(self._client, self.key)
+        except (redis.RedisError, OSError):
+            pass
 
     def _fail(self, message: str, exc: BaseException | None = None) -> None:
         if self.problem is None:
@@ -215,6 +235,7 @@ class ScanPublisher:
             self._wakeup.wait(1.0)
             self._wakeup.clear()
             self._pending.clear()
+            self._beat()  # the scan goes on: not abandoned
 
     def _close_scan(self) -> None:
         scan = self._scan
@@ -230,4 +251,8 @@ class ScanPublisher:
             info["h5maps"] = h5maps
         scan.info.update(info)
         scan.close()
+        try:
+            heartbeat.stop_beating(self._client, scan.key)
+        except (redis.RedisError, OSError):
+            pass  # it expires by itself
         log.info("Scan %s closed (%s, %d points)", scan.key, info["end_reason"], self.points_sent)

@@ -20,6 +20,7 @@ from sardana_redis.datastore import init_db
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.following.follower import ScanFollower
+from sardana_redis.heartbeat import beat, heartbeat_key
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings, run
 from sardana_redis.publisher import ScanPublisher
 from sardana_redis.scan_model import (
@@ -109,6 +110,35 @@ def test_abandoned_open_scan_is_closed_as_failure(redis_url):
     assert t.counters.closed_abandoned == 1
 
 
+def test_quiet_scan_with_heartbeat_stays_open_until_its_publisher_stops(redis_url, tmp_path):
+    """A paused scan (no data, heartbeats) is kept; once heartbeats stop it is closed after
+    publisher_timeout, not inactive_scan_deletion. RedisBlissRecorder's publisher beats."""
+    publisher = ScanPublisher(redis_url, _description(1, str(tmp_path / "s.dat")))
+    publisher.start()
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 10
+    while publisher.key is None or not client.exists(heartbeat_key(publisher.key)):
+        assert time.monotonic() < deadline, "the publisher sends heartbeats"
+        time.sleep(0.05)
+    assert publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS))
+    assert not client.exists(heartbeat_key(publisher.key)), "no heartbeat once closed"
+
+    fake = FakeScan(redis_url, 2, None)
+    t = tracker(redis_url, publisher_timeout=1, inactive_scan_deletion=3600, writers=())
+    for _ in range(4):  # 1.6 s without data, with heartbeats
+        beat(client, fake.key())
+        t.cycle()
+        time.sleep(0.4)
+    assert DataStore(redis_url).load_scan(fake.key()).state < ScanState.CLOSED
+    time.sleep(1.1)  # the publisher died
+    t.cycle()
+    scan = DataStore(redis_url).load_scan(fake.key())
+    assert scan.state == ScanState.CLOSED and scan.info["end_reason"] == "FAILURE"
+    assert "no heartbeat" in scan.info["publication_error"]
+    for stream in fake.streams.values():
+        release_sink(stream)
+
+
 def test_under_pressure_saved_scans_go_first(small_redis, caplog):
     url = small_redis.url
     client = redis.Redis.from_url(url)
@@ -132,7 +162,7 @@ def test_when_nothing_else_is_left_drops_are_reported(small_redis, caplog):
     client = redis.Redis.from_url(url)
     WriterLedger(client, "spec-writer").set_cursor("0-0")  # a writer that saved nothing
     keys = [publish_big(url, n, points=300) for n in range(1, 9)]
-    t = tracker(url, cleaning_threshold=40)  # writers: found in Redis (trigger 16 MB)
+    t = tracker(url, cleaning_threshold=40, unsaved_threshold=40)  # writers: found in Redis (16 MB)
     assert t.writers() == ("spec-writer",)
     t.cycle()
     dropped = [k for k in keys if not client.exists(k)]

@@ -116,6 +116,9 @@ class TangoDatabase:
 
         with TangoDatabase(workdir) as db:
             os.environ["TANGO_HOST"] = db.tango_host
+
+    :meth:`start` after :meth:`stop` (or :meth:`restart`) serves the same sqlite file
+    on the same port, so clients keep their ``TANGO_HOST`` across a database restart.
     """
 
     def __init__(self, workdir: Path, startup_timeout: float = 30.0) -> None:
@@ -125,6 +128,8 @@ class TangoDatabase:
         self.log_file = self.workdir / "databaseds.log"
         self._proc: subprocess.Popen | None = None
         self._port: int | None = None
+        self._bind_port = 0  #: a free port picked at the first start, then kept
+        self._log_offset = 0  #: size of the log file when the server was last started
         self._unix_socket_dir: Path | None = None
 
     @property
@@ -149,6 +154,12 @@ class TangoDatabase:
         if self._proc is not None:
             raise RuntimeError("Tango database already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self._bind_port:
+            # An explicit port, not 0: omniORB then sets SO_REUSEADDR, without which a
+            # restart cannot bind the port while clients hold connections to the old server.
+            from sardana_redis.local_stack.redis_server import free_port  # (circular import)
+
+            self._bind_port = free_port()
         # Options must come before the instance name "2" or they are silently ignored.
         cmd = [
             sys.executable,
@@ -157,7 +168,7 @@ class TangoDatabase:
             "--host",
             "127.0.0.1",
             "--port",
-            "0",
+            str(self._bind_port),
             "--print-host-port",
             "2",
         ]
@@ -166,7 +177,9 @@ class TangoDatabase:
         try:
             env = local_server_env(self.workdir, self._unix_socket_dir)
             env["PYTANGO_DATABASE_NAME"] = str(self.db_file)
-            with open(self.log_file, "wb") as out:
+            # appended to: the log of a restarted database keeps its earlier runs
+            self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            with open(self.log_file, "ab") as out:
                 self._proc = subprocess.Popen(
                     cmd,
                     stdin=subprocess.DEVNULL,
@@ -187,11 +200,23 @@ class TangoDatabase:
             time.monotonic() - t0,
         )
 
+    def restart(self, downtime: float = 0.0) -> None:
+        """Stop the server, wait ``downtime`` seconds, start it again (same port and file)."""
+        self.stop()
+        time.sleep(downtime)
+        self.start()
+
+    def _log_since_start(self) -> str:
+        """What the server logged since its last :meth:`start`."""
+        with open(self.log_file, "rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
+
     def _wait_ready(self) -> int:
         assert self._proc is not None
         deadline = time.monotonic() + self.startup_timeout
         while True:
-            text = log_tail(self.log_file, nb_chars=100_000)
+            text = self._log_since_start()
             match = _PORT_RE.search(text)
             if match and _READY in text[match.end() :]:
                 return int(match.group("port"))

@@ -10,7 +10,8 @@ own ``memory_tracker`` uses it):
   ``data_streams.<name>.pk`` name the streams ``esrf:stream:<pk>``;
 * a state stream entry ``{state: 0..4}`` per state (CLOSED = 4);
 * data stream entries have ids ``<first point index>-1`` and a ``len`` field;
-  a sealed stream ends with the id ``2**64-1-2**64-1`` (server function ``seal_stream``).
+  a sealed stream ends with the id ``2**64-1-2**64-1`` (server function ``seal_stream``);
+* and ours: the publisher's heartbeat (:mod:`sardana_redis.heartbeat`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 
 import redis
 from blissdata.redis_engine.scan import ScanState
+
+from sardana_redis.heartbeat import heartbeat_key
 
 SCAN_HISTORY = "_SCAN_HISTORY_"
 SEAL_ID = f"{2**64 - 1}-{2**64 - 1}"
@@ -38,7 +41,8 @@ class ScanKeys:
     number: int = 0
     state: int = ScanState.CREATED
     last_ids: dict[str, bytes] = field(default_factory=dict)
-    last_activity: float = 0.0  #: seconds since epoch (first seen, or last state/data change)
+    last_activity: float = 0.0  #: seconds since epoch (first seen, or last state/data/heartbeat change)
+    heartbeat: bytes | None = None  #: last heartbeat value seen (None: its publisher sends none)
     expiring: bool = False  #: an expiration was set
 
     @property
@@ -88,15 +92,19 @@ def load_keys(client: redis.Redis, scans: list[tuple[str, int]]) -> list[ScanKey
 
 
 def refresh_states(client: redis.Redis, scans: Iterable[ScanKeys]) -> None:
-    """Read the last state and last data entry ids of scans, in one pipeline."""
+    """Read the last state, last data entry ids and heartbeat of scans, in one pipeline.
+
+    A heartbeat once seen is kept when its key goes (the publisher stopped beating)."""
     scans = list(scans)
     pipe = client.pipeline(transaction=False)
     for scan in scans:
+        pipe.get(heartbeat_key(scan.key))
         pipe.xrevrange(scan.state_key, count=1)
         for key in scan.data_keys.values():
             pipe.xrevrange(key, count=1)
     replies = iter(pipe.execute())
     for scan in scans:
+        scan.heartbeat = next(replies) or scan.heartbeat
         state = next(replies)
         if state:
             scan.state = int(state[0][1][b"state"])

@@ -115,6 +115,9 @@ class RedisMemoryTracker(ServiceDevice):
     cleaning_threshold = device_property(dtype=int, default_value=80,
                                          doc="percentage of maxmemory that triggers cleaning "
                                              "(1-100)")
+    unsaved_threshold = device_property(dtype=int, default_value=90,
+                                        doc="percentage of maxmemory above which data no writer "
+                                            "has saved yet is dropped to keep Redis alive (1-100)")
     protected_history = device_property(dtype=float, default_value=180,
                                         doc="seconds of recent unsaved data dropped only as a "
                                             "last resort")
@@ -123,6 +126,10 @@ class RedisMemoryTracker(ServiceDevice):
     inactive_scan_deletion = device_property(dtype=float, default_value=86400,
                                              doc="seconds without activity before an open scan "
                                                  "is closed as FAILURE")
+    publisher_timeout = device_property(dtype=float, default_value=60,
+                                        doc="seconds without data nor heartbeat from its "
+                                            "publisher (sardana-redis recorders) before an open "
+                                            "scan is closed as FAILURE")
     closed_scan_deletion = device_property(dtype=int, default_value=604800,
                                            doc="expiration of closed scans, in seconds, "
                                                "once saved")
@@ -159,9 +166,11 @@ class RedisMemoryTracker(ServiceDevice):
         except ValueError as exc:
             raise ValueError(f"max_memory: {exc}") from None
         settings = TrackerSettings(
-            cleaning_threshold=self.cleaning_threshold, protected_history=self.protected_history,
+            cleaning_threshold=self.cleaning_threshold, unsaved_threshold=self.unsaved_threshold,
+            protected_history=self.protected_history,
             monitoring_period=self.monitoring_period,
             inactive_scan_deletion=self.inactive_scan_deletion,
+            publisher_timeout=self.publisher_timeout,
             closed_scan_deletion=self.closed_scan_deletion,
             cleaning_time_slice=self.cleaning_time_slice,
             writers=tuple(self.writers) or None, max_memory=max_memory)

@@ -6,13 +6,15 @@ Each monitoring cycle (pipelined: a few round trips whatever the number of scans
 2. a closed scan that every configured writer has finished with (see the
    writers' ledgers) gets its expiration (``closed_scan_deletion``); one a
    writer still has to write keeps no expiration;
-3. an open scan without activity for ``inactive_scan_deletion`` is closed as
-   FAILURE (its publisher died) and then treated as closed;
+3. an open scan is closed as FAILURE (its publisher died) and then treated as
+   closed: after ``publisher_timeout`` without data nor heartbeat when its publisher
+   sends heartbeats (ours do, see :mod:`sardana_redis.heartbeat`), else after
+   ``inactive_scan_deletion`` without activity;
 4. above ``cleaning_threshold`` % of ``maxmemory`` memory is freed, down to
    ``FREE_MARGIN`` below the threshold, in this order: closed scans every
    writer has finished with (oldest first); the points writers have already
    saved, in the streams of scans still being written; then, only to keep
-   Redis alive, unsaved data: closed scans (oldest first), then streams of
+   Redis alive (above ``unsaved_threshold`` %, 90 by default), unsaved data: closed scans (oldest first), then streams of
    open scans older than ``protected_history`` seconds, and the protected
    history last. Every unsaved drop is logged as an ERROR naming the scan,
    its streams and points.
@@ -70,9 +72,11 @@ class TrackerSettings:
     """The options of ``sardana-redis memory-tracker`` (blissdata's, plus the writers)."""
 
     cleaning_threshold: int = 80  #: % of maxmemory that starts freeing memory
+    unsaved_threshold: int = 90  #: % of maxmemory above which unsaved data may go
     protected_history: float = 180  #: seconds of recent data dropped only as a last resort
     monitoring_period: float = 30  #: seconds between cycles while memory is low
     inactive_scan_deletion: float = 86400  #: seconds without activity before an open scan is closed
+    publisher_timeout: float = 60  #: same, for scans whose publisher sends heartbeats
     closed_scan_deletion: int = 604800  #: expiration of closed scans, seconds
     cleaning_time_slice: int = 20  #: % of the oldest unsaved live history dropped per step
     writers: tuple[str, ...] | None = None  #: writer names to respect; None: every writer seen
@@ -81,10 +85,13 @@ class TrackerSettings:
     def check(self) -> None:
         if not 0 < self.cleaning_threshold <= 100:
             raise ValueError("--cleaning-threshold must be between 1 and 100")
+        if not 0 < self.unsaved_threshold <= 100:
+            raise ValueError("--unsaved-threshold must be between 1 and 100")
         if not 0 < self.cleaning_time_slice <= 100:
             raise ValueError("--cleaning-time-slice must be between 1 and 100")
         for option, value in (("--monitoring-period", self.monitoring_period),
                               ("--inactive-scan-deletion", self.inactive_scan_deletion),
+                              ("--publisher-timeout", self.publisher_timeout),
                               ("--closed-scan-deletion", self.closed_scan_deletion)):
             if value <= 0:
                 raise ValueError(f"{option} must be more than 0")
@@ -203,15 +210,15 @@ class MemoryTracker:
                 del self._scans[scan.key]
 
     def _refresh(self, scans: Sequence[ScanKeys], now: float) -> None:
-        """States and activity of open scans (a new data entry or state is activity)."""
-        before = {s.key: (s.state, dict(s.last_ids)) for s in scans}
+        """States and activity of open scans (a new data entry, state or heartbeat is activity)."""
+        before = {s.key: (s.state, dict(s.last_ids), s.heartbeat) for s in scans}
         # streams appear in the scan document at prepare: reload keys of young scans
         for fresh in scan_keys.load_keys(self.client, [(s.key, s.created_ms) for s in scans
                                                        if not s.data_keys]):
             self._scans[fresh.key].data_keys = fresh.data_keys
         scan_keys.refresh_states(self.client, scans)
         for scan in scans:
-            if (scan.state, scan.last_ids) != before[scan.key]:
+            if (scan.state, scan.last_ids, scan.heartbeat) != before[scan.key]:
                 scan.last_activity = now
 
     def _finished_by_writers(self, writers: Sequence[str]) -> set[str]:
@@ -255,12 +262,18 @@ class MemoryTracker:
                      scan.key, timedelta(seconds=ttl))
         self.counters.expired_scans += len(scans)
 
+    def _abandoned_after(self, scan: ScanKeys) -> tuple[float, str]:
+        """Seconds of silence after which an open scan is abandoned, and what was silent."""
+        if scan.heartbeat is not None:
+            return self.settings.publisher_timeout, "no data and no heartbeat from its publisher"
+        return self.settings.inactive_scan_deletion, "publisher inactive"
+
     def _close_abandoned(self, now: float, done: set[str]) -> None:
-        limit = self.settings.inactive_scan_deletion
         for scan in [s for s in self._scans.values() if not s.closed]:
+            limit, silent = self._abandoned_after(scan)
             if now - scan.last_activity < limit:
                 continue
-            reason = f"publisher inactive for {timedelta(seconds=limit)}: closed by the memory tracker"
+            reason = f"{silent} for {timedelta(seconds=limit)}: closed by the memory tracker"
             try:
                 scan_keys.close_as_failed(self.client, scan, reason)
             except redis.ResponseError as exc:
@@ -273,10 +286,11 @@ class MemoryTracker:
     # --- freeing memory --------------------------------------------------
 
     def _free(self, used: int, limit: int, writers: Sequence[str], done: set[str], now: float) -> int:
-        """Free saved data down to ``FREE_MARGIN`` below the threshold; unsaved data only
-        as long as the threshold itself is exceeded."""
-        trigger = limit * self.settings.cleaning_threshold // 100
-        target = limit * max(self.settings.cleaning_threshold - FREE_MARGIN, 1) // 100
+        """Free saved data down to ``FREE_MARGIN`` below the cleaning threshold; unsaved data
+        only as long as the unsaved threshold (never below the cleaning one) is exceeded."""
+        s = self.settings
+        target = limit * max(s.cleaning_threshold - FREE_MARGIN, 1) // 100
+        trigger = limit * max(s.cleaning_threshold, s.unsaved_threshold) // 100
         start = used
         oldest = sorted(self._scans.values(), key=lambda s: s.created_ms)
         # 1. closed scans every writer has finished with
@@ -302,6 +316,10 @@ class MemoryTracker:
         if used > trigger:
             log.critical("Unable to free memory ! %s still used (threshold %s)",
                          format_bytes(used), format_bytes(trigger))
+        elif used > limit * s.cleaning_threshold // 100:
+            log.warning("%s used: the rest is data the writers have not saved yet, kept "
+                        "(dropped only above %d%% of maxmemory)", format_bytes(used),
+                        max(s.cleaning_threshold, s.unsaved_threshold))
         return used
 
     def _delete(self, used: int, target: int, scans: list[ScanKeys], saved: bool) -> int:

@@ -181,3 +181,14 @@ def file_commands(path: Path) -> list[DocCommand]:
 def documented_commands() -> list[DocCommand]:
     """Every command of README.md and docs/*.md."""
     return [command for path in doc_files() for command in file_commands(path)]
+
+
+def substitute(text: str, required: dict[str, str], optional: dict[str, str] | None = None) -> str:
+    """``text`` with the test's values in place of the documented site values: every
+    ``required`` one must be in it (a command that stops using one must fail the test that
+    runs it), ``optional`` ones are replaced where they are."""
+    for site in required:
+        assert site in text, f"{site!r} no longer in {text!r}: update the test"
+    for site, here in {**(optional or {}), **required}.items():
+        text = text.replace(site, here)
+    return text

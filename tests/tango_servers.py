@@ -43,14 +43,24 @@ def device_server(tango_db: TangoDatabase, workdir: Path, server_class: str, ins
     device answers. The server log is ``workdir/<instance>.log``."""
     for device, properties in devices.items():
         register_device_server(server_class, instance, device, properties)
-    log_file = workdir / f"{instance}.log"
+    argv = [sys.executable, "-m", SERVER_CLASSES[server_class], instance]
+    with running_server(tango_db, workdir, argv, list(devices)) as proxies:
+        yield proxies
+
+
+@contextmanager
+def running_server(tango_db: TangoDatabase, workdir: Path, argv: list[str],
+                   devices: list[str]) -> Iterator[dict[str, tango.DeviceProxy]]:
+    """Run the already registered device server ``argv`` (``[program, instance]``) in its
+    own process group and yield a proxy per device once every device answers. The server
+    log is ``workdir/<instance>.log``."""
+    log_file = workdir / f"{argv[-1]}.log"
     socket_dir = make_unix_socket_dir()
     proc = None
     try:
         with open(log_file, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", SERVER_CLASSES[server_class], instance,
-                 "-ORBendPoint", "giop:tcp:127.0.0.1:"],
+                [*argv, "-ORBendPoint", "giop:tcp:127.0.0.1:"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=local_server_env(workdir, socket_dir, tango_db.tango_host),
                 cwd=workdir, start_new_session=True)
@@ -74,7 +84,7 @@ def device_server(tango_db: TangoDatabase, workdir: Path, server_class: str, ins
         raise
     finally:
         if proc is not None:
-            terminate_process_group(proc, f"{server_class} {instance}")
+            terminate_process_group(proc, " ".join(argv[-2:]))
         remove_unix_socket_dir(socket_dir)
 
 

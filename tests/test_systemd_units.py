@@ -21,7 +21,7 @@ import redis
 
 from sardana_redis.local_stack.redis_server import free_port
 from sardana_redis.local_stack.tango_db import log_tail, terminate_process_group
-from tests.doc_commands import ROOT
+from tests.doc_commands import ROOT, substitute
 
 UNITS = ROOT / "deploy" / "systemd"
 #: Where the units expect the project's virtualenv on a beamline host.
@@ -78,17 +78,12 @@ class Unit:
 
 def on_this_host(command: list[str], required: dict[str, str],
                  optional: dict[str, str]) -> list[str]:
-    """The unit's command with this environment's program, and the test's values in place
-    of the site's: every ``required`` one must be there (a unit that stops using one must
-    fail here), ``optional`` ones are replaced where they are."""
+    """The unit's command with this environment's program and the test's values in place
+    of the site's (see :func:`tests.doc_commands.substitute`)."""
     assert command[0].startswith(SITE_BIN), command
     line = shlex.join([str(Path(sys.executable).parent / command[0][len(SITE_BIN):]),
                        *command[1:]])
-    for site in required:
-        assert site in line, f"{site!r} no longer in {line!r}: update the test"
-    for site, here in {**optional, **required}.items():
-        line = line.replace(site, here)
-    return shlex.split(line)
+    return shlex.split(substitute(line, required, optional))
 
 
 def wait_ready(proc: subprocess.Popen, log_file: Path, ready: str, timeout: float = 30) -> None:

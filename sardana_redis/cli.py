@@ -19,6 +19,7 @@ from sardana_redis.tango_registration import add_tango_register_parser
 
 if TYPE_CHECKING:
     from sardana_redis.following.follower import ScanFollower
+    from sardana_redis.redis_stack import TLSFiles
 
 log = logging.getLogger("sardana_redis")
 
@@ -159,6 +160,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tls_files(args: argparse.Namespace) -> "TLSFiles | None":
+    """The ``--tls-*`` files, or None; all three or none."""
+    from sardana_redis.redis_stack import TLSFiles
+
+    files = (args.tls_cert_file, args.tls_key_file, args.tls_ca_cert_file)
+    if not any(files):
+        return None
+    if not all(files):
+        raise ValueError("TLS needs --tls-cert-file, --tls-key-file and --tls-ca-cert-file")
+    return TLSFiles(*files, auth_clients=args.tls_auth_clients)
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     """Run the Redis Stack server in the foreground (replaces this process)."""
     from sardana_redis.redis_stack import find_redis_stack, server_command
@@ -167,6 +180,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     cmd = server_command(
         stack, args.config, port=args.port, bind=args.bind,
         data_dir=args.dir, maxmemory=args.maxmemory,
+        include=args.include, tls=_tls_files(args),
     )
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
@@ -219,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="Redis config file (default: bundled blredis.conf)")
     p.add_argument("--redis-stack-dir", help="folder of an unpacked Redis Stack "
                                              "(default: the one installed in this environment)")
+    p.add_argument("--include", action="append", type=Path, default=[],
+                   help="more Redis config read after --config, e.g. ACL users from "
+                        "users.conf.example (repeat for several)")
+    p.add_argument("--tls-cert-file", type=Path,
+                   help="server certificate (PEM): TLS only, on --port, plain TCP off")
+    p.add_argument("--tls-key-file", type=Path, help="private key of --tls-cert-file (PEM)")
+    p.add_argument("--tls-ca-cert-file", type=Path,
+                   help="CA certificate(s) that sign client certificates (PEM)")
+    p.add_argument("--tls-auth-clients", choices=["yes", "no", "optional"], default="yes",
+                   help="clients must present a certificate signed by the CA "
+                        "(default: %(default)s, as Redis)")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("init-db", help="initialise blissdata's indexes on an empty Redis",
@@ -247,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
                        description=cmd_memory_tracker.__doc__ +
                        " Same options as blissdata's memory_tracker, plus --writer and --max-memory.")
-    p.add_argument("--redis-url", required=True, help="Redis server address")
+    _add_redis_url(p)
     p.add_argument("--cleaning-threshold", type=int, default=80,
                    help="percentage of memory usage that triggers cleaning (default: %(default)s)")
     p.add_argument("--unsaved-threshold", type=int, default=90,
@@ -308,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except redis.AuthenticationError as exc:  # the message never holds the password
+        print(f"sardana-redis {args.command}: error: Redis refused the login ({exc}): check "
+              "the user and password in --redis-url or $REDIS_URL", file=sys.stderr)
+        return 2
     except (RedisURLError, RuntimeError, OSError, LookupError, ValueError, redis.RedisError) as exc:
         print(f"sardana-redis {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -93,4 +93,7 @@ def open_data_store(url: str, init: bool = True) -> DataStore:
     url = normalize_redis_url(url)
     if init:
         init_db(url)
-    return DataStore(url)
+    try:
+        return DataStore(url)
+    except RuntimeError as exc:  # blissdata's message holds the URL, password included
+        raise DatabaseNotReady(str(exc).replace(url, redact_redis_url(url))) from None

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -170,14 +171,14 @@ def server_command(
     bind: str | None = None,
     data_dir: Path | None = None,
     maxmemory: str | None = None,
-    aclfile: Path | None = None,
+    include: Sequence[Path] = (),
     tls: TLSFiles | None = None,
     extra: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
     """The redis-server command line: config file, modules, then overrides.
 
-    ``aclfile``: ACL users (``user NAME on #sha256 ~keys +commands`` lines, see
-    ``users.acl.example``). ``tls``: TLS only, on ``port`` (default 6379).
+    ``include``: more config files read after ``config``, e.g. ACL users (``user``
+    directives, see ``users.conf.example``). ``tls``: TLS only, on ``port`` (default 6379).
     """
     cmd = [str(stack.server), str(config or default_config())]
     for module in stack.modules:
@@ -186,8 +187,8 @@ def server_command(
         cmd += tls.server_args(port or 6379)
     elif port is not None:
         cmd += ["--port", str(port)]
-    if aclfile is not None:
-        cmd += ["--aclfile", str(Path(aclfile).resolve())]
+    for path in include:
+        cmd += ["--include", str(Path(path).resolve())]
     if bind is not None:
         cmd += ["--bind", *bind.split()]
     if data_dir is not None:

@@ -9,7 +9,7 @@ log lines and error messages.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 DEFAULT_REDIS_URL = "redis://localhost:6379"
 _SCHEMES = ("redis", "rediss", "unix")
@@ -35,22 +35,39 @@ def normalize_redis_url(url: str | None) -> str:
         raise RedisURLError(f"Redis URL without a host: {redact_redis_url(url)!r}")
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "protocol"]
     query.append(("protocol", "2"))
-    normalized = urlunsplit(parts._replace(query=urlencode(query)))
-    if parts.scheme == "unix" and not normalized.startswith("unix://"):
-        normalized = "unix://" + normalized[len("unix:"):]  # urlunsplit drops "//"
-    return normalized
+    return _unsplit(parts._replace(query=urlencode(query)))
+
+
+def _unsplit(parts: SplitResult) -> str:
+    """``urlunsplit``, keeping the ``//`` it drops from ``unix:///path`` URLs."""
+    url = urlunsplit(parts)
+    if parts.scheme == "unix" and not url.startswith("unix://"):
+        url = "unix://" + url[len("unix:"):]
+    return url
+
+
+#: URL query arguments redis-py takes as secrets (``redis://host?password=...`` works too).
+_SECRET_QUERY_ARGS = ("password", "ssl_password")
 
 
 def redact_redis_url(url: str) -> str:
-    """Return ``url`` with its password (if any) replaced by ``***``."""
+    """Return ``url`` with its password (if any, in the address or the query) replaced
+    by ``***``."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(k in _SECRET_QUERY_ARGS for k, _ in query)
+    if parts.password is None and not secret_query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if secret_query:
+        parts = parts._replace(query=urlencode(
+            [(k, "***" if k in _SECRET_QUERY_ARGS else v) for k, v in query], safe="*"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    return _unsplit(parts)
 
 
 def with_socket_timeouts(url: str | None, connect: float, read: float) -> str:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -30,9 +31,9 @@ class RedisStackServer:
     """A throwaway Redis Stack on loopback, for tests, benchmarks and the demo.
 
     Runs in its own process group with its data and log in ``workdir``;
-    persistence is off unless ``persistence`` is True. ``aclfile`` gives it ACL users
-    (the server counts as ready once it answers, even "authentication required");
-    ``tls`` makes it TLS only (:attr:`url` is then ``rediss://`` trusting ``tls.ca``).
+    persistence is off unless ``persistence`` is True. ``include`` adds config files
+    (e.g. ACL users, ``users.conf.example``); ``tls`` makes it TLS only (:attr:`url` is
+    then ``rediss://`` trusting ``tls.ca``).
     """
 
     def __init__(
@@ -43,7 +44,7 @@ class RedisStackServer:
         maxmemory: str = "1gb",
         persistence: bool = False,
         stack: RedisStack | None = None,
-        aclfile: Path | None = None,
+        include: Sequence[Path] = (),
         tls: TLSFiles | None = None,
     ) -> None:
         self.workdir = Path(workdir)
@@ -51,7 +52,7 @@ class RedisStackServer:
         self.maxmemory = maxmemory
         self.persistence = persistence
         self.stack = stack or find_redis_stack()
-        self.aclfile = aclfile
+        self.include = list(include)
         self.tls = tls
         self.log_file = self.workdir / "redis.log"
         self.process: subprocess.Popen | None = None
@@ -84,7 +85,7 @@ class RedisStackServer:
             extra += ["--save", "", "--appendonly", "no"]
         cmd = server_command(
             self.stack, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
-            maxmemory=self.maxmemory, aclfile=self.aclfile, tls=self.tls, extra=extra,
+            maxmemory=self.maxmemory, include=self.include, tls=self.tls, extra=extra,
         )
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         self.process = subprocess.Popen(

@@ -8,6 +8,8 @@ the measurement datasets taken from the blissdata streams.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +55,20 @@ def build_h5map(desc: ScanDescription, end: ScanEnd | None = None) -> Group:
 def end_h5_items(end: ScanEnd) -> dict[str, HDF5ItemType]:
     """Entry-level items only known when the scan ends."""
     return {"end_time": Dataset(value=end.end_time), "end_reason": Dataset(value=end.reason.value)}
+
+
+def ended_h5maps(h5maps: Mapping[str, Any], end: ScanEnd) -> dict[str, Any]:
+    """``h5maps`` as published (without end), with the end items added to every entry:
+    for a scan closed by someone else than its publisher (the memory tracker)."""
+    items = json_safe({name: item.model_dump() for name, item in end_h5_items(end).items()})
+    out = {}
+    for path, root in h5maps.items():
+        root = copy.deepcopy(root)
+        for entry in (root.get("children") or {}).values() if isinstance(root, dict) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("children"), dict):
+                entry["children"].update(copy.deepcopy(items))
+        out[path] = root
+    return out
 
 
 def build_h5maps(desc: ScanDescription, end: ScanEnd | None = None) -> dict[str, dict]:

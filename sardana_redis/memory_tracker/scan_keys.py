@@ -16,6 +16,7 @@ own ``memory_tracker`` uses it):
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ import redis
 from blissdata.redis_engine.scan import ScanState
 
 from sardana_redis.heartbeat import heartbeat_key
+from sardana_redis.nexus_layout import ended_h5maps
+from sardana_redis.scan_model import EndReason, ScanEnd
 
 SCAN_HISTORY = "_SCAN_HISTORY_"
 SEAL_ID = f"{2**64 - 1}-{2**64 - 1}"
@@ -139,10 +142,14 @@ def delete(client: redis.Redis, scans: list[ScanKeys]) -> None:
 
 
 def close_as_failed(client: redis.Redis, scan: ScanKeys, reason: str) -> None:
-    """Close an abandoned scan: seal its streams, record why, set it CLOSED.
+    """Close an abandoned scan: seal its streams, record why and when, set it CLOSED.
 
-    Readers and writers following it then see its end, as for any closed scan.
+    Readers and writers following it then see its end, as for any closed scan; its NeXus
+    layouts (``h5maps``, if any) get the end time and reason, as the publisher would do.
     """
+    end = ScanEnd(datetime.datetime.now().astimezone().isoformat(), EndReason.FAILURE)
+    raw = client.execute_command("JSON.GET", scan.key, "$.info.h5maps")
+    h5maps = (json.loads(raw) or [None])[0] if raw else None
     for key in scan.data_keys.values():
         try:
             client.fcall("seal_stream", 1, key)
@@ -150,8 +157,12 @@ def close_as_failed(client: redis.Redis, scan: ScanKeys, reason: str) -> None:
             if "already sealed" not in str(exc):
                 raise
     pipe = client.pipeline(transaction=True)
-    pipe.execute_command("JSON.SET", scan.key, "$.info.end_reason", json.dumps("FAILURE"))
+    pipe.execute_command("JSON.SET", scan.key, "$.info.end_reason", json.dumps(end.reason.value))
+    pipe.execute_command("JSON.SET", scan.key, "$.info.end_time", json.dumps(end.end_time))
     pipe.execute_command("JSON.SET", scan.key, "$.info.publication_error", json.dumps(reason))
+    if isinstance(h5maps, dict) and h5maps:
+        pipe.execute_command("JSON.SET", scan.key, "$.info.h5maps",
+                             json.dumps(ended_h5maps(h5maps, end)))
     pipe.xadd(scan.state_key, {"state": int(ScanState.CLOSED)})
     pipe.execute()
     scan.state = ScanState.CLOSED

@@ -1,0 +1,323 @@
+"""Reliability, Sardana side: the MacroServer killed mid-scan, the Tango database restarted.
+
+These cases kill servers, so they run on a Redis Stack, a Tango database and a Sardana of
+their own (the module's ``own_stack``), never on the session ones. While the module runs,
+``TANGO_HOST`` and taurus' default authority point to its database; both are restored
+after, for the tests that follow in the same pytest run.
+
+Every scan is accounted as points published (what reached Redis, point numbers 0..N-1)
+versus rows in the files the writers made; Sardana's own ``SPEC_FileRecorder`` runs in the
+same scans as the oracle of what Sardana measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from blissdata.redis_engine.scan import ScanState
+from blissdata.redis_engine.store import DataStore
+
+from sardana_redis.datastore import init_db
+from sardana_redis.local_stack.door import DoorClient
+from sardana_redis.local_stack.redis_server import RedisStackServer
+from sardana_redis.local_stack.sardana_server import SardanaServer
+from sardana_redis.local_stack.services import ServiceProcess
+from sardana_redis.local_stack.tango_db import TangoDatabase
+from tests.recorder_helpers import configure, last_scan_id
+from tests.reliability.accounting import ScanRef, tally
+from tests.reliability.report import full_scale
+from tests.services import scan_key, wait_done, writer_process
+from tests.spec_files import assert_same_scan, scan_block
+from tests.tango_servers import device_server, wait_for
+from tests.test_tango_writer import writer_properties
+
+#: Writer service processes (their default names).
+WRITERS = ("spec-writer", "nexus-writer")
+#: Writer Tango device servers: class -> writer name (not the processes' names: both run
+#: on the same Redis, and instances with the same name share the work).
+TANGO_WRITERS = {"RedisSpecWriter": "tango-spec-writer", "RedisNexusWriter": "tango-nexus-writer"}
+SPEC, NEXUS, ORACLE = "scans.dat", "scans.h5", "oracle.dat"
+#: --publisher-timeout of the memory tracker in these tests (default 60 s).
+PUBLISHER_TIMEOUT = 3
+#: How long the Tango database stays down while a scan runs, in seconds.
+DB_DOWNTIME = 2.0
+#: cppTango refuses a reconnection less than 1 s after the previous attempt
+#: ("The connection request was delayed"): wait that long after the database is back.
+TANGO_RECONNECT_DELAY = 1.1
+
+
+@contextlib.contextmanager
+def default_tango_host(tango_host: str) -> Iterator[None]:
+    """``TANGO_HOST`` and taurus' default authority point to ``tango_host`` inside, and are
+    restored after (both are process-global; the session's Sardana fixtures use them)."""
+    from taurus.core.tango import TangoFactory
+
+    factory = TangoFactory()
+    old_env, old_default = os.environ.get("TANGO_HOST"), factory.get_default_tango_host()
+    os.environ["TANGO_HOST"] = tango_host
+    factory.set_default_tango_host(tango_host)
+    try:
+        yield
+    finally:
+        if old_env is None:
+            os.environ.pop("TANGO_HOST", None)
+        else:
+            os.environ["TANGO_HOST"] = old_env
+        if old_default or old_env:
+            factory.set_default_tango_host(old_default or old_env)
+        else:  # taurus had no default yet: let it take $TANGO_HOST again when next used
+            factory._default_tango_host, factory.dft_db = None, None
+
+
+@dataclasses.dataclass
+class OwnStack:
+    """This module's Redis Stack, Tango database, Sardana and Door client."""
+
+    redis: RedisStackServer
+    db: TangoDatabase
+    sardana: SardanaServer
+    door: DoorClient
+
+    @property
+    def url(self) -> str:
+        return self.redis.url
+
+    def configure(self, scan_dir: Path) -> None:
+        """Sardana writes ``oracle.dat`` itself; the SPEC and NeXus files are requested from
+        the writers (one scan in Redis whatever the number of routed files)."""
+        configure(self.door, self.url, scan_dir, ScanFile=[ORACLE, SPEC, NEXUS],
+                  ScanRecorder=["SPEC_FileRecorder", "RedisBlissRecorder", "RedisBlissRecorder"])
+
+
+def _close_quietly(door: DoorClient) -> None:
+    """Remove the Door client's listeners, if its Sardana still answers."""
+    with contextlib.suppress(Exception):
+        door.close()
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
+    """A Redis Stack, Tango database and Sardana (with demo elements) for this module only."""
+    workdir = tmp_path_factory.mktemp("faults_sardana")
+    with contextlib.ExitStack() as stack:
+        redis_server = stack.enter_context(RedisStackServer(workdir / "redis"))
+        init_db(redis_server.url)
+        db = stack.enter_context(TangoDatabase(workdir / "tango_db"))
+        stack.enter_context(default_tango_host(db.tango_host))
+        sardana = stack.enter_context(SardanaServer(db.tango_host, workdir / "sardana"))
+        door = DoorClient(sardana.door_name)
+        stack.callback(_close_quietly, door)
+        door.setup_demo()
+        yield OwnStack(redis_server, db, sardana, door)
+
+
+# --- reading back what was published and written ---------------------------------------
+
+
+def wait_closed(url: str, key: str, timeout: float) -> object:
+    """The blissdata scan ``key`` once CLOSED."""
+    store = DataStore(url)
+    return wait_for(lambda: (s := store.load_scan(key)).state == ScanState.CLOSED and s,
+                    f"scan {key} to be closed", timeout)
+
+
+def published_points(scan: object) -> int:
+    """Complete rows of a closed scan in Redis: point numbers 0..N-1 in every stream."""
+    lengths = {name: len(stream[:]) for name, stream in scan.streams.items()}
+    count = min(lengths.values())
+    np.testing.assert_array_equal(scan.streams["#Pt No"][:count], np.arange(count))
+    return count
+
+
+def file_refs(scan_dir: Path, number: int) -> tuple[ScanRef, ScanRef]:
+    """The SPEC and NeXus scans the writers make of Sardana scan ``number``."""
+    return ("spec", str(scan_dir / SPEC), number), ("nexus", str(scan_dir / NEXUS), number)
+
+
+def assert_like_sardana(scan_dir: Path, number: int, rows: int) -> None:
+    """The first ``rows`` data lines of the SPEC writer's block equal Sardana's own (those
+    Sardana has: a killed Sardana may have written fewer)."""
+    ours, oracle = scan_block(scan_dir / SPEC, number), scan_block(scan_dir / ORACLE, number)
+    rows = min(rows, len(oracle.rows))
+    assert_same_scan(dataclasses.replace(ours, rows=ours.rows[:rows]),
+                     dataclasses.replace(oracle, rows=oracle.rows[:rows]))
+
+
+def assert_valid_entry(path: Path, number: int, points: int, end_reason: str) -> None:
+    """``entry<number>`` is a readable NXentry whose measurement columns all hold ``points``
+    rows, and whose end reason is ``end_reason``."""
+    with h5py.File(path, "r", locking=False) as f:
+        entry = f[f"entry{number}"]
+        assert entry.attrs["NX_class"] in ("NXentry", b"NXentry")
+        lengths = {name: len(item) for name, item in entry["measurement"].items()
+                   if isinstance(item, h5py.Dataset)}
+        assert set(lengths.values()) == {points}, lengths
+        assert entry["end_reason"][()].decode() == end_reason
+
+
+def written_scan(stack: OwnStack, scan_dir: Path, number: int, writers: Iterable[str],
+                 timeout: float = 60) -> tuple[object, int]:
+    """Wait until scan ``number`` is closed and written by ``writers``; the closed scan and
+    its published points. The writers' files must match Sardana's (the oracle)."""
+    scan = wait_closed(stack.url, scan_key(stack.url, number), timeout)
+    for writer in writers:
+        record = wait_done(stack.url, scan.key, writer, timeout)
+        assert record.status == "written", (writer, record)
+    points = published_points(scan)
+    assert_like_sardana(scan_dir, number, points)
+    assert_valid_entry(scan_dir / NEXUS, number, points, scan.info["end_reason"])
+    return scan, points
+
+
+def oracle_rows(scan_dir: Path, number: int) -> int:
+    """Points Sardana's SPEC_FileRecorder wrote for scan ``number``."""
+    return len(scan_block(scan_dir / ORACLE, number).rows)
+
+
+# --- the Tango database restarted ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tango_writers(own_stack: OwnStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """RedisSpecWriter and RedisNexusWriter device servers in the module's Tango database,
+    writing under the folder they yield."""
+    workdir = tmp_path_factory.mktemp("tango_writers")
+    root = workdir / "scans"
+    root.mkdir()
+    with contextlib.ExitStack() as stack:
+        for server, name in TANGO_WRITERS.items():
+            device = f"faults/writer/{name}"
+            properties = {**writer_properties(own_stack.url, root), "writer_name": name}
+            proxies = stack.enter_context(device_server(
+                own_stack.db, workdir, server, name, {device: properties}))
+            wait_for(lambda d=proxies[device]: "following" in d.status(), f"{device} following")
+        yield root
+
+
+def scan_across_db_restart(stack: OwnStack, *macro) -> int:
+    """Run ``macro``, stopping the Tango database for ``DB_DOWNTIME`` s while it records;
+    its scan number."""
+    number = last_scan_id(stack.door) + 1
+    run = stack.door.start(*macro).wait_status("step")
+    time.sleep(0.3)
+    stack.db.restart(downtime=DB_DOWNTIME)
+    run.wait(120)
+    return number
+
+
+def test_tango_database_restarted_during_scans(own_stack, tango_writers, reliability):
+    """A scan without motion (timescan) goes on while the database is down; a step scan
+    fails in Sardana itself (the Pool writes each motor position, a memorized attribute,
+    into the database). Either way what Sardana measured is published and written."""
+    scan_dir = tango_writers
+    own_stack.configure(scan_dir)
+    points = 400 if full_scale() else 60
+    timescan = scan_across_db_restart(own_stack, "timescan", points, 0.05)  # points, not intervals
+    time.sleep(TANGO_RECONNECT_DELAY)
+    ascan = scan_across_db_restart(own_stack, "ascan", "mot01", 0, 1, points - 1, 0.05)
+    time.sleep(TANGO_RECONNECT_DELAY)
+
+    published, reasons = {}, {}
+    for number in (timescan, ascan):
+        scan, published_count = written_scan(own_stack, scan_dir, number,
+                                             TANGO_WRITERS.values())
+        assert published_count == oracle_rows(scan_dir, number), "everything Sardana measured"
+        reasons[number] = scan.info["end_reason"]
+        published.update(dict.fromkeys(file_refs(scan_dir, number), published_count))
+    result = reliability.record(tally(
+        "Tango DB restarted during a scan", published,
+        note=f"timescan {reasons[timescan]}, ascan {reasons[ascan]} (Sardana fails a step "
+             "scan while the DB is down)"))
+    result.figures["DB downtime"] = f"{DB_DOWNTIME} s"
+    assert result.clean, result
+    assert reasons[timescan] == "SUCCESS"
+    assert published[file_refs(scan_dir, timescan)[0]] == points
+
+
+def test_tango_database_down_between_scans(own_stack, tango_writers, reliability):
+    """With the database down a scan that needs no database write (timescan) is published,
+    and the writers, Tango device servers, write it; after the database is back, so is the
+    next scan (a step scan)."""
+    scan_dir = tango_writers
+    own_stack.configure(scan_dir)
+    points = 200 if full_scale() else 20
+    published = {}
+    own_stack.db.stop()
+    try:
+        number = last_scan_id(own_stack.door) + 1
+        assert own_stack.door.run("timescan", points, 0.02).ok
+        _, count = written_scan(own_stack, scan_dir, number, TANGO_WRITERS.values())  # while the database is down
+        published.update(dict.fromkeys(file_refs(scan_dir, number), count))
+    finally:
+        own_stack.db.start()
+    time.sleep(TANGO_RECONNECT_DELAY)
+    number = last_scan_id(own_stack.door) + 1
+    result = own_stack.door.run("ascan", "mot01", 0, 1, points - 1, 0.02)
+    assert result.ok, result.error
+    _, count = written_scan(own_stack, scan_dir, number, TANGO_WRITERS.values())
+    published.update(dict.fromkeys(file_refs(scan_dir, number), count))
+    result = reliability.record(tally("Tango DB down between scans", published))
+    assert result.clean, result
+    assert set(published.values()) == {points}
+
+
+# --- the MacroServer killed ----------------------------------------------------------
+
+
+def start_services(url: str, scan_dir: Path, logs: Path) -> None:
+    """Both writers and a memory tracker with a short ``--publisher-timeout`` (stopped by
+    the conftest at the end of the test)."""
+    for writer in WRITERS:
+        writer_process(writer, url, scan_dir, logs / f"{writer}.log").start()
+    ServiceProcess("memory-tracker", [
+        "--redis-url", url, "--publisher-timeout", str(PUBLISHER_TIMEOUT),
+        "--monitoring-period", "1", *[a for w in WRITERS for a in ("--writer", w)],
+    ], logs / "memory-tracker.log").start(ready="INIT |")
+
+
+def test_macroserver_killed_mid_scan(own_stack, reliability, tmp_path):
+    """SIGKILL of the Sardana server (Pool and MacroServer) while a scan records: the
+    memory tracker closes the scan as FAILURE once its publisher's heartbeat stops, the
+    writers then finish valid files with every point that reached Redis.
+
+    Runs last: it leaves the module's Sardana dead."""
+    scan_dir = tmp_path / "scans"
+    scan_dir.mkdir()
+    start_services(own_stack.url, scan_dir, tmp_path)
+    own_stack.configure(scan_dir)
+    number = last_scan_id(own_stack.door) + 1
+    points = 2000 if full_scale() else 300
+    own_stack.door.start("ascan", "mot01", 0, 1, points - 1, 0.02).wait_status("step")
+    key = scan_key(own_stack.url, number)
+    live = DataStore(own_stack.url)
+    wait_for(lambda: len(live.load_scan(key).streams["#Pt No"]) >= 20, "20 points published", 60)
+
+    os.killpg(own_stack.sardana.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    scan = wait_closed(own_stack.url, key, PUBLISHER_TIMEOUT + 60)
+    closed_after = time.monotonic() - killed
+    scan, count = written_scan(own_stack, scan_dir, number, WRITERS)
+    written_after = time.monotonic() - killed
+
+    result = reliability.record(tally(
+        "MacroServer killed (SIGKILL) mid-scan", dict.fromkeys(file_refs(scan_dir, number), count),
+        note=f"{count} of {points} points published before the kill, "
+             f"{oracle_rows(scan_dir, number)} in Sardana's own file"))
+    result.figures["closed as FAILURE after"] = (
+        f"{closed_after:.1f} s (--publisher-timeout {PUBLISHER_TIMEOUT} s, --monitoring-period 1 s)")
+    result.figures["written after"] = f"{written_after:.1f} s"
+    assert result.clean, result
+    assert 20 <= count < points
+    assert scan.info["end_reason"] == "FAILURE"
+    assert "no heartbeat" in scan.info["publication_error"]
+    assert "#C End reason: FAILURE" in (scan_dir / SPEC).read_text()
+    assert closed_after < PUBLISHER_TIMEOUT + 10

@@ -1,11 +1,12 @@
 """``make demo``: the whole chain on this machine, from nothing.
 
-Starts a local Redis Stack, a local Tango database, a demo Sardana
-(``sar_demo``, fast motors), the SPEC and NeXus writers and the memory
-tracker in ``demo-output/``; runs a step scan, a continuous scan and a scan
-with the 1D channel, published by the RedisBlissRecorder; then shows the
-SPEC file, the NeXus tree and the last scan read back through blissdata.
-``--keep`` leaves the stack running until Ctrl-C.
+Starts a local Redis Stack, the SPEC and NeXus writers and the memory tracker,
+a local Tango database and a demo Sardana (``sar_demo``, fast motors) in
+``demo-output/``; runs a step scan, a continuous scan and a scan with the 1D
+channel, published by the RedisBlissRecorder; then shows the SPEC file, the
+NeXus tree and the last scan read back through blissdata. ``--keep`` leaves the
+stack running until Ctrl-C. When a component fails, the demo says which one and
+where its log is, stops everything it started and exits with status 1.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import redis as redis_client
@@ -29,6 +31,9 @@ from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.local_stack.sardana_server import MACRO_PATH, RECORDER_PATH, SardanaServer
 from sardana_redis.local_stack.tango_db import TangoDatabase
+
+if TYPE_CHECKING:
+    from sardana_redis.local_stack.door import DoorClient
 
 SESSION = "demo"
 SCANS = [
@@ -45,15 +50,26 @@ class DemoError(RuntimeError):
 
 @contextlib.contextmanager
 def step(title: str, component: str, log: Path | None) -> Iterator[None]:
-    """Print a progress line; turn any failure into a :class:`DemoError` naming the component."""
+    """Print a progress line (and how long the step took); turn any failure into a
+    :class:`DemoError` naming the component and its log."""
     print(f"==> {title}", flush=True)
+    started = time.monotonic()
     try:
         yield
     except DemoError:
         raise
     except Exception as exc:
-        where = f" (log: {log})" if log else ""
-        raise DemoError(f"{component} failed: {exc}{where}") from exc
+        raise DemoError(failure_message(component, exc, log)) from exc
+    print(f"    ({time.monotonic() - started:.1f} s)", flush=True)
+
+
+def failure_message(component: str, exc: BaseException, log: Path | None) -> str:
+    """``COMPONENT failed: REASON`` and where its log is (or that it wrote none)."""
+    message = f"{component} failed: {exc}"
+    if log is None:
+        return message
+    where = "" if log.exists() else " (not written: it failed before starting)"
+    return f"{message}\n    {component} log: {log}{where}"
 
 
 def read_back(url: str, number: int) -> None:
@@ -113,103 +129,156 @@ def show_nexus(path: Path, number: int) -> None:
         f[f"entry{number}"].visititems(show)
 
 
-def run_demo(workdir: Path, keep: bool) -> None:
-    """Start the stack in ``workdir``, run the scans, show the results, stop (unless ``keep``)."""
-    shutil.rmtree(workdir, ignore_errors=True)
-    scan_dir = workdir / "scans"
-    scan_dir.mkdir(parents=True)
+def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
+    """Start the stack in ``workdir``, run the scans, show the results, stop (unless ``keep``).
+
+    The services (writers, memory tracker) start right after Redis: they need nothing else.
+    """
+    with step(f"Preparing {workdir}", "work folder", None):
+        shutil.rmtree(workdir, ignore_errors=True)
+        (workdir / "scans").mkdir(parents=True)
     with contextlib.ExitStack() as stack:
-        redis = RedisStackServer(workdir / "redis")
-        with step("Starting Redis Stack", "Redis Stack", redis.log_file):
-            stack.enter_context(redis)
-            print(f"    {redis.url}")
-        tango_dir = workdir / "tango"
-        with step("Starting the Tango database", "Tango database", tango_dir):
-            db = stack.enter_context(TangoDatabase(tango_dir))
-            os.environ["TANGO_HOST"] = db.tango_host
-            print(f"    TANGO_HOST={db.tango_host}")
-        sardana_dir = workdir / "sardana"
-        with step("Starting Sardana (Pool, MacroServer, Door) and its demo elements",
-                  "Sardana", sardana_dir / "sardana.log"):
-            sardana = stack.enter_context(SardanaServer(
-                db.tango_host, sardana_dir, recorder_path=[RECORDER_PATH], macro_path=[MACRO_PATH]))
-            from sardana_redis.local_stack.door import DoorClient
-
-            door = DoorClient(sardana.door_name)
-            stack.callback(door.close)
-            door.setup_demo()
-            door.run("defmeas", "mg_demo_1d", ["ct01", "oned01"])
-            door.set_env(RedisURL=redis.url, DataRecorder=[], RedisSession=SESSION,
-                         ScanDir=str(scan_dir), ScanFile=["scans.dat", "scans.h5"],
-                         ScanRecorder=["RedisBlissRecorder", "RedisBlissRecorder"])
-            door.run("plotselect", ["ct01", "ct02"])
+        redis = start_redis(stack, workdir, redis_port)
         for name in SERVICES:
-            log_file = workdir / f"{name}.log"
-            args = ["--redis-url", redis.url] + (["--root", str(scan_dir)] if "writer" in name else
-                                                 ["--monitoring-period", "5"])
-            with step(f"Starting the {name}", name, log_file):
-                ready = "INIT |" if name == "memory-tracker" else "Waiting for scan"
-                service = ServiceProcess(name, args, log_file).start(ready=ready)
-                stack.callback(service.stop)
-        numbers = []
-        for title, group, macro, params in SCANS:
-            command = " ".join(str(p) for p in (macro, *params))
-            with step(f"Running a {title}: {command}", "Sardana scan", sardana_dir / "sardana.log"):
-                door.set_env(ActiveMntGrp=group)
-                result = door.run(macro, *params, timeout=300)
-                if not result.ok:
-                    raise RuntimeError(f"{command} ended with {result.status}: {result.error}")
-                numbers.append(int(door.get_env("ScanID")))
-        with step("Waiting for the writers", "writers", workdir):
-            wait_written(redis.url, numbers)
-        show_spec(scan_dir / "scans.dat", numbers[0])
-        show_nexus(scan_dir / "scans.h5", numbers[-1])
-        with step("Reading the last scan back through blissdata", "blissdata reader", None):
-            print(f"    >>> data_store = DataStore({redis.url!r})")
-            read_back(redis.url, numbers[-1])
-        png = workdir / f"scan{numbers[0]}.png"
-        with step(f"Plotting scan #{numbers[0]} (sardana-redis plot)", "plot", None):
-            from blissdata.redis_engine.store import DataStore
-
-            from sardana_redis.browse import find_scan, plot
-
-            curves = plot(find_scan(DataStore(redis.url), str(numbers[0]), SESSION), png)
-            print(f"    {png}: {', '.join(curves)}")
+            start_service(stack, workdir, name, redis.url)
+        tango_host = start_tango(stack, workdir)
+        sardana, door = start_sardana(stack, workdir, tango_host, redis.url)
+        numbers = run_scans(door, sardana.log_file)
+        png = show_results(workdir, redis.url, numbers)
         print("==> Where the data went")
         print(f"    Redis: {redis.url} (session {SESSION!r}, scans {numbers})")
-        print(f"    SPEC file (SPEC writer): {scan_dir / 'scans.dat'}")
-        print(f"    NeXus file (NeXus writer, open with silx view): {scan_dir / 'scans.h5'}")
+        print(f"    SPEC file (SPEC writer): {workdir / 'scans' / 'scans.dat'}")
+        print(f"    NeXus file (NeXus writer, open with silx view): {workdir / 'scans' / 'scans.h5'}")
         print(f"    Plot: {png}")
         print(f"    Browse: sardana-redis scans --redis-url {redis.url}")
         print(f"    Logs (servers and services): {workdir}")
         if keep:
-            print("==> The stack keeps running. Connect spock with:")
-            print(f"    TANGO_HOST={db.tango_host} spock --profile=demo  "
-                  f"(door {sardana.door_name}); Ctrl-C here stops everything.")
-            _wait_for_interrupt()
+            wait_for_ctrl_c("==> The stack keeps running. Connect spock with:\n"
+                            f"    TANGO_HOST={tango_host} spock --profile=demo  "
+                            f"(door {sardana.door_name}); Ctrl-C here stops everything.")
     print("==> Demo finished: everything it started is stopped.")
 
 
-def _wait_for_interrupt() -> None:
+def start_redis(stack: contextlib.ExitStack, workdir: Path, port: int | None) -> RedisStackServer:
+    """A Redis Stack in ``workdir/redis``, stopped with ``stack``."""
+    redis = RedisStackServer(workdir / "redis", port=port)
+    with step("Starting Redis Stack", "Redis Stack", redis.log_file):
+        stack.callback(redis.stop)  # also when it fails to start: nothing is left running
+        redis.start()
+        print(f"    {redis.url}")
+    return redis
+
+
+def start_service(stack: contextlib.ExitStack, workdir: Path, name: str, url: str) -> None:
+    """``sardana-redis NAME`` (a writer or the memory tracker), stopped with ``stack``."""
+    log_file = workdir / f"{name}.log"
+    args = ["--redis-url", url] + (["--root", str(workdir / "scans")] if "writer" in name else
+                                   ["--monitoring-period", "5"])
+    with step(f"Starting the {name}: sardana-redis {name}", name, log_file):
+        ready = "INIT |" if name == "memory-tracker" else "Waiting for scan"
+        service = ServiceProcess(name, args, log_file).start(ready=ready)
+        stack.callback(service.stop)
+
+
+def start_tango(stack: contextlib.ExitStack, workdir: Path) -> str:
+    """A Tango database in ``workdir/tango``, stopped with ``stack``; its TANGO_HOST."""
+    db = TangoDatabase(workdir / "tango")
+    with step("Starting the Tango database", "Tango database", db.log_file):
+        stack.enter_context(db)
+        os.environ["TANGO_HOST"] = db.tango_host
+        print(f"    TANGO_HOST={db.tango_host}")
+    return db.tango_host
+
+
+def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
+                  url: str) -> tuple[SardanaServer, "DoorClient"]:
+    """The demo Sardana (sar_demo, fast motors) publishing to ``url``, and a Door client."""
+    sardana = SardanaServer(tango_host, workdir / "sardana", recorder_path=[RECORDER_PATH],
+                            macro_path=[MACRO_PATH])
+    with step("Starting Sardana (Pool, MacroServer, Door) and its demo elements",
+              "Sardana", sardana.console_file):
+        stack.enter_context(sardana)
+        from sardana_redis.local_stack.door import DoorClient
+
+        door = DoorClient(sardana.door_name)
+        stack.callback(door.close)
+        door.setup_demo()
+        door.run("defmeas", "mg_demo_1d", ["ct01", "oned01"])
+        door.set_env(RedisURL=url, DataRecorder=[], RedisSession=SESSION,
+                     ScanDir=str(workdir / "scans"), ScanFile=["scans.dat", "scans.h5"],
+                     ScanRecorder=["RedisBlissRecorder", "RedisBlissRecorder"])
+        door.run("plotselect", ["ct01", "ct02"])
+    return sardana, door
+
+
+def run_scans(door: "DoorClient", sardana_log: Path) -> list[int]:
+    """Run the demo's scans; their numbers."""
+    numbers = []
+    for title, group, macro, params in SCANS:
+        command = " ".join(str(p) for p in (macro, *params))
+        with step(f"Running a {title}: {command}", "Sardana scan", sardana_log):
+            door.set_env(ActiveMntGrp=group)
+            result = door.run(macro, *params, timeout=300)
+            if not result.ok:
+                raise RuntimeError(f"{command} ended with {result.status}: {result.error}")
+            numbers.append(int(door.get_env("ScanID")))
+    return numbers
+
+
+def show_results(workdir: Path, url: str, numbers: list[int]) -> Path:
+    """Wait for the files, show them, read the last scan back, plot the first; the PNG."""
+    scan_dir = workdir / "scans"
+    with step("Waiting for the writers", "writers", workdir):
+        wait_written(url, numbers)
+    with step("The SPEC writer's file", "SPEC writer", workdir / "spec-writer.log"):
+        show_spec(scan_dir / "scans.dat", numbers[0])
+    with step("The NeXus writer's file", "NeXus writer", workdir / "nexus-writer.log"):
+        show_nexus(scan_dir / "scans.h5", numbers[-1])
+    with step("Reading the last scan back through blissdata", "blissdata reader", None):
+        print(f"    >>> data_store = DataStore({url!r})")
+        read_back(url, numbers[-1])
+    png = workdir / f"scan{numbers[0]}.png"
+    with step(f"Plotting scan #{numbers[0]} (sardana-redis plot)", "plot", None):
+        from blissdata.redis_engine.store import DataStore
+
+        from sardana_redis.browse import find_scan, plot
+
+        curves = plot(find_scan(DataStore(url), str(numbers[0]), SESSION), png)
+        print(f"    {png}: {', '.join(curves)}")
+    return png
+
+
+def wait_for_ctrl_c(message: str) -> None:
+    """Print ``message``, then wait for Ctrl-C (SIGINT) or SIGTERM. The handlers are in
+    place before the message, so a Ctrl-C right after it is not lost."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        print(message, flush=True)
         stop.wait()
-    except KeyboardInterrupt:
-        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``make demo`` / ``make demo-keep``; exit status 1 when a component failed."""
     parser = argparse.ArgumentParser(prog="python -m sardana_redis.demo", description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path("demo-output"),
                         help="folder for servers, logs and files (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="leave the stack running until Ctrl-C")
+    parser.add_argument("--redis-port", type=int,
+                        help="TCP port of the demo's Redis, on 127.0.0.1 (default: a free one)")
     args = parser.parse_args(argv)
     try:
-        run_demo(args.workdir.resolve(), args.keep)
+        run_demo(args.workdir.resolve(), args.keep, args.redis_port)
     except DemoError as exc:
-        print(f"DEMO FAILED: {exc}", file=sys.stderr)
+        print(f"DEMO FAILED: {exc}\nEverything the demo started is stopped.", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("Demo interrupted: everything it started is stopped.", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -295,11 +295,12 @@ def test_macroserver_killed_mid_scan(own_stack, reliability, tmp_path):
     start_services(own_stack.url, scan_dir, tmp_path)
     own_stack.configure(scan_dir)
     number = last_scan_id(own_stack.door) + 1
-    points = 2000 if full_scale() else 300
+    points, kill_after = (2000, 500) if full_scale() else (300, 20)
     own_stack.door.start("ascan", "mot01", 0, 1, points - 1, 0.02).wait_status("step")
     key = scan_key(own_stack.url, number)
     live = DataStore(own_stack.url)
-    wait_for(lambda: len(live.load_scan(key).streams["#Pt No"]) >= 20, "20 points published", 60)
+    wait_for(lambda: len(live.load_scan(key).streams["#Pt No"]) >= kill_after,
+             f"{kill_after} points published", 120)
 
     os.killpg(own_stack.sardana.pid, signal.SIGKILL)
     killed = time.monotonic()
@@ -316,7 +317,7 @@ def test_macroserver_killed_mid_scan(own_stack, reliability, tmp_path):
         f"{closed_after:.1f} s (--publisher-timeout {PUBLISHER_TIMEOUT} s, --monitoring-period 1 s)")
     result.figures["written after"] = f"{written_after:.1f} s"
     assert result.clean, result
-    assert 20 <= count < points
+    assert kill_after <= count < points
     assert scan.info["end_reason"] == "FAILURE"
     assert "no heartbeat" in scan.info["publication_error"]
     assert "#C End reason: FAILURE" in (scan_dir / SPEC).read_text()

@@ -178,6 +178,9 @@ class ScanFollower:
                     if time.monotonic() - last_janitor > self.lease / 2:
                         self._resume_pending()
                         last_janitor = time.monotonic()
+            except redis.AuthenticationError as exc:  # wrong user or password in the URL
+                self._set_unhealthy(f"{redact_redis_url(self.url)} refused the login ({exc}), "
+                                    "retrying")
             except REDIS_DOWN as exc:
                 self._set_unhealthy(f"Redis unreachable ({exc}), retrying")
             except Exception as exc:  # e.g. a Redis without the blissdata modules

@@ -1,0 +1,82 @@
+"""One load-generating process: N scans published at once by the recorder's own
+:class:`~sardana_redis.publisher.ScanPublisher`, at a fixed point rate per scan.
+
+Run as ``python -m tests.reliability.load_publisher URL FIRST COUNT POINTS RATE DIR
+SPECTRA``; prints one JSON line per scan: number, key, points sent, end time, problem.
+Every scan requests a SPEC file and a NeXus file in DIR (one pair per process).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from sardana_redis.publisher import ScanPublisher
+from sardana_redis.scan_model import (
+    Column,
+    ColumnKind,
+    EndReason,
+    RequestedFile,
+    ScanDescription,
+    ScanEnd,
+    ScanIdentity,
+)
+
+SESSION = "load"
+COUNTERS = [f"ct{i:02d}" for i in range(1, 9)]
+
+
+def description(number: int, directory: str, spectra: bool) -> ScanDescription:
+    """A step scan: point number, one motor, 8 counters and maybe a 1024-point spectrum."""
+    columns = [Column("point_nb", "#Pt No", "#Pt No", "Pt_No", "int64", (), ColumnKind.POINT_NB),
+               Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE)]
+    columns += [Column(c, c, c, c, "float64", (), ColumnKind.CHANNEL) for c in COUNTERS]
+    if spectra:
+        columns.append(Column("oned01", "oned01", "oned01", "oned01", "float64", (1024,),
+                              ColumnKind.CHANNEL))
+    return ScanDescription(
+        ScanIdentity("ascan", number, SESSION), f"ascan mot01 0 1 {number}", "ascan",
+        "2026-01-01T00:00:00+00:00", "tester", tuple(columns),
+        files=(RequestedFile(f"{directory}/load.dat", "spec"),
+               RequestedFile(f"{directory}/load.h5", "nexus")))
+
+
+def run(url: str, first: int, count: int, points: int, rate: float, directory: str,
+        spectra: bool) -> list[dict]:
+    """Publish ``count`` scans at once, ``rate`` points/s each; returns one summary per scan."""
+    publishers = [ScanPublisher(url, description(n, directory, spectra))
+                  for n in range(first, first + count)]
+    for p in publishers:
+        p.start()
+    spectrum = np.random.default_rng(first).random(1024)
+    start = time.monotonic()
+    for i in range(points):
+        record = {"point_nb": i, "mot01": i / 10, **{c: float(i * 3 + k) for k, c in enumerate(COUNTERS)}}
+        if spectra:
+            record["oned01"] = spectrum + i
+        for p in publishers:
+            p.push(record)
+        delay = start + (i + 1) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    summaries = []
+    for p in publishers:
+        closed = p.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS), wait=120)
+        summaries.append({"number": p.description.identity.number, "key": p.key,
+                          "points": points, "end": time.time(), "closed": closed,
+                          "problem": p.problem})
+    return summaries
+
+
+def main() -> None:
+    url, first, count, points, rate, directory, spectra = sys.argv[1:8]
+    for summary in run(url, int(first), int(count), int(points), float(rate), directory,
+                       spectra == "1"):
+        print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()

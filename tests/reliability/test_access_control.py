@@ -333,16 +333,25 @@ def test_wrong_password_is_a_clear_error_that_does_not_echo_it(secured, tmp_path
     assert re.search(r"rediss?://reader:\*\*\*@127\.0\.0\.1:\d+\S* refused the login", writer.log())
 
 
-def test_not_initialised_error_does_not_echo_the_password(tmp_path):
-    """blissdata's own message holds the URL: the CLI shows it redacted."""
+def test_not_initialised_errors_do_not_echo_the_password(tmp_path):
+    """blissdata's own message holds the URL: the CLI shows it redacted; a publisher that
+    may not initialise Redis says what to do."""
     passwords = new_passwords()
     users = tmp_path / "users.conf"
     users.write_text(render_users(passwords))
     with RedisStackServer(tmp_path / "redis", include=[users]) as server:
         out = cli("scans", redis_url=server.user_url("reader", passwords["reader"]))
+        publisher = ScanPublisher(server.user_url("publisher", passwords["publisher"]),
+                                  description(1, tmp_path))
+        publisher.start()
+        assert publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS))
     assert out.returncode == 2
     assert "No blissdata protocol version found on redis://reader:***@" in out.stderr
-    assert passwords["reader"] not in out.stderr and quote(passwords["reader"], safe="") not in out.stderr
+    assert "run 'sardana-redis init-db' as an admin user" in publisher.problem
+    texts = {"cli": out.stderr, "publisher": publisher.problem}
+    for role in ("reader", "publisher"):
+        for text in texts.values():
+            assert passwords[role] not in text and quote(passwords[role], safe="") not in text
 
 
 def test_server_command_line_for_users_and_tls(tls_files):

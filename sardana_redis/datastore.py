@@ -56,7 +56,13 @@ def init_db(url: str, timeout: float = 10.0) -> bool:
     try:
         if is_initialized(client):  # the usual case: one EXISTS, no admin command
             return False
-        check_modules(client)
+        try:
+            check_modules(client)
+        except redis.exceptions.NoPermissionError as exc:
+            raise DatabaseNotReady(
+                f"{redact_redis_url(url)} is not initialised for blissdata and its user may not "
+                f"do it ({exc}): run 'sardana-redis init-db' as an admin user (docs/security.md)"
+            ) from None
         deadline = time.monotonic() + timeout
         while True:
             if is_initialized(client):

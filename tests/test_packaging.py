@@ -21,9 +21,10 @@ BIN = Path(sys.executable).parent
 SCRIPTS = ("sardana-redis", "RedisSpecWriter", "RedisNexusWriter", "RedisMemoryTracker")
 
 
-def documented(program: str) -> list[list[str]]:
-    """The documented command lines of ``program``, split."""
-    return [c.words for c in documented_commands() if c.program == program]
+def documented(program: str, doc: str | None = None) -> list[list[str]]:
+    """The documented command lines of ``program`` (in ``doc`` only, if given), split."""
+    return [c.words for c in documented_commands()
+            if c.program == program and doc in (None, c.doc)]
 
 
 def test_wheel_holds_the_package(tmp_path):
@@ -49,7 +50,7 @@ def test_wheel_holds_the_package(tmp_path):
 
 
 def test_documented_package_folder_command():
-    (words,) = [w for w in documented("python") if w[1] == "-c"]
+    (words,) = [w for w in documented("python", "README.md") if w[1] == "-c"]
     out = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True,
                          timeout=60, check=True)
     folder = Path(out.stdout.strip())
@@ -82,7 +83,7 @@ def test_bundled_redis_cli_runs_the_documented_commands(redis_server):
     client = redis.Redis.from_url(redis_server.url)
     maxmemory = client.config_get("maxmemory")["maxmemory"]
     try:
-        for words in documented("redis-cli"):
+        for words in documented("redis-cli", "docs/troubleshooting.md"):
             out = subprocess.run([str(cli), "-p", str(redis_server.port), *words[1:]],
                                  capture_output=True, text=True, timeout=30, env=os.environ)
             assert out.returncode == 0, (shlex.join(words), out.stderr)
@@ -94,3 +95,11 @@ def test_bundled_redis_cli_runs_the_documented_commands(redis_server):
     finally:
         client.config_set("maxmemory", maxmemory)
         client.close()
+
+
+def test_documented_password_quoting_command():
+    """security.md: a password with special characters, quoted for a URL."""
+    (words,) = [w for w in documented("python", "docs/security.md") if "urllib" in w[2]]
+    out = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == words[-1].replace(" ", "%20")

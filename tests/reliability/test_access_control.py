@@ -59,9 +59,11 @@ POINTS, SCANS = 40, 2
 # --- a secured Redis -------------------------------------------------------------------
 
 
-def render_users(passwords: dict[str, str]) -> str:
-    """``users.conf.example`` with each ``#<ROLE>_SHA256`` replaced by its password's hash."""
-    text = USERS_EXAMPLE.read_text()
+def render_users(passwords: dict[str, str], publisher_extra: str = "") -> str:
+    """``users.conf.example`` with each ``#<ROLE>_SHA256`` replaced by its password's hash,
+    and ``publisher_extra`` rules appended to the publisher's line."""
+    text = re.sub(r"(?m)^user publisher .*$", lambda m: f"{m.group(0)} {publisher_extra}",
+                  USERS_EXAMPLE.read_text())
     for role, password in passwords.items():
         placeholder = "#" + role.upper().replace("-", "_") + "_SHA256"
         assert placeholder in text, placeholder
@@ -352,6 +354,17 @@ def test_not_initialised_errors_do_not_echo_the_password(tmp_path):
     for role in ("reader", "publisher"):
         for text in texts.values():
             assert passwords[role] not in text and quote(passwords[role], safe="") not in text
+
+
+def test_publisher_with_the_init_rules_initialises_an_empty_redis(tmp_path):
+    passwords = new_passwords()
+    init_rules = re.search(r"(?m)^#   (\+dbsize .*)$", USERS_EXAMPLE.read_text()).group(1)
+    users = tmp_path / "users.conf"
+    users.write_text(render_users(passwords, init_rules))
+    with RedisStackServer(tmp_path / "redis", include=[users]) as server:
+        secured = SecuredRedis("init", server, passwords)
+        assert len(publish_scans(secured.url("publisher"), tmp_path)) == SCANS
+        assert secured.acl_denials() == ["publisher: command config|set (toplevel)"]
 
 
 def test_server_command_line_for_users_and_tls(tls_files):

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from blissdata.exceptions import ScanLoadError
+import redis
+from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.store import DataStore
 
 #: Identity fields ``sardana-redis scans`` can filter on.
@@ -23,7 +24,7 @@ class ScanSummary:
     """One line of ``sardana-redis scans``."""
 
     key: str
-    number: int
+    number: int | str  #: "?" for a scan that cannot be read
     name: str
     session: str
     state: str
@@ -41,14 +42,22 @@ def _info(scan: Any) -> Mapping[str, Any]:
     return scan.info if isinstance(scan.info, Mapping) else {}
 
 
+def _mappings(value: Any) -> list[Mapping]:
+    """The mappings of a list from scan_info (untrusted: anything else is ignored)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
 def list_scans(store: DataStore, limit: int = 20, **filters: Any) -> list[ScanSummary]:
     """The most recent scans matching the identity ``filters``, oldest first."""
     _, keys = store.search_existing_scans(**{k: v for k, v in filters.items() if v is not None})
     summaries = []
     for key in sorted(keys)[-limit:] if limit else sorted(keys):  # scan keys are ULIDs: time order
         try:
-            scan = store.load_scan(key)
-        except ScanLoadError:
+            scan = load(store, key)
+        except ScanGone:
+            continue  # expired meanwhile
+        except LookupError as exc:
+            summaries.append(ScanSummary(key, "?", "?", "?", "UNREADABLE", 0, "", str(exc)))
             continue
         info = _info(scan)
         summaries.append(ScanSummary(
@@ -70,15 +79,32 @@ def format_table(summaries: list[ScanSummary]) -> str:
                      for r in [headers, *rows])
 
 
+class ScanGone(LookupError):
+    """A scan no longer in Redis (deleted or expired)."""
+
+
+def load(store: DataStore, key: str) -> Any:
+    """``store.load_scan(key)``; a scan Redis holds but blissdata cannot read (malformed
+    document or state) raises LookupError saying why, a deleted one :class:`ScanGone`."""
+    try:
+        return store.load_scan(key)
+    except ScanNotFoundError as exc:
+        raise ScanGone(f"scan {key} is not in Redis: {exc}") from None
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything in Redis may be malformed
+        raise LookupError(f"scan {key} cannot be read: {type(exc).__name__}: {exc}") from None
+
+
 def find_scan(store: DataStore, scan: str, session: str | None = None) -> Any:
     """A scan by key (``esrf:scan:...``) or by number (the last one, in ``session`` if given)."""
     if not scan.isdigit():
-        return store.load_scan(scan)
+        return load(store, scan)
     filters = {"number": int(scan)} | ({"session": session} if session else {})
     _, keys = store.search_existing_scans(**filters)
     if not keys:
         raise LookupError(f"no scan number {scan}" + (f" in session {session!r}" if session else ""))
-    return store.load_scan(sorted(keys)[-1])
+    return load(store, sorted(keys)[-1])
 
 
 def describe(scan: Any) -> str:
@@ -95,11 +121,12 @@ def describe(scan: Any) -> str:
         if key in info:
             lines.append(f"  {key}: {info[key]}")
     sardana = info.get("sardana")
-    if isinstance(sardana, Mapping) and sardana.get("requested_files"):
-        files = ", ".join(f.get("path", "?") for f in sardana["requested_files"] if isinstance(f, Mapping))
-        lines.append(f"  requested files: {files}")
-    if info.get("plots"):
-        lines.append(f"  plots: {', '.join(str(p.get('kind')) for p in info['plots'])}")
+    files = _mappings(sardana.get("requested_files") if isinstance(sardana, Mapping) else None)
+    if files:
+        lines.append(f"  requested files: {', '.join(str(f.get('path', '?')) for f in files)}")
+    plots = _mappings(info.get("plots"))
+    if plots:
+        lines.append(f"  plots: {', '.join(str(p.get('kind')) for p in plots)}")
     lines.append("  streams:")
     for name, stream in scan.streams.items():
         kind = "json" if getattr(stream, "kind", "") == "json" else \
@@ -112,9 +139,9 @@ def _curves(scan: Any) -> tuple[str | None, list[str]]:
     """x axis and y streams to plot: Flint's first curve plot, else every scalar stream."""
     scalars = [n for n, s in scan.streams.items()
                if getattr(s, "kind", "") != "json" and tuple(s.shape) == ()]
-    for plot in _info(scan).get("plots", []) or []:
-        if isinstance(plot, Mapping) and plot.get("kind") == "curve-plot":
-            items = [i for i in plot.get("items", []) if isinstance(i, Mapping)]
+    for plot in _mappings(_info(scan).get("plots")):
+        if plot.get("kind") == "curve-plot":
+            items = _mappings(plot.get("items"))
             ys = [i["y"] for i in items if i.get("y") in scalars]
             x = next((i.get("x") for i in items if i.get("x") in scalars), None)
             if ys:

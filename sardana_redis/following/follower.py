@@ -71,6 +71,17 @@ class FollowerStatus:
         return sum(max(job.points_seen - job.rows_written, 0) for job in list(self.active.values()))
 
 
+#: blissdata's stream of new scans: one entry ``{key: <scan key>}`` per scan.
+SCAN_HISTORY = "_SCAN_HISTORY_"
+
+
+def skip_history_entry(client: redis.Redis, since: str) -> str:
+    """The id of the scan history entry after ``since``, which names no scan (logged)."""
+    entry_id, fields = client.xrange(SCAN_HISTORY, min=f"({since}", count=1)[0]
+    log.error("Scan history entry %s names no scan, skipped: %r", entry_id.decode(), fields)
+    return entry_id.decode()
+
+
 class ScanFollower:
     """Follows the scans of one Redis for one writer (see the module docstring)."""
 
@@ -171,6 +182,9 @@ class ScanFollower:
                         timetag, key = store.get_next_scan(since=since, timeout=self.next_scan_timeout)
                     except NoScanAvailable:
                         pass
+                    except (KeyError, UnicodeDecodeError):  # an entry blissdata cannot read
+                        since = skip_history_entry(ledger.client, since)
+                        ledger.set_cursor(since)
                     else:
                         ledger.record_seen(key, timetag)
                         since = timetag
@@ -215,6 +229,7 @@ class ScanFollower:
         except REDIS_DOWN:
             raise
         except ScanLoadError as exc:
+            log.warning("Scan %s cannot be loaded, skipped: %s", key, exc)
             ledger.mark_done(key, DoneRecord("skipped", f"scan no longer loadable: {exc}"))
             return
         except Exception as exc:  # a malformed scan must not stop the service

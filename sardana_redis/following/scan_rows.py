@@ -7,16 +7,22 @@ only ever see complete rows. Works on any blissdata scan.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from blissdata.exceptions import EndOfStream
+from blissdata.exceptions import EndOfStream, ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState
 from blissdata.streams import CursorGroup
 
 from sardana_redis.scan_model import StreamShape
+
+log = logging.getLogger(__name__)
+
+#: Seconds a stopped scan's streams may take to be sealed before the writer stops waiting.
+SEAL_GRACE = 5.0
 
 
 def wait_prepared(store: Any, scan: Any, timeout: float = 30.0, stop: Any = None) -> Any:
@@ -38,10 +44,24 @@ def wait_prepared(store: Any, scan: Any, timeout: float = 30.0, stop: Any = None
     return scan
 
 
+def published_order(scan: Any) -> list[str]:
+    """The scan's stream names in the order they were published.
+
+    ``scan.streams`` comes out of a set in blissdata 2.4 (random order); the scan
+    document keeps the publication order.
+    """
+    streams = scan.streams
+    model = getattr(getattr(scan, "_model", None), "data_streams", None)
+    ordered = [name for name in model if name in streams] if isinstance(model, dict) else []
+    return ordered + [name for name in streams if name not in ordered]
+
+
 def stream_shapes(scan: Any) -> dict[str, StreamShape]:
-    """dtype and point shape of each stream of a scan."""
+    """dtype and point shape of each stream of a scan, in publication order."""
     shapes = {}
-    for name, stream in scan.streams.items():
+    streams = scan.streams
+    for name in published_order(scan):
+        stream = streams[name]
         if getattr(stream, "kind", "array") == "json":
             shapes[name] = StreamShape("json", ())
         else:
@@ -71,6 +91,8 @@ class ScanRows:
         self.rows_read = 0  #: complete rows handed out so far
         self.points_seen = 0  #: longest stream length seen (for the lag)
         self._buffers: dict[str, list] = {name: [] for name in names}
+        self._next_state_check = 0.0
+        self._stopped_at: float | None = None
 
     def batches(self, stop: Any = None) -> Iterator[dict[str, Any]]:
         """Yield ``{stream name: values}`` for each new run of complete rows, until every
@@ -83,12 +105,46 @@ class ScanRows:
             try:
                 views = cursor.read(timeout=self.poll)
             except EndOfStream:
+                self._report_incomplete()
+                return
+            if not views and self._stopped_unsealed(streams):
+                self._report_incomplete()
                 return
             for stream, view in views.items():
                 name = by_key[stream.key]
                 data = _as_array(view.get_data())
                 self._buffers[name].append(data)
             yield self._complete_rows()
+
+    def _stopped_unsealed(self, streams: dict[str, Any]) -> bool:
+        """True when the scan stopped ``SEAL_GRACE`` seconds ago and streams are still not
+        sealed (missing from Redis, or a broken publisher): they will never end."""
+        now = time.monotonic()
+        if now < self._next_state_check:
+            return False
+        self._next_state_check = now + 1.0
+        try:
+            self.scan.update(block=False)
+        except ScanNotFoundError:
+            return False  # the writer's end handling deals with a deleted scan
+        if self.scan.state < ScanState.STOPPED:
+            return False
+        self._stopped_at = self._stopped_at or now
+        if now - self._stopped_at < SEAL_GRACE:
+            return False
+        unsealed = [name for name, stream in streams.items() if not stream.is_sealed()]
+        log.warning("Scan %s is %s but its streams %s were never sealed: written as far as they go",
+                    self.scan.key, self.scan.state.name, ", ".join(map(repr, unsealed)))
+        return True
+
+    def _report_incomplete(self) -> None:
+        """Every stream ended: points some streams have and others never got are not rows."""
+        left = {name: sum(len(p) for p in parts) for name, parts in self._buffers.items()}
+        if any(left.values()):
+            short = sorted(name for name, count in left.items() if count < max(left.values()))
+            log.warning("Scan %s: streams %s ended %d point(s) short of the longest: those "
+                        "points are incomplete rows, not written", self.scan.key,
+                        ", ".join(map(repr, short)), max(left.values()))
 
     def _complete_rows(self) -> dict[str, Any]:
         if not self.names:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ from blissdata.redis_engine.scan import ScanState
 from sardana_redis.heartbeat import heartbeat_key
 from sardana_redis.nexus_layout import ended_h5maps
 from sardana_redis.scan_model import EndReason, ScanEnd
+
+log = logging.getLogger(__name__)
 
 SCAN_HISTORY = "_SCAN_HISTORY_"
 SEAL_ID = f"{2**64 - 1}-{2**64 - 1}"
@@ -68,7 +71,11 @@ def new_scans(client: redis.Redis, since: str, count: int = 1000) -> tuple[str, 
     out = []
     for entry_id, fields in entries:
         since = entry_id.decode()
-        out.append((fields[b"key"].decode(), int(since.split("-")[0])))
+        key = fields.get(b"key", b"").decode(errors="replace")
+        if not key.startswith("esrf:scan:"):
+            log.warning("Scan history entry %s names no scan, ignored: %r", since, fields)
+            continue
+        out.append((key, int(since.split("-")[0])))
     return since, out
 
 
@@ -82,16 +89,27 @@ def load_keys(client: redis.Redis, scans: list[tuple[str, int]]) -> list[ScanKey
     for (key, created), raw in zip(scans, pipe.execute(raise_on_error=False)):
         if raw is None or isinstance(raw, Exception):
             continue
-        doc = json.loads(raw)
-        prefix = stream_prefix(key)
-        state_pk = doc["$.state_stream.pk"][0]
-        data = doc["$.data_streams"][0] or {}
-        out.append(ScanKeys(
-            key=key, created_ms=created, state_key=prefix + state_pk,
-            data_keys={name: prefix + model["pk"] for name, model in data.items()},
-            name=str((doc["$.id.name"] or [""])[0]), number=int((doc["$.id.number"] or [0])[0] or 0),
-        ))
+        try:
+            out.append(_scan_keys(key, created, json.loads(raw)))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("Scan %s has a malformed scan document, not tracked: %s: %s",
+                        key, type(exc).__name__, exc)
     return out
+
+
+def _scan_keys(key: str, created: int, doc: dict) -> ScanKeys:
+    """A scan's keys from the paths of its document (untrusted: any error is raised)."""
+    prefix = stream_prefix(key)
+    state_pk = doc["$.state_stream.pk"][0]
+    data = doc["$.data_streams"][0] or {}
+    if not isinstance(state_pk, str) or not all(isinstance(m.get("pk"), str) for m in data.values()):
+        raise TypeError("stream keys are not strings")
+    number = (doc["$.id.number"] or [0])[0] or 0
+    return ScanKeys(
+        key=key, created_ms=created, state_key=prefix + state_pk,
+        data_keys={name: prefix + model["pk"] for name, model in data.items()},
+        name=str((doc["$.id.name"] or [""])[0]), number=number if isinstance(number, int) else 0,
+    )
 
 
 def refresh_states(client: redis.Redis, scans: Iterable[ScanKeys]) -> None:
@@ -110,11 +128,20 @@ def refresh_states(client: redis.Redis, scans: Iterable[ScanKeys]) -> None:
         scan.heartbeat = next(replies) or scan.heartbeat
         state = next(replies)
         if state:
-            scan.state = int(state[0][1][b"state"])
+            scan.state = _state(scan, state[0][1])
         for name in scan.data_keys:
             last = next(replies)
             if last:
                 scan.last_ids[name] = last[0][0]
+
+
+def _state(scan: ScanKeys, fields: dict) -> int:
+    """The state an entry of a scan's state stream gives (untrusted: garbage keeps the old one)."""
+    try:
+        return int(fields[b"state"])
+    except (KeyError, ValueError):
+        log.warning("Scan %s: malformed state entry %r ignored", scan.key, fields)
+        return scan.state
 
 
 def existing(client: redis.Redis, scans: list[ScanKeys]) -> list[bool]:

@@ -405,3 +405,10 @@ def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
             report(exc)
             stop.wait(delay)
             delay = min(delay * 2, 30.0)
+        except Exception as exc:  # e.g. something hostile in Redis: never die once started
+            if not started:
+                raise
+            log.exception("Monitoring cycle failed, retrying in %.1f s", delay)
+            report(exc)
+            stop.wait(delay)
+            delay = min(delay * 2, 30.0)

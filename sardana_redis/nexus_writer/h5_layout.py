@@ -49,11 +49,22 @@ class StreamTargets:
     json: dict[str, list[tuple[str, str, dict[str, Any]]]] = field(default_factory=dict)
 
 
+def _without_nul(value: Any) -> Any:
+    """Strings as HDF5 can hold them: each NUL (which HDF5 refuses) becomes U+FFFD."""
+    if isinstance(value, bytes):
+        return value.replace(b"\x00", "\ufffd".encode())
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        return np.frompyfunc(_without_nul, 1, 1)(value)
+    return value
+
+
 def _decode(item: Any) -> Any:
     value = item.decode()
     if isinstance(value, np.ndarray) and value.dtype.kind in "UO" and value.ndim == 0:
-        return value.item() if value.dtype.kind == "U" else value[()]
-    return value
+        value = value.item() if value.dtype.kind == "U" else value[()]
+    return _without_nul(value)
 
 
 def _set_attributes(obj: Any, attributes: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +72,26 @@ def scan_layouts(scan: Any, roots: list[Path]) -> dict[Path, Group]:
     return layouts
 
 
+def dataset_names(streams: Iterable[str]) -> dict[str, str]:
+    """A distinct NeXus dataset name per stream: sanitised, ``_2``, ``_3``... on a clash
+    (``ct 1`` and ``ct_1`` both sanitise to ``ct_1``; neither may be dropped)."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for i, stream in enumerate(streams):
+        base = sanitize_dataset_name(stream) or f"stream{i}"
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        names[stream] = name
+    return names
+
+
 def default_layout(scan: Any, shapes: Mapping[str, StreamShape]) -> Group:
     """``entry<N>`` with a ``measurement`` collection of every stream: for scans without h5maps."""
     title = scan.info.get("title", "") if isinstance(scan.info, Mapping) else ""
-    measurement = {sanitize_dataset_name(name) or f"stream{i}": Dataset(value=Stream(stream=name))
-                   for i, name in enumerate(shapes)}
+    measurement = {dataset: Dataset(value=Stream(stream=name))
+                   for name, dataset in dataset_names(shapes).items()}
     entry = Group(attributes={"NX_class": "NXentry"}, children={
         "title": Dataset(value=str(title)),
         "measurement": Group(attributes={"NX_class": "NXcollection"}, children=measurement),

@@ -40,6 +40,11 @@ class SpecLayout:
         return [s for s, _ in self.columns] + [s for s, _, _ in self.mca]
 
 
+def one_line(text: Any) -> str:
+    """``text`` on one line of printable characters (controls and line breaks become blanks)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+
+
 def spec_label(label: str) -> str:
     """A label without blanks or punctuation, as SPEC_FileRecorder writes ``#L``."""
     return "".join(c for c in str(label).replace(" ", "_") if c.isalnum() or c == "_") or "_"
@@ -86,18 +91,18 @@ def layout_from_scan(number: Any, info: Mapping[str, Any],
         shape = streams[stream]
         if shape.dtype == "json" or len(shape.shape) >= 2:
             not_written.append(stream)
-        elif len(shape.shape) == 1 and shape.shape[0] not in (1, -1):
+        elif len(shape.shape) == 1 and shape.shape[0] > 1:
             mca.append((stream, spec_label(label), shape.shape[0]))
         elif len(shape.shape) == 1:
-            not_written.append(stream)  # variable-length spectra have no SPEC layout
+            not_written.append(stream)  # variable-length (or nonsense) spectra have no SPEC layout
         else:
             columns.append((stream, spec_label(label)))
     if not columns and not mca:
         raise ScanRejected("no scalar or 1D stream to write")
     return SpecLayout(
         number=number,
-        title=" ".join(title.split()),  # one line, whatever the title holds
-        user=" ".join(str(info.get("user_name", "")).split()),
+        title=one_line(title),  # whatever the title holds
+        user=one_line(info.get("user_name", "")),
         start_time=parse_time(info.get("start_time")),
         columns=tuple(columns),
         mca=tuple(mca),
@@ -126,7 +131,7 @@ def scan_header(layout: SpecLayout) -> str:
     lines.append(_multi_lines("O", "  ", [label for label, _ in layout.snapshot]))
     lines.append(_multi_lines("P", " ", [value for _, value in layout.snapshot]))
     for stream in layout.not_written:
-        lines.append(f"#C {stream}: not written in SPEC (2D or referenced data)\n")
+        lines.append(f"#C {one_line(stream)}: not written in SPEC (2D or referenced data)\n")
     lines.append(f"#N {len(layout.columns)}\n")
     if layout.mca:
         length = layout.mca[0][2]

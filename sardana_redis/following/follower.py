@@ -233,8 +233,8 @@ class ScanFollower:
             ledger.mark_done(key, DoneRecord("skipped", f"scan no longer loadable: {exc}"))
             return
         except Exception as exc:  # a malformed scan must not stop the service
-            log.error("Scan %s cannot be read: %s", key, exc)
-            ledger.mark_done(key, DoneRecord("failed", f"cannot read the scan: {exc}"))
+            log.error("Scan %s cannot be read: %s: %s", key, type(exc).__name__, exc)
+            ledger.mark_done(key, DoneRecord("failed", f"cannot read the scan: {type(exc).__name__}: {exc}"))
             self.status.scans_failed += 1
             return
         if reason:

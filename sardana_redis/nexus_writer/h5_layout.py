@@ -116,8 +116,8 @@ def _create_dataset(parent: h5py.Group, name: str, item: Dataset,
         targets.json.setdefault(stream, []).append((parent.name, name, dict(item.attributes)))
         return
     point = tuple(d for d in shape.shape)
-    if -1 in point:
-        log.warning("%s/%s: variable-shape stream %r is not written", parent.name, name, stream)
+    if any(d <= 0 for d in point):  # -1: variable; 0 or negative: nonsense from Redis
+        log.warning("%s/%s: stream %r of shape %s is not written", parent.name, name, stream, point)
         return
     options = COMPRESSION if point else {}
     chunks = (1, *point) if point else (SCALAR_CHUNK,)

@@ -1,9 +1,10 @@
-"""One load-generating process: N scans published at once by the recorder's own
-:class:`~sardana_redis.publisher.ScanPublisher`, at a fixed point rate per scan.
+"""One load-generating process: several doors (MacroServers) scanning at once, each
+publishing its scans one after the other with the recorder's own
+:class:`~sardana_redis.publisher.ScanPublisher`, at a fixed point rate.
 
-Run as ``python -m tests.reliability.load_publisher URL FIRST COUNT POINTS RATE DIR
-SPECTRA``; prints one JSON line per scan: number, key, points sent, end time, problem.
-Every scan requests a SPEC file and a NeXus file in DIR (one pair per process).
+Run as ``python -m tests.reliability.load_publisher URL FIRST_DOOR DOORS SCANS POINTS RATE
+DIR SPECTRA``; prints one JSON line per scan: door, number, key, points, end time, problem.
+Each door has its session (``door<N>``) and its SPEC and NeXus files in DIR, as a beamline.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from sardana_redis.scan_model import (
     ScanIdentity,
 )
 
-SESSION = "load"
 COUNTERS = [f"ct{i:02d}" for i in range(1, 9)]
 
 
-def description(number: int, directory: str, spectra: bool) -> ScanDescription:
+def description(door: int, number: int, directory: str, spectra: bool) -> ScanDescription:
     """A step scan: point number, one motor, 8 counters and maybe a 1024-point spectrum."""
     columns = [Column("point_nb", "#Pt No", "#Pt No", "Pt_No", "int64", (), ColumnKind.POINT_NB),
                Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE)]
@@ -38,20 +38,26 @@ def description(number: int, directory: str, spectra: bool) -> ScanDescription:
         columns.append(Column("oned01", "oned01", "oned01", "oned01", "float64", (1024,),
                               ColumnKind.CHANNEL))
     return ScanDescription(
-        ScanIdentity("ascan", number, SESSION), f"ascan mot01 0 1 {number}", "ascan",
+        ScanIdentity("ascan", number, f"door{door}"), f"ascan mot01 0 1 {number}", "ascan",
         "2026-01-01T00:00:00+00:00", "tester", tuple(columns),
-        files=(RequestedFile(f"{directory}/load.dat", "spec"),
-               RequestedFile(f"{directory}/load.h5", "nexus")))
+        files=(RequestedFile(f"{directory}/door{door}.dat", "spec"),
+               RequestedFile(f"{directory}/door{door}.h5", "nexus")))
 
 
-def run(url: str, first: int, count: int, points: int, rate: float, directory: str,
+def run(url: str, doors: range, scans: int, points: int, rate: float, directory: str,
         spectra: bool) -> list[dict]:
-    """Publish ``count`` scans at once, ``rate`` points/s each; returns one summary per scan."""
-    publishers = [ScanPublisher(url, description(n, directory, spectra))
-                  for n in range(first, first + count)]
+    """``scans`` rounds of one scan per door, at once; returns one summary per scan."""
+    return [summary for number in range(1, scans + 1)
+            for summary in one_round(url, doors, number, points, rate, directory, spectra)]
+
+
+def one_round(url: str, doors: range, number: int, points: int, rate: float, directory: str,
+              spectra: bool) -> list[dict]:
+    """Scan ``number`` of every door at once, ``rate`` points/s each."""
+    publishers = [ScanPublisher(url, description(d, number, directory, spectra)) for d in doors]
     for p in publishers:
         p.start()
-    spectrum = np.random.default_rng(first).random(1024)
+    spectrum = np.random.default_rng(number).random(1024)
     start = time.monotonic()
     for i in range(points):
         record = {"point_nb": i, "mot01": i / 10, **{c: float(i * 3 + k) for k, c in enumerate(COUNTERS)}}
@@ -65,16 +71,16 @@ def run(url: str, first: int, count: int, points: int, rate: float, directory: s
     summaries = []
     for p in publishers:
         closed = p.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS), wait=120)
-        summaries.append({"number": p.description.identity.number, "key": p.key,
+        summaries.append({"door": p.description.identity.session, "number": number, "key": p.key,
                           "points": points, "end": time.time(), "closed": closed,
                           "problem": p.problem})
     return summaries
 
 
 def main() -> None:
-    url, first, count, points, rate, directory, spectra = sys.argv[1:8]
-    for summary in run(url, int(first), int(count), int(points), float(rate), directory,
-                       spectra == "1"):
+    url, first, doors, scans, points, rate, directory, spectra = sys.argv[1:9]
+    for summary in run(url, range(int(first), int(first) + int(doors)), int(scans), int(points),
+                       float(rate), directory, spectra == "1"):
         print(json.dumps(summary), flush=True)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import redis
 from blissdata.redis_engine.store import DataStore
 
-from sardana_redis.following.ledger import DoneRecord, WriterLedger
+from sardana_redis.following.ledger import KEY_PREFIX, DoneRecord, WriterLedger
+from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.local_stack.services import ServiceProcess
 from tests.recorder_helpers import SESSION
 
@@ -38,3 +39,21 @@ def wait_done(redis_url: str, key: str, writer: str, timeout: float = 60) -> Don
         assert time.monotonic() < deadline, f"{writer} did not finish {key}"
         time.sleep(0.1)
     return record
+
+
+def wait_saved_points(redis_url: str, key: str, writer: str, points: int, timeout: float = 30) -> int:
+    """The points ``writer`` recorded as on disk for a scan, once at least ``points``."""
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while (saved := int(client.hget(f"{KEY_PREFIX}:{writer}:points", key) or 0)) < points:
+        assert time.monotonic() < deadline, f"{writer} recorded {saved} points of {key}"
+        time.sleep(0.1)
+    return saved
+
+
+def free_saved_points(redis_url: str, key: str, points: int) -> None:
+    """What the memory tracker does under pressure: drop the first ``points`` points of
+    every stream of a scan still being written, once its writers recorded them on disk."""
+    client = redis.Redis.from_url(redis_url)
+    scan, = scan_keys.load_keys(client, [(key, 0)])
+    assert scan_keys.trim_before(client, scan, points) > 0

@@ -82,13 +82,14 @@ def _concat(parts: list) -> np.ndarray | list:
 
 
 class ScanRows:
-    """Follows the given streams of a scan and yields complete rows in batches."""
+    """Follows the given streams of a scan and yields complete rows in batches, from row
+    ``start`` on (a resumed writer continues after the rows already in its file)."""
 
-    def __init__(self, scan: Any, names: list[str], poll: float = 0.1) -> None:
+    def __init__(self, scan: Any, names: list[str], poll: float = 0.1, start: int = 0) -> None:
         self.scan = scan
         self.names = names
         self.poll = poll
-        self.rows_read = 0  #: complete rows handed out so far
+        self.rows_read = start  #: complete rows handed out so far (with the skipped ones)
         self.points_seen = 0  #: longest stream length seen (for the lag)
         self._buffers: dict[str, list] = {name: [] for name in names}
         self._next_state_check = 0.0
@@ -99,6 +100,9 @@ class ScanRows:
         stream ended. ``stop`` (an Event) ends the iteration early; a quiet scan yields
         empty dicts every ``poll`` seconds so the caller keeps control."""
         streams = {name: self.scan.streams[name] for name in self.names}
+        if self.rows_read:
+            yield from self._batches_from(streams, stop)
+            return
         by_key = {s.key: name for name, s in streams.items()}
         cursor = CursorGroup(list(streams.values()))
         while stop is None or not stop.is_set():
@@ -114,6 +118,25 @@ class ScanRows:
                 name = by_key[stream.key]
                 data = _as_array(view.get_data())
                 self._buffers[name].append(data)
+            yield self._complete_rows()
+
+    def _batches_from(self, streams: dict[str, Any], stop: Any) -> Iterator[dict[str, Any]]:
+        """:meth:`batches` from row ``start`` on, by random access: a cursor always starts at
+        point 0, which the memory tracker may already have freed once it was on disk."""
+        read = {name: self.rows_read for name in streams}
+        while stop is None or not stop.is_set():
+            sealed = {name: stream.is_sealed() for name, stream in streams.items()}
+            lengths = {name: len(stream) for name, stream in streams.items()}
+            new = False
+            for name, stream in streams.items():
+                if lengths[name] > read[name]:
+                    self._buffers[name].append(_as_array(stream[read[name]:lengths[name]]))
+                    read[name], new = lengths[name], True
+            if not new:
+                if all(sealed.values()) or self._stopped_unsealed(streams):
+                    self._report_incomplete()
+                    return
+                time.sleep(self.poll)
             yield self._complete_rows()
 
     def _stopped_unsealed(self, streams: dict[str, Any]) -> bool:

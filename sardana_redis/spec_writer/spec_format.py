@@ -175,6 +175,26 @@ def data_lines(layout: SpecLayout, batch: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def point_ends(block: bytes, layout: SpecLayout) -> list[int] | None:
+    """Byte offsets in a half-written scan block (which starts with its header): item
+    ``k`` is where its first ``k`` complete points end (item 0: the end of the header).
+    None when even the header is incomplete. A point is its ``@A`` lines then its data
+    line, each ending with a newline."""
+    header = scan_header(layout).encode()
+    if not block.startswith(header):
+        return None
+    ends, lines_per_point = [], len(layout.mca) + (1 if layout.columns else 0)
+    position, lines = len(header), 0
+    while lines_per_point and (newline := block.find(b"\n", position)) >= 0:
+        if block[position:position + 1] == b"#":  # the footer: the points ended before it
+            break
+        position, lines = newline + 1, lines + 1
+        if lines == lines_per_point:
+            ends.append(position)
+            lines = 0
+    return [len(header)] + ends
+
+
 def scan_footer(end_time: datetime.datetime, end_reason: str) -> str:
     """The closing ``#C`` lines."""
     return f"#C Acquisition ended at {end_time.ctime()}\n#C End reason: {end_reason}\n"

@@ -3,7 +3,8 @@
 Files, confinement and locks come from
 :class:`~sardana_redis.following.file_writer.FileScanWriter`. Scans are
 appended one whole block at a time per file; a scan taken over after a
-crash truncates its half-written block and writes it again.
+crash goes on after the points its half-written block holds (they may be
+gone from Redis already: the memory tracker frees what writers saved).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime
 import logging
 import os
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,6 +26,7 @@ from sardana_redis.spec_writer.spec_format import (
     data_lines,
     file_header,
     layout_from_scan,
+    point_ends,
     scan_footer,
     scan_header,
 )
@@ -34,6 +37,16 @@ log = logging.getLogger(__name__)
 TEXT_SLICE = 10_000
 
 
+@dataclass
+class Block:
+    """A scan block in one file: where it starts, and whether a previous owner began it."""
+
+    path: Path
+    out: TextIO
+    offset: int
+    resumed: bool
+
+
 class SpecScanWriter(FileScanWriter):
     """The SPEC writer's :class:`~sardana_redis.following.follower.ScanHandler`."""
 
@@ -42,53 +55,73 @@ class SpecScanWriter(FileScanWriter):
     def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
         layout = layout_from_scan(scan.number, scan.info, stream_shapes(scan))
         with ExitStack() as stack:
-            outs = [stack.enter_context(self._open_block(job, path)) for path in files]
-            rows = self._write_rows(job, scan, layout, outs)
+            blocks = [self._open_block(job, path) for path in files]
+            for block in blocks:
+                stack.enter_context(block.out)
+            start = self._resume(blocks, layout, scan.number)
+            rows = self._write_rows(job, scan, layout, [b.out for b in blocks], start)
             if rows is None:
                 return None
             end_time, end_reason = self.wait_end(scan, job.stop)
             footer = scan_footer(end_time, end_reason)
-            for out in outs:
-                out.write(footer)
-                out.flush()
-                os.fsync(out.fileno())
+            for block in blocks:
+                block.out.write(footer)
+                block.out.flush()
+                os.fsync(block.out.fileno())
         for path in files:
             log.info("finished recording to '%s' (scan #%d, %d points, %s)",
                      path, scan.number, rows, end_reason)
         return DoneRecord("written", f"end reason {end_reason}",
                           tuple(str(p) for p in files), rows)
 
-    def _open_block(self, job: ScanJob, path: Path) -> TextIO:
+    def _open_block(self, job: ScanJob, path: Path) -> Block:
         """Open ``path`` for this scan's block: at its end, or at the recorded start of a
-        block a previous owner left half-written (which is truncated)."""
+        block a previous owner began."""
         path.parent.mkdir(parents=True, exist_ok=True)
         progress = job.ledger.progress(job.scan.key)
         out = open(path, "a+", encoding="utf-8", newline="\n")
         try:
             size = out.seek(0, os.SEEK_END)
             offset = progress.get(str(path))
-            if offset is not None and offset <= size:
-                out.truncate(offset)
-                size = out.seek(offset)
-                log.info("resuming scan #%d in %s: block rewritten from byte %d",
-                         job.scan.number, path, offset)
-            else:
-                progress[str(path)] = size
-                job.ledger.set_progress(job.scan.key, progress)
+            resumed = size > 0 and offset is not None and offset <= size
             if size == 0:
                 out.write(file_header(str(path), datetime.datetime.now().astimezone()))
+                size = out.tell()
+            if not resumed:
+                offset = progress[str(path)] = size
+                job.ledger.set_progress(job.scan.key, progress)
         except BaseException:
             out.close()
             raise
         log.info("recording into '%s'", path)
-        return out
+        return Block(path, out, offset, resumed)
 
-    def _write_rows(self, job: ScanJob, scan: Any, layout: SpecLayout, outs: list[TextIO]) -> int | None:
-        header = scan_header(layout)
-        for out in outs:
-            out.write(header)
-            out.flush()
-        rows = ScanRows(scan, layout.streams)
+    @staticmethod
+    def _resume(blocks: list[Block], layout: SpecLayout, number: int) -> int:
+        """Cut every block after the points all of them hold (a previous owner's partial
+        line or footer goes), write the header where it is missing; return the number of
+        points already on disk, where writing goes on (the memory tracker may have freed
+        them from Redis)."""
+        ends = []
+        for block in blocks:
+            with open(block.path, "rb") as f:
+                f.seek(block.offset)
+                ends.append(point_ends(f.read(), layout) if block.resumed else None)
+        start = 0 if any(e is None for e in ends) else min(len(e) for e in ends) - 1
+        for block, block_ends in zip(blocks, ends):
+            if start:
+                block.out.truncate(block.offset + block_ends[start])
+                log.info("resuming scan #%d in %s after its %d points on disk",
+                         number, block.path, start)
+            else:
+                block.out.truncate(block.offset)
+                block.out.write(scan_header(layout))
+                block.out.flush()
+        return start
+
+    def _write_rows(self, job: ScanJob, scan: Any, layout: SpecLayout, outs: list[TextIO],
+                    start: int) -> int | None:
+        rows = ScanRows(scan, layout.streams, start=start)
         for batch in rows.batches(stop=job.stop):
             job.points_seen = rows.points_seen
             count = len(next(iter(batch.values()))) if batch else 0

@@ -147,6 +147,10 @@ class WriterLedger:
 
     # --- points persisted -----------------------------------------------------
 
+    def points(self, scan_key: str) -> int:
+        """The points of a scan this writer last recorded as on disk (0: none)."""
+        return int(self.client.hget(self._key("points"), scan_key) or 0)
+
     def set_points(self, written: Mapping[str, int]) -> None:
         """Record how many points of each scan being written are on disk."""
         if written:

@@ -116,7 +116,7 @@ def _create_dataset(parent: h5py.Group, name: str, item: Dataset,
         targets.json.setdefault(stream, []).append((parent.name, name, dict(item.attributes)))
         return
     point = tuple(d for d in shape.shape)
-    if any(d <= 0 for d in point):  # -1: variable; 0 or negative: nonsense from Redis
+    if not _writable(point):
         log.warning("%s/%s: stream %r of shape %s is not written", parent.name, name, stream, point)
         return
     options = COMPRESSION if point else {}
@@ -125,6 +125,30 @@ def _create_dataset(parent: h5py.Group, name: str, item: Dataset,
                                  dtype=shape.dtype, chunks=chunks, **options)
     _set_attributes(dset, item.attributes)
     targets.numeric.setdefault(stream, []).append(dset)
+
+
+def _writable(point: tuple[int, ...]) -> bool:
+    """-1: variable; 0 or negative: nonsense from Redis."""
+    return all(d > 0 for d in point)
+
+
+def collect_targets(parent: h5py.Group, group: Group, streams: Mapping[str, StreamShape],
+                    targets: StreamTargets) -> None:
+    """The targets of the stream datasets ``group`` describes that :func:`create_items`
+    made in ``parent`` earlier (a resumed scan); KeyError when one is missing."""
+    for name, item in group.children.items():
+        if isinstance(item, Group):
+            if not isinstance(parent.get(name, getlink=True), h5py.HardLink):
+                raise KeyError(f"{parent.name}/{name}")
+            collect_targets(parent[name], item, streams, targets)
+        elif isinstance(item, Dataset) and isinstance(item.value, Stream):
+            stream, shape = item.value.stream, streams.get(item.value.stream)
+            if shape is None:
+                continue
+            if shape.dtype == "json":
+                targets.json.setdefault(stream, []).append((parent.name, name, dict(item.attributes)))
+            elif _writable(tuple(shape.shape)):
+                targets.numeric.setdefault(stream, []).append(parent[name])
 
 
 def _create_virtual(parent: h5py.Group, name: str, item: VirtualDataset) -> None:

@@ -58,7 +58,7 @@ class SpecScanWriter(FileScanWriter):
             blocks = [self._open_block(job, path) for path in files]
             for block in blocks:
                 stack.enter_context(block.out)
-            start = self._resume(blocks, layout, scan.number)
+            start = job.rows_written = self._resume(blocks, layout, scan.number)
             rows = self._write_rows(job, scan, layout, [b.out for b in blocks], start)
             if rows is None:
                 return None

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 #: Key written by blissdata once a database is set up (see blissdata's store.py).
 PROTOCOL_KEY = "_PROTOCOL_VERSION_"
 REQUIRED_MODULES = ("ReJSON", "search")
+#: Prefix of the keys sardana_redis keeps beside the scans (writer ledgers, heartbeats).
+OWN_KEY_PREFIX = b"sardana_redis:"
 
 
 class DatabaseNotReady(RuntimeError):
@@ -42,6 +44,18 @@ def check_modules(client: redis.Redis) -> None:
 def is_initialized(client: redis.Redis) -> bool:
     """True when blissdata's indexes and protocol key are present."""
     return client.exists(PROTOCOL_KEY) == 1
+
+
+def stale_own_keys(client: redis.Redis) -> list[bytes]:
+    """sardana_redis' own keys when they are all a database without blissdata's set-up
+    holds: they describe scans Redis lost (restarted without persistence, or flushed)
+    and would keep blissdata from initialising it. Empty when any other key is there."""
+    keys = []
+    for key in client.scan_iter(count=1000):
+        if not key.startswith(OWN_KEY_PREFIX):
+            return []
+        keys.append(key)
+    return keys
 
 
 def init_db(url: str, timeout: float = 10.0) -> bool:
@@ -68,6 +82,14 @@ def init_db(url: str, timeout: float = 10.0) -> bool:
             if is_initialized(client):
                 return False
             nkeys = client.dbsize()
+            stale = stale_own_keys(client) if nkeys else []
+            if stale:
+                log.warning("%s lost its blissdata set-up (restarted without persistence, or "
+                            "flushed): removing %d stale sardana_redis keys (writer ledgers, "
+                            "heartbeats) of the scans it no longer holds",
+                            redact_redis_url(url), len(stale))
+                client.delete(*stale)
+                continue
             if nkeys:
                 # Keys but no protocol key yet: either another process is half
                 # way through its set-up, or the database holds foreign data.

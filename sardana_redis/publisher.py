@@ -163,6 +163,7 @@ class ScanPublisher:
             self._wakeup.wait(self.flush_interval)
             ending = self._end is not None
             self._flush()
+            self._check_sinks()
             self._beat()
             if self.problem is not None or (ending and not self._pending):
                 return
@@ -183,6 +184,10 @@ class ScanPublisher:
             else:
                 stream.send(values)
         self.points_sent += n
+
+    def _check_sinks(self) -> None:
+        """Raise when a stream's sink lost Redis, even while nothing is sent: a sink that
+        died unnoticed would hang ``scan.stop()`` for ever."""
         broken = [name for name, s in self._streams.items() if sink_is_broken(s)]
         if broken:
             raise ConnectionError(f"Redis connection lost while sending {broken[0]!r}")
@@ -211,6 +216,10 @@ class ScanPublisher:
         """Seal and close the published scan, retrying while Redis is unavailable."""
         if self._scan is None:
             return
+        try:
+            self._check_sinks()
+        except ConnectionError as exc:
+            self._fail(str(exc), exc)
         if self.problem is not None:  # nothing more will be sent: free the sinks
             for stream in self._streams.values():
                 release_sink(stream)
@@ -219,6 +228,9 @@ class ScanPublisher:
         delay = 0.1
         while True:
             try:
+                if not self._client.exists(self.key):
+                    self._gone()
+                    return
                 self._close_scan()
                 return
             except (redis.RedisError, OSError) as exc:
@@ -228,6 +240,15 @@ class ScanPublisher:
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _gone(self) -> None:
+        """The scan is no longer in Redis: nothing to close; free the sinks (a stream
+        freed with a live sink would block its thread for ever)."""
+        self.problem = self.problem or "the scan is gone from Redis"
+        log.error("Scan %s is gone from Redis (restarted without its data, or deleted): "
+                  "nothing to close", self.key)
+        for stream in self._streams.values():
+            release_sink(stream)
 
     def _end_wait(self) -> None:
         """After a failure, wait for the scan's end (its end reason) before closing."""

@@ -112,6 +112,7 @@ class FileScanWriter:
         if scan is None:
             return None
         files = self.targets(scan)
+        job.files = tuple(str(p) for p in files)
         if not files:
             return DoneRecord("skipped", f"no {self.FORMAT} file requested and no default pattern")
         self.check(scan, files)

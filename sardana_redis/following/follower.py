@@ -7,11 +7,16 @@ writes it) and hands it to a :class:`ScanHandler` in a worker thread, so scans
 running at the same time are written at the same time. Leases are renewed
 while a scan is written; an instance that loses one stops writing that scan.
 Redis going away is retried with backoff, without losing the scan in
-progress (the handler resumes it from the ledger's progress).
+progress (the handler resumes it from the ledger's progress); a scan Redis no
+longer holds when it is back (restarted without persistence) is given up, with
+an ERROR, without writing anything more. A full disk is retried with backoff
+too: the scan is not marked done (the memory tracker keeps it in Redis) until
+its files are written whole.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
-from blissdata.exceptions import NoScanAvailable, ScanLoadError
+from blissdata.exceptions import NoScanAvailable, ScanLoadError, ScanNotFoundError
 
 from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
@@ -31,6 +36,23 @@ log = logging.getLogger(__name__)
 
 #: Errors that mean "Redis is not reachable right now": retried with backoff.
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
+#: errno values meaning "this disk takes no more now": the scan is retried, not failed.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: Longest wait between two tries of a scan whose disk is full, seconds.
+MAX_DISK_RETRY = 30.0
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) is a full disk or an exceeded quota,
+    including HDF5's errors, which carry the errno in their message."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            return True
+        if any(f"errno = {code}," in str(exc) for code in DISK_FULL):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
 
 
 @dataclass
@@ -41,6 +63,7 @@ class ScanJob:
     scan: Any  #: the blissdata Scan (read-only)
     ledger: WriterLedger
     stop: threading.Event = field(default_factory=threading.Event)  #: set: stop writing now
+    files: tuple[str, ...] = ()  #: the files the handler writes, once it knows them
     rows_written: int = 0
     points_seen: int = 0
 
@@ -64,6 +87,7 @@ class FollowerStatus:
     last_scan: str = ""
     last_files: tuple[str, ...] = ()
     active: dict[str, ScanJob] = field(default_factory=dict)
+    stalled: dict[str, str] = field(default_factory=dict)  #: scans that cannot be written now: why
 
     @property
     def lag_points(self) -> int:
@@ -162,16 +186,14 @@ class ScanFollower:
 
     def _follow(self) -> None:
         delay = 0.5
+        since = None
         while not self._stopping.is_set():
             try:
                 log.info("Connecting to DB")
                 store, ledger = self._connect()
                 with self._lock:
                     self._store, self._ledger = store, ledger
-                since = ledger.cursor()
-                if since is None:  # first start: follow from now on
-                    since = store.get_last_scan_timetag()
-                    ledger.set_cursor(since)
+                since = self._start_cursor(store, ledger, since)
                 self._set_healthy(f"following {redact_redis_url(self.url)}")
                 log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url), self.name)
                 self._resume_pending()
@@ -202,6 +224,24 @@ class ScanFollower:
                 self._set_unhealthy(f"error: {exc}, retrying")
             self._stopping.wait(delay)
             delay = min(delay * 2, 30.0)
+
+    @staticmethod
+    def _start_cursor(store: Any, ledger: WriterLedger, followed: str | None) -> str:
+        """Where to follow from: the ledger's cursor; on a first start, from now on; when
+        the ledger vanished while this follower was following (Redis restarted without
+        its data), from the start of the new history, so no scan since then is missed."""
+        since = ledger.cursor()
+        if since is not None:
+            return since
+        if followed is None:
+            since = store.get_last_scan_timetag()
+        else:
+            log.warning("The ledger of writer %r is gone from Redis (restarted without "
+                        "persistence, or flushed): following every scan Redis holds now",
+                        ledger.name)
+            since = "0-0"
+        ledger.set_cursor(since)
+        return since
 
     def _set_healthy(self, message: str) -> None:
         self.status.healthy, self.status.message = True, message
@@ -260,17 +300,24 @@ class ScanFollower:
     # --- writing one scan --------------------------------------------------
 
     def _work(self, key: str, job: ScanJob) -> None:
-        delay = 0.5
+        redis_delay = disk_delay = 0.5
         try:
             while not job.stop.is_set():
                 try:
                     record = self.handler.handle(job)
                 except REDIS_DOWN as exc:
-                    log.warning("Scan %s: Redis unreachable (%s), resuming in %.1f s", key, exc, delay)
-                    job.stop.wait(delay)
-                    delay = min(delay * 2, 30.0)
+                    log.warning("Scan %s: Redis unreachable (%s), resuming in %.1f s",
+                                key, exc, redis_delay)
+                    if job.stop.wait(redis_delay) or not self._still_in_redis(key, job):
+                        break
+                    redis_delay = min(redis_delay * 2, 30.0)
                     continue
                 except Exception as exc:
+                    if is_disk_full(exc):
+                        disk_delay = min(disk_delay * 2, MAX_DISK_RETRY)
+                        self._disk_full(key, job, exc, disk_delay)
+                        job.stop.wait(disk_delay)
+                        continue
                     log.error("Scan %s #%s failed: %s", key, getattr(job.scan, "number", "?"), exc,
                               exc_info=log.isEnabledFor(logging.DEBUG))
                     record = DoneRecord("failed", str(exc), points=job.rows_written)
@@ -281,8 +328,36 @@ class ScanFollower:
                 break
         finally:
             self.status.active.pop(key, None)
+            self.status.stalled.pop(key, None)
             if job.stop.is_set():
                 job.ledger.release(key)
+
+    def _disk_full(self, key: str, job: ScanJob, exc: BaseException, retry: float) -> None:
+        """Report a scan that cannot be written for lack of space (it stays pending)."""
+        files = ", ".join(job.files) or "its files"
+        message = (f"cannot write {files}: {exc}".splitlines()[0] +
+                   f"; not marked done (kept in Redis), retrying in {retry:.0f} s")
+        log.error("Scan %s #%s: %s", key, getattr(job.scan, "number", "?"), message)
+        self.status.stalled[key] = message
+
+    def _still_in_redis(self, key: str, job: ScanJob) -> bool:
+        """After an outage: reload the scan (waiting while Redis is still down); False,
+        with an ERROR and nothing written to Redis, when Redis no longer holds it."""
+        while True:
+            try:
+                job.scan = job.store.load_scan(key)
+                return True
+            except ScanNotFoundError:
+                break
+            except REDIS_DOWN:
+                if job.stop.wait(1.0):
+                    return False
+        self.status.scans_failed += 1
+        log.error("Scan %s #%s is gone from Redis (restarted without its data, or deleted): "
+                  "%s keep the %d points written before; the rest of the scan is lost",
+                  key, getattr(job.scan, "number", "?"), ", ".join(job.files) or "its files",
+                  job.rows_written)
+        return False
 
     def _count(self, key: str, record: DoneRecord) -> None:
         status = self.status

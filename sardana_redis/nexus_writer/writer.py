@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import pydantic
 from blissdata.h5map import Dataset, Group, Stream
 
 from sardana_redis.following.file_writer import FileScanWriter
-from sardana_redis.following.follower import ScanJob
+from sardana_redis.following.follower import ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import UnsafePath, confine
 from sardana_redis.following.scan_rows import ScanRows, stream_shapes
@@ -37,6 +39,26 @@ log = logging.getLogger(__name__)
 
 #: A Sardana value reference to an HDF5 dataset: h5file:///path/file.h5[::/dataset]
 _H5_REFERENCE = re.compile(r"^h5file://(?P<file>/[^:]+)(::(?P<dataset>.+))?$")
+
+
+#: The open files of writes that failed for lack of space, and their paths. After such a
+#: failure HDF5 can crash the process when the file's objects are closed or freed, or
+#: when the same file is opened again while they live: they are kept here, never touched
+#: again (a small leak per failure), and the file gets a new inode before it is written
+#: again (:func:`_reopenable`).
+_ABANDONED: list[Any] = []
+_ABANDONED_PATHS: set[Path] = set()
+
+
+def _reopenable(path: Path) -> None:
+    """Give a file this process abandoned after a full disk a new inode (a copy), so
+    that HDF5 opens it afresh instead of sharing its broken state."""
+    if path in _ABANDONED_PATHS:
+        log.info("%s: written again after a full disk", path)
+        tmp = path.with_name(f".{path.name}.reopening")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, path)
+        _ABANDONED_PATHS.discard(path)
 
 
 def recover_swmr_file(path: Path) -> None:
@@ -107,6 +129,7 @@ class _OpenScan:
         self.path = path
         self.layout = layout
         path.parent.mkdir(parents=True, exist_ok=True)
+        _reopenable(path)
         try:
             self.file = h5py.File(path, "a", libver="latest")
         except OSError as exc:
@@ -125,7 +148,7 @@ class _OpenScan:
             create_items(self.file, layout, shapes, targets=self.targets)
             self.swmr = self._start_swmr()
         except BaseException:
-            self.file.close()
+            self.close()
             raise
 
     def _start_swmr(self) -> bool:
@@ -143,12 +166,23 @@ class _OpenScan:
     def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
         """Reopen without SWMR and add what SWMR cannot: end items, strings, references."""
         self.file.close()
-        with h5py.File(self.path, "a", locking=False) as f:
-            create_items(f, final_layout, {}, StreamTargets())
-            for stream, places in self.targets.json.items():
-                values = json_values.get(stream, [])
-                for group_name, name, _attributes in places:
-                    _write_references(f[group_name], name, stream, values, scan_info)
+        self.file = f = h5py.File(self.path, "a", locking=False)
+        create_items(f, final_layout, {}, StreamTargets())
+        for stream, places in self.targets.json.items():
+            values = json_values.get(stream, [])
+            for group_name, name, _attributes in places:
+                _write_references(f[group_name], name, stream, values, scan_info)
+        f.close()
+
+    def close(self) -> None:
+        """Close the file; while a full disk's error is being raised, abandon it instead
+        (see :data:`_ABANDONED`): the scan is written again once there is room."""
+        error = sys.exc_info()[1]
+        if error is not None and is_disk_full(error):
+            _ABANDONED.append(self)
+            _ABANDONED_PATHS.add(self.path)
+        else:
+            self.file.close()
 
 
 def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
@@ -221,7 +255,7 @@ class NexusScanWriter(FileScanWriter):
                 out.finish(final.get(out.path, out.layout), json_values, scan.info)
         finally:
             for out in outs:
-                out.file.close()
+                out.close()
         for out in outs:
             log.info("finished recording to '%s' (scan #%d, %d points, %s)",
                      out.path, scan.number, rows.rows_read, end_reason)

@@ -46,6 +46,7 @@ class RedisStackServer:
         stack: RedisStack | None = None,
         include: Sequence[Path] = (),
         tls: TLSFiles | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
@@ -54,6 +55,7 @@ class RedisStackServer:
         self.stack = stack or find_redis_stack()
         self.include = list(include)
         self.tls = tls
+        self.extra = list(extra)  #: more redis-server options, e.g. ["--appendonly", "yes"]
         self.log_file = self.workdir / "redis.log"
         self.process: subprocess.Popen | None = None
 
@@ -83,6 +85,7 @@ class RedisStackServer:
         extra = ["--logfile", str(self.log_file)]
         if not self.persistence:
             extra += ["--save", "", "--appendonly", "no"]
+        extra += self.extra
         cmd = server_command(
             self.stack, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
             maxmemory=self.maxmemory, include=self.include, tls=self.tls, extra=extra,

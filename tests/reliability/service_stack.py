@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import redis
 from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.store import DataStore
@@ -139,13 +140,13 @@ class ServiceStack:
     """Redis Stack, the two writers and the memory tracker, for one fault case."""
 
     def __init__(self, workdir: Path, *, persistence: bool = False, maxmemory: str = "200mb",
-                 redis_options: Iterable[str] = ()) -> None:
+                 redis_options: Iterable[str] = (), more_roots: Iterable[Path] = ()) -> None:
         self.workdir = workdir
         self.root = workdir / "data"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.more_roots = list(more_roots)  #: other folders the writers may write under
         self.redis = RedisStackServer(workdir / "redis", maxmemory=maxmemory,
-                                      persistence=persistence)
-        self.redis_options = list(redis_options)
+                                      persistence=persistence, extra=list(redis_options))
         self.services: dict[str, ServiceProcess] = {}
         self._logs = itertools.count()
 
@@ -160,11 +161,12 @@ class ServiceStack:
     def start_redis(self) -> None:
         self.redis.start()
 
-    def start_writer(self, name: str, root: Path | None = None) -> ServiceProcess:
+    def start_writer(self, name: str) -> ServiceProcess:
         """Start (or restart) the writer ``name`` (``spec-writer`` or ``nexus-writer``)."""
-        command = name
-        service = writer_process(command, self.url, root or self.root, self.log_file(name))
+        service = writer_process(name, self.url, self.root, self.log_file(name))
         service.args += ["--next-scan-timeout", "0.5"]
+        for root in self.more_roots:
+            service.args += ["--root", str(root)]
         self.services[name] = service.start()
         return service
 
@@ -185,10 +187,11 @@ class ServiceStack:
             self.start_writer(name)
         self.start_tracker(*tracker_options)
 
-    def scan(self, number: int, name: str = "scans", spectrum: int = 0) -> LiveScan:
+    def scan(self, number: int, name: str = "scans", spectrum: int = 0,
+             root: Path | None = None) -> LiveScan:
         """A new live scan into ``<root>/<name>.dat`` and ``<root>/<name>.h5``."""
-        return LiveScan(self.url, number, self.root / f"{name}.dat", self.root / f"{name}.h5",
-                        spectrum)
+        root = root or self.root
+        return LiveScan(self.url, number, root / f"{name}.dat", root / f"{name}.h5", spectrum)
 
     def done(self, key: str, writer: str) -> DoneRecord | None:
         client = redis.Redis.from_url(self.url)
@@ -220,3 +223,28 @@ class ServiceStack:
         for service in self.services.values():
             service.stop()
         self.redis.stop()
+
+
+def assert_running(stack: ServiceStack) -> None:
+    """No service process died."""
+    dead = {name: s.proc.returncode for name, s in stack.services.items() if s.proc.poll() is not None}
+    assert not dead, f"services died: {dead}\n{stack.logs()[-5000:]}"
+
+
+def spec_headers(path: str, number: int) -> int:
+    """How many ``#S number`` blocks a SPEC file has."""
+    return sum(1 for line in open(path) if line.split()[:2] == ["#S", str(number)])
+
+
+@pytest.fixture
+def stacks(tmp_path):
+    """Makes :class:`ServiceStack` s in ``tmp_path``; stops them all at the end."""
+    made: list[ServiceStack] = []
+
+    def make(name: str = "stack", **options) -> ServiceStack:
+        made.append(ServiceStack(tmp_path / name, **options))
+        return made[-1]
+
+    yield make
+    for stack in made:
+        stack.stop()

@@ -12,34 +12,23 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
-from sardana_redis.scan_model import EndReason
 from tests.reliability.accounting import spec_points, tally
 from tests.reliability.report import full_scale
-from tests.reliability.service_stack import (
+from tests.reliability.service_stack import (  # noqa: F401 (stacks: a fixture)
     WRITERS,
     LiveScan,
     Pusher,
     ServiceStack,
+    assert_running,
     points_in_redis,
+    spec_headers,
+    stacks,
     wait_for,
 )
 
 POINTS = 2000 if full_scale() else 200
-
-
-@pytest.fixture
-def stacks(tmp_path):
-    """Makes :class:`ServiceStack` s in ``tmp_path``; stops them all at the end."""
-    made: list[ServiceStack] = []
-
-    def make(name: str = "stack", **options) -> ServiceStack:
-        made.append(ServiceStack(tmp_path / name, **options))
-        return made[-1]
-
-    yield make
-    for stack in made:
-        stack.stop()
 
 
 def whole_scan(stack: ServiceStack, number: int, name: str = "scans", points: int = POINTS) -> LiveScan:
@@ -67,21 +56,12 @@ def restart_redis(stack: ServiceStack, kill: bool) -> float:
     return time.monotonic()
 
 
-def assert_running(stack: ServiceStack) -> None:
-    """No service process died."""
-    dead = {name: s.proc.returncode for name, s in stack.services.items() if s.proc.poll() is not None}
-    assert not dead, f"services died: {dead}\n{stack.logs()[-5000:]}"
-
-
-def spec_headers(path: str, number: int) -> int:
-    """How many ``#S number`` blocks a SPEC file has."""
-    return sum(1 for line in open(path) if line.split()[:2] == ["#S", str(number)])
-
-
 # --- 1. Redis restarted during scans, with persistence ---------------------------------
 
+AOF = ("--appendonly", "yes", "--appendfsync")
 PERSISTENT = {
     "SIGTERM, RDB": dict(kill=False, options=()),
+    "SIGKILL, AOF fsync always": dict(kill=True, options=(*AOF, "always")),
 }
 
 
@@ -165,3 +145,81 @@ def test_redis_restarted_without_persistence(stacks, reliability):
     assert_running(stack)
     for scan in (before, unsaved, cut, after):
         assert spec_headers(scan.files["spec"], scan.number) == 1
+
+
+# --- 3. A writer killed while several scans run --------------------------------------------
+
+def test_writers_killed_during_concurrent_scans(stacks, reliability):
+    """Both writers SIGKILLed and restarted while three scans run: each scan ends whole
+    and once in every file (the restarted instance takes the scans over when their
+    10 s leases expire, truncating and rewriting the half-written blocks/entries)."""
+    stack = stacks()
+    stack.start_all()
+    scans = [stack.scan(n, f"concurrent{n}") for n in (1, 2, 3)]
+    with Pusher(scans, rate=300):
+        time.sleep(3.0 if full_scale() else 0.8)
+        for name in WRITERS:
+            stack.services[name].kill()
+        time.sleep(0.5)
+        restarted = time.monotonic()
+        for name in WRITERS:
+            stack.start_writer(name)
+        time.sleep(3.0 if full_scale() else 1.0)
+    for scan in scans:
+        assert scan.finish(), scan.publisher.problem
+    next_scan = whole_scan(stack, 4, "concurrent1")  # into a file a taken-over scan used
+    stack.wait_written([s.key for s in (*scans, next_scan)], timeout=90)
+    taken_over = time.monotonic() - restarted
+
+    published = {ref: n for s in (*scans, next_scan) for ref, n in s.refs().items()}
+    result = reliability.record(tally("both writers SIGKILLed during 3 concurrent scans", published))
+    result.figures["all written"] = f"{taken_over:.1f} s after the restart (10 s leases)"
+    assert result.clean, result
+    assert "resuming scan" in stack.logs()  # the half-written blocks were taken over
+    assert_running(stack)
+    for scan in (*scans, next_scan):
+        assert spec_headers(scan.files["spec"], scan.number) == 1
+
+
+# --- 4. The memory tracker killed under memory pressure --------------------------------
+
+def test_tracker_killed_under_memory_pressure(stacks, reliability):
+    """A 40 MB Redis fed about its own size in spectra by 3 concurrent scans; the tracker
+    is SIGKILLed and restarted in the middle. Nothing is lost in the files, no unsaved
+    data is dropped, no publisher meets Redis' OOM, and the restarted tracker expires
+    and frees the saved scans."""
+    stack = stacks(maxmemory="40mb")
+    stack.start_all("--cleaning-threshold", "60")
+    rounds, points, published, every, after_restart = (8 if full_scale() else 4), 200, {}, [], []
+    for r in range(rounds):
+        scans = [stack.scan(3 * r + i + 1, f"load{i}", spectrum=2048) for i in range(3)]
+        for _ in range(points // 20):
+            for scan in scans:
+                scan.push(20)
+            time.sleep(0.05)
+        if r == rounds // 2 - 1:
+            stack.services["memory-tracker"].kill()
+            time.sleep(1.0)
+            stack.start_tracker("--cleaning-threshold", "60")
+        for scan in scans:
+            assert scan.finish(), scan.publisher.problem
+            published.update(scan.refs())
+            every.append(scan.key)
+        if r >= rounds // 2:
+            after_restart += [s.key for s in scans]
+    stack.wait_written(every, timeout=120)
+    client = redis.Redis.from_url(stack.url)
+    wait_for(lambda: all(client.ttl(k) > 0 or not client.exists(k) for k in after_restart), 30,
+             "the restarted tracker expires or frees the scans both writers saved")
+    freed = sum(1 for key in every if not client.exists(key))
+    tracker_log = "\n".join(p.read_text() for p in stack.workdir.glob("memory-tracker-*.log"))
+
+    result = reliability.record(tally("memory tracker SIGKILLed under memory pressure (40 MB Redis)",
+                                      published))
+    result.figures["published"] = f"{rounds * 3 * points * 2048 * 8 / 1024**2:.0f} MB of spectra"
+    result.figures["saved scans freed by the tracker"] = f"{freed} of {len(every)}"
+    assert result.clean, result
+    assert freed, "the tracker had to free memory"
+    assert "DROPPING" not in tracker_log and "OOM" not in stack.logs()
+    assert "expiration set" in stack.services["memory-tracker"].log()
+    assert_running(stack)

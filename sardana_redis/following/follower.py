@@ -34,8 +34,12 @@ from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 
 log = logging.getLogger(__name__)
 
-#: Errors that mean "Redis is not reachable right now": retried with backoff.
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
+#: Errors that mean "Redis cannot serve us right now" (unreachable, or full and refusing
+#: writes until the memory tracker frees memory): retried with backoff, never a failed scan.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError,
+              redis.exceptions.OutOfMemoryError)
+#: Seconds between two records of the points on disk (what the memory tracker may free).
+PROGRESS_PERIOD = 1.0
 #: errno values meaning "this disk takes no more now": the scan is retried, not failed.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 #: Longest wait between two tries of a scan whose disk is full, seconds.
@@ -52,7 +56,6 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
-
 
 
 @dataclass
@@ -318,7 +321,8 @@ class ScanFollower:
                         self._disk_full(key, job, exc, disk_delay)
                         job.stop.wait(disk_delay)
                         continue
-                    log.error("Scan %s #%s failed: %s", key, getattr(job.scan, "number", "?"), exc,
+                    log.error("Scan %s #%s failed: %s: %s", key, getattr(job.scan, "number", "?"),
+                              type(exc).__name__, exc,
                               exc_info=log.isEnabledFor(logging.DEBUG))
                     record = DoneRecord("failed", str(exc), points=job.rows_written)
                 if record is None:  # interrupted: left for a resume
@@ -368,18 +372,25 @@ class ScanFollower:
             status.scans_failed += 1
 
     def _heartbeat(self) -> None:
-        """Renew the leases of the scans being written (stop those whose lease was lost) and
-        record their points on disk for the memory tracker."""
-        while not self._stopping.wait(self.lease / 3):
+        """Record the points on disk of the scans being written, for the memory tracker
+        (every ``PROGRESS_PERIOD``), and renew their leases (every third of the lease; stop
+        those whose lease was lost)."""
+        renewed = time.monotonic()
+        while not self._stopping.wait(min(PROGRESS_PERIOD, self.lease / 3)):
             active = list(self.status.active.items())
             try:
-                if active:
-                    active[0][1].ledger.set_points({key: job.rows_written for key, job in active})
+                written = {key: job.rows_written for key, job in active if job.rows_written}
+                if written:  # a job starting again says nothing until it knows where it is
+                    active[0][1].ledger.set_points(written)
             except REDIS_DOWN:
                 pass
+            if time.monotonic() - renewed < self.lease / 3:
+                continue
+            renewed = time.monotonic()
             for key, job in active:
                 try:
-                    if not job.ledger.renew(key):
+                    if not job.ledger.renew(key) and self.status.active.get(key) is job:
+                        # (a job that just ended released its lease: nothing lost)
                         log.warning("Scan %s: lease lost to another instance, stopping", key)
                         job.stop.set()
                 except REDIS_DOWN:

@@ -32,7 +32,7 @@ from sardana_redis.following.follower import ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import UnsafePath, confine
 from sardana_redis.following.scan_rows import ScanRows, stream_shapes
-from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, create_items
+from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, collect_targets, create_items
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class _OpenScan:
     """One file being written for one scan."""
 
     def __init__(self, path: Path, layout: Group, shapes: Mapping[str, StreamShape],
-                 resuming: bool) -> None:
+                 resuming: bool, start: int = 0) -> None:
         self.path = path
         self.layout = layout
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,18 +138,45 @@ class _OpenScan:
             recover_swmr_file(path)  # we crashed while writing it in SWMR mode
             self.file = h5py.File(path, "a", libver="latest")
         try:
-            for entry in layout.children:
-                if entry in self.file:
-                    if not resuming:
-                        raise ScanRejected(f"{entry} already exists in {path}: never overwritten")
-                    del self.file[entry]
-                    log.info("resuming in %s: %s written again", path, entry)
             self.targets = StreamTargets()
-            create_items(self.file, layout, shapes, targets=self.targets)
+            self.start = self._resume(layout, shapes, start) if resuming else 0
+            if not self.start:
+                for entry in layout.children:
+                    if entry in self.file:
+                        if not resuming:
+                            raise ScanRejected(f"{entry} already exists in {path}: never overwritten")
+                        del self.file[entry]
+                        log.info("resuming in %s: %s written again", path, entry)
+                create_items(self.file, layout, shapes, targets=self.targets)
             self.swmr = self._start_swmr()
         except BaseException:
             self.close()
             raise
+
+    def _resume(self, layout: Group, shapes: Mapping[str, StreamShape], start: int) -> int:
+        """Go on after the ``start`` points a previous owner recorded as on disk (the memory
+        tracker may have freed them from Redis): the datasets are cut to ``start`` rows.
+        Returns 0 (write the entry again) when the file does not hold them."""
+        if not start or not all(entry in self.file for entry in layout.children):
+            return 0
+        targets = StreamTargets()
+        try:
+            collect_targets(self.file, layout, shapes, targets)
+        except KeyError:
+            return 0
+        if any(d.shape[0] < start for ds in targets.numeric.values() for d in ds):
+            return 0
+        self.targets = targets
+        self.cut(start)
+        log.info("resuming scan in %s after its %d points on disk", self.path, start)
+        return start
+
+    def cut(self, rows: int) -> None:
+        """Keep the first ``rows`` points of every stream dataset."""
+        for datasets in self.targets.numeric.values():
+            for dset in datasets:
+                dset.resize(rows, axis=0)
+        self.start = rows
 
     def _start_swmr(self) -> bool:
         try:
@@ -215,6 +242,19 @@ def _write_references(group: h5py.Group, name: str, stream: str, values: list,
     group.create_dataset(name, data=np.array(strings, dtype=h5py.string_dtype()))
 
 
+def _json_before(scan: Any, stream: str, start: int) -> list:
+    """The first ``start`` values of a JSON stream (references, written at the end), for a
+    resumed scan; those the memory tracker already freed become empty strings."""
+    if not start:
+        return []
+    try:
+        return list(scan.streams[stream][0:start])
+    except IndexError:
+        log.error("Scan %s: the first %d values of %r are gone from Redis: written as empty "
+                  "strings", scan.key, start, stream)
+        return [""] * start
+
+
 class NexusScanWriter(FileScanWriter):
     """The NeXus writer's :class:`~sardana_redis.following.follower.ScanHandler`."""
 
@@ -227,17 +267,24 @@ class NexusScanWriter(FileScanWriter):
         shapes = stream_shapes(scan)
         layouts = scan_layouts(scan, self.roots)
         progress = job.ledger.progress(scan.key)
+        saved = job.ledger.points(scan.key)
         job.ledger.set_progress(scan.key, {str(p): 1 for p in files})
         outs = []
         try:
             for path in files:
                 layout = layouts.get(path) or default_layout(scan, shapes)
-                outs.append(_OpenScan(path, layout, shapes, resuming=str(path) in progress))
+                outs.append(_OpenScan(path, layout, shapes, resuming=str(path) in progress,
+                                      start=saved))
                 log.info("recording into '%s'", path)
+            start = min(out.start for out in outs)
+            for out in outs:
+                if out.start > start:
+                    out.cut(start)
+            job.rows_written = start
             numeric = sorted({s for o in outs for s in o.targets.numeric})
             json_streams = sorted({s for o in outs for s in o.targets.json})
-            json_values: dict[str, list] = {s: [] for s in json_streams}
-            rows = ScanRows(scan, numeric + json_streams)
+            json_values = {s: _json_before(scan, s, start) for s in json_streams}
+            rows = ScanRows(scan, numeric + json_streams, start=start)
             for batch in rows.batches(stop=job.stop):
                 job.points_seen = rows.points_seen
                 if not batch:

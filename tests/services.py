@@ -57,3 +57,14 @@ def free_saved_points(redis_url: str, key: str, points: int) -> None:
     client = redis.Redis.from_url(redis_url)
     scan, = scan_keys.load_keys(client, [(key, 0)])
     assert scan_keys.trim_before(client, scan, points) > 0
+
+
+def roll_back_ledger(redis_url: str, writer: str, key: str, progress: dict[str, int],
+                     points: int) -> None:
+    """What a Redis restored from an older snapshot does to a writer's ledger: the scan is
+    pending again, not done, with the progress it had when the snapshot was taken."""
+    ledger = WriterLedger(redis.Redis.from_url(redis_url), writer)
+    ledger.client.hdel(f"{KEY_PREFIX}:{writer}:done", key)
+    ledger.client.zadd(f"{KEY_PREFIX}:{writer}:pending", {key: 0})
+    ledger.set_progress(key, progress)
+    ledger.set_points({key: points})

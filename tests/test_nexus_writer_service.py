@@ -7,7 +7,13 @@ import h5py
 import pytest
 
 from tests.publish import FakeScan, publish
-from tests.services import free_saved_points, wait_done, wait_saved_points, writer_process
+from tests.services import (
+    free_saved_points,
+    roll_back_ledger,
+    wait_done,
+    wait_saved_points,
+    writer_process,
+)
 
 WRITER = "nexus-writer"
 
@@ -47,6 +53,22 @@ def test_down_then_killed_mid_scan_then_restarted(redis_url, root, tmp_path):
         service.stop()
     assert record.status == "written" and record.points == 60
     assert entries(target) == {"entry1": list(range(5)), "entry2": list(range(60))}
+
+
+def test_ledger_rolled_back_by_a_snapshot_leaves_a_whole_entry_alone(redis_url, root, tmp_path):
+    """Redis restored from an older snapshot forgets that the scan was written: its whole
+    entry is kept, not cut back to the points the snapshot knew."""
+    target = root / "r.h5"
+    service = writer(redis_url, root, tmp_path).start()
+    key = publish(redis_url, 1, None, info=nexus_files([target]), points=20)
+    wait_done(redis_url, key, WRITER)
+    service.stop()
+    roll_back_ledger(redis_url, WRITER, key, {str(target): 1}, 10)
+
+    service = writer(redis_url, root, tmp_path, "b").start()
+    assert wait_done(redis_url, key, WRITER).detail == "already whole in its files"
+    service.stop()
+    assert entries(target) == {"entry1": list(range(20))}
 
 
 @pytest.mark.parametrize("bad", ["outside", "traversal", "malformed_h5map", "existing_entry"])

@@ -7,7 +7,13 @@ import time
 import pytest
 
 from tests.publish import FakeScan, publish
-from tests.services import free_saved_points, wait_done, wait_saved_points, writer_process
+from tests.services import (
+    free_saved_points,
+    roll_back_ledger,
+    wait_done,
+    wait_saved_points,
+    writer_process,
+)
 from tests.spec_files import read_spec
 
 WRITER = "spec-writer"
@@ -70,6 +76,24 @@ def test_killed_mid_scan_then_restarted_writes_one_complete_block(redis_url, roo
     pt_no = blocks[0].labels.index("Pt_No")
     assert [row[pt_no] for row in blocks[0].rows] == list(range(100))
     assert (root / "k.dat").read_text().count("#F ") == 1
+
+
+def test_ledger_rolled_back_by_a_snapshot_leaves_whole_blocks_alone(redis_url, root, tmp_path):
+    """Redis restored from an older snapshot forgets that scan #1 was written: the writer
+    must not cut into its block, nor into scan #2's block after it."""
+    path = root / "r.dat"
+    service = writer(redis_url, root, tmp_path).start()
+    first = publish(redis_url, 1, [str(path)], points=20)
+    wait_done(redis_url, first, WRITER)
+    wait_done(redis_url, publish(redis_url, 2, [str(path)], points=20), WRITER)
+    service.stop()
+    before = path.read_text()
+    roll_back_ledger(redis_url, WRITER, first, {str(path): before.index("\n#S 1 ")}, 10)
+
+    service = writer(redis_url, root, tmp_path, "b").start()
+    assert wait_done(redis_url, first, WRITER).detail == "already whole in its files"
+    service.stop()
+    assert path.read_text() == before
 
 
 def test_two_instances_write_each_scan_once(redis_url, root, tmp_path):

@@ -121,6 +121,15 @@ def default_layout(scan: Any, shapes: Mapping[str, StreamShape]) -> Group:
     return Group(attributes={"NX_class": "NXroot"}, children={f"entry{scan.number}": entry})
 
 
+def _with_end(layout: Group, end_time: Any, end_reason: str) -> Group:
+    """A :func:`default_layout` with its entry's end items (h5maps carry their own)."""
+    (name, entry), = layout.children.items()
+    children = {**entry.children, "end_time": Dataset(value=end_time.isoformat()),
+                "end_reason": Dataset(value=end_reason)}
+    return Group(attributes=layout.attributes,
+                 children={name: Group(attributes=entry.attributes, children=children)})
+
+
 class _OpenScan:
     """One file being written for one scan."""
 
@@ -139,6 +148,12 @@ class _OpenScan:
             self.file = h5py.File(path, "a", libver="latest")
         try:
             self.targets = StreamTargets()
+            #: the entry is already whole (Redis came back from an older snapshot): kept as is
+            self.complete = resuming and all(f"{entry}/end_time" in self.file
+                                             for entry in layout.children)
+            if self.complete:
+                self.start = start
+                return
             self.start = self._resume(layout, shapes, start) if resuming else 0
             if not self.start:
                 for entry in layout.children:
@@ -276,6 +291,11 @@ class NexusScanWriter(FileScanWriter):
                 outs.append(_OpenScan(path, layout, shapes, resuming=str(path) in progress,
                                       start=saved))
                 log.info("recording into '%s'", path)
+            if all(out.complete for out in outs):
+                log.info("Scan #%d is already whole in %s: left as it is", scan.number,
+                         ", ".join(str(o.path) for o in outs))
+                return DoneRecord("written", "already whole in its files",
+                                  tuple(str(o.path) for o in outs), saved)
             start = min(out.start for out in outs)
             for out in outs:
                 if out.start > start:
@@ -299,7 +319,8 @@ class NexusScanWriter(FileScanWriter):
             end_time, end_reason = self.wait_end(scan, job.stop)
             final = scan_layouts(scan, self.roots)  # at close, with end_time/end_reason
             for out in outs:
-                out.finish(final.get(out.path, out.layout), json_values, scan.info)
+                layout = final.get(out.path) or _with_end(out.layout, end_time, end_reason)
+                out.finish(layout, json_values, scan.info)
         finally:
             for out in outs:
                 out.close()

@@ -195,7 +195,11 @@ def point_ends(block: bytes, layout: SpecLayout) -> list[int] | None:
     return [len(header)] + ends
 
 
+#: How the closing lines of a scan block start.
+FOOTER_START = b"#C Acquisition ended at "
+
+
 def scan_footer(end_time: datetime.datetime, end_reason: str) -> str:
     """The closing ``#C`` lines."""
-    return f"#C Acquisition ended at {end_time.ctime()}\n#C End reason: {end_reason}\n"
+    return f"{FOOTER_START.decode()}{end_time.ctime()}\n#C End reason: {end_reason}\n"
 

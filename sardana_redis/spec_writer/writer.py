@@ -26,6 +26,7 @@ from sardana_redis.spec_writer.spec_format import (
     data_lines,
     file_header,
     layout_from_scan,
+    FOOTER_START,
     point_ends,
     scan_footer,
     scan_header,
@@ -58,7 +59,13 @@ class SpecScanWriter(FileScanWriter):
             blocks = [self._open_block(job, path) for path in files]
             for block in blocks:
                 stack.enter_context(block.out)
-            start = job.rows_written = self._resume(blocks, layout, scan.number)
+            start = self._resume(blocks, layout, scan.number)
+            if start is None:
+                log.info("Scan #%d is already whole in %s: left as it is", scan.number,
+                         ", ".join(map(str, files)))
+                return DoneRecord("written", "already whole in its files",
+                                  tuple(str(p) for p in files), job.ledger.points(scan.key))
+            job.rows_written = start
             rows = self._write_rows(job, scan, layout, [b.out for b in blocks], start)
             if rows is None:
                 return None
@@ -97,16 +104,21 @@ class SpecScanWriter(FileScanWriter):
         return Block(path, out, offset, resumed)
 
     @staticmethod
-    def _resume(blocks: list[Block], layout: SpecLayout, number: int) -> int:
+    def _resume(blocks: list[Block], layout: SpecLayout, number: int) -> int | None:
         """Cut every block after the points all of them hold (a previous owner's partial
-        line or footer goes), write the header where it is missing; return the number of
-        points already on disk, where writing goes on (the memory tracker may have freed
-        them from Redis)."""
-        ends = []
+        line goes), write the header where it is missing; return the number of points
+        already on disk, where writing goes on (the memory tracker may have freed them from
+        Redis). None when every block is already whole, footer included (Redis came back
+        from an older snapshot): nothing is touched, later blocks stay."""
+        ends, whole = [], []
         for block in blocks:
             with open(block.path, "rb") as f:
                 f.seek(block.offset)
-                ends.append(point_ends(f.read(), layout) if block.resumed else None)
+                text = f.read()
+            ends.append(point_ends(text, layout) if block.resumed else None)
+            whole.append(ends[-1] is not None and text[ends[-1][-1]:].startswith(FOOTER_START))
+        if all(whole):
+            return None
         start = 0 if any(e is None for e in ends) else min(len(e) for e in ends) - 1
         for block, block_ends in zip(blocks, ends):
             if start:

@@ -34,17 +34,33 @@ import redis
 
 KEY_PREFIX = "sardana_redis:writer"
 
-_RENEW = """
+# The writes that let the memory tracker free memory (progress, leases, outcomes) run
+# as scripts allowed while Redis is above maxmemory (Redis >= 7): a full Redis must not
+# stop the writers from saying what they saved.
+_RENEW = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
-_RELEASE = """
+_RELEASE = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+_SET_POINTS = """#!lua flags=allow-oom
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return 1
+"""
+_MARK_DONE = """#!lua flags=allow-oom
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
 """
 
 
@@ -76,6 +92,8 @@ class WriterLedger:
         self.prefix = f"{KEY_PREFIX}:{name}"
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._set_points = client.register_script(_SET_POINTS)
+        self._mark_done = client.register_script(_MARK_DONE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -154,7 +172,8 @@ class WriterLedger:
     def set_points(self, written: Mapping[str, int]) -> None:
         """Record how many points of each scan being written are on disk."""
         if written:
-            self.client.hset(self._key("points"), mapping=dict(written))
+            self._set_points(keys=[self._key("points")],
+                             args=[v for item in written.items() for v in item])
 
     # --- done --------------------------------------------------------------------
 
@@ -174,10 +193,6 @@ class WriterLedger:
         payload: dict[str, Any] = {"status": record.status, "detail": record.detail,
                                    "files": list(record.files), "points": record.points,
                                    "time": record.time or time.time()}
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self._key("done"), scan_key, json.dumps(payload))
-        pipe.zrem(self._key("pending"), scan_key)
-        pipe.hdel(self._key("progress"), scan_key)
-        pipe.hdel(self._key("points"), scan_key)
-        pipe.execute()
+        self._mark_done(keys=[self._key(k) for k in ("done", "pending", "progress", "points")],
+                        args=[scan_key, json.dumps(payload)])
         self.release(scan_key)

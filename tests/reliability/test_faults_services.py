@@ -187,11 +187,13 @@ def test_writers_killed_during_concurrent_scans(stacks, reliability):
 # --- 4. The memory tracker killed under memory pressure --------------------------------
 
 def test_tracker_killed_under_memory_pressure(stacks, reliability):
-    """A 40 MB Redis fed about its own size in spectra by 3 concurrent scans; the tracker
+    """A 40 MB Redis (64 MB at full scale) fed more than its size in spectra by 3 scans; the tracker
     is SIGKILLed and restarted in the middle. Nothing is lost in the files, no unsaved
     data is dropped, no publisher meets Redis' OOM, and the restarted tracker expires
     and frees the saved scans."""
-    stack = stacks(maxmemory="40mb")
+    # full scale: twice the data, for as long as 20 MB/s lasts: more room for writer lag
+    maxmemory = 64 if full_scale() else 40
+    stack = stacks(maxmemory=f"{maxmemory}mb")
     stack.start_all("--cleaning-threshold", "60")
     rounds, points, published, every, after_restart = (8 if full_scale() else 4), 200, {}, [], []
     for r in range(rounds):
@@ -217,8 +219,8 @@ def test_tracker_killed_under_memory_pressure(stacks, reliability):
     freed = sum(1 for key in every if not client.exists(key))
     tracker_log = "\n".join(p.read_text() for p in stack.workdir.glob("memory-tracker-*.log"))
 
-    result = reliability.record(tally("memory tracker SIGKILLed under memory pressure (40 MB Redis)",
-                                      published))
+    result = reliability.record(tally(
+        f"memory tracker SIGKILLed under memory pressure ({maxmemory} MB Redis)", published))
     result.figures["published"] = f"{rounds * 3 * points * 2048 * 8 / 1024**2:.0f} MB of spectra"
     result.figures["saved scans freed by the tracker"] = f"{freed} of {len(every)}"
     assert result.clean, result

@@ -124,6 +124,7 @@ class ScanRows:
         """:meth:`batches` from row ``start`` on, by random access: a cursor always starts at
         point 0, which the memory tracker may already have freed once it was on disk."""
         read = {name: self.rows_read for name in streams}
+        pause = stop.wait if stop is not None else time.sleep
         while stop is None or not stop.is_set():
             sealed = {name: stream.is_sealed() for name, stream in streams.items()}
             lengths = {name: len(stream) for name, stream in streams.items()}
@@ -136,7 +137,8 @@ class ScanRows:
                 if all(sealed.values()) or self._stopped_unsealed(streams):
                     self._report_incomplete()
                     return
-                time.sleep(self.poll)
+                if pause(self.poll):  # True: stopped
+                    return
             yield self._complete_rows()
 
     def _stopped_unsealed(self, streams: dict[str, Any]) -> bool:

@@ -48,11 +48,11 @@ from benchmarks.writer_side_by_side import (LoggedProcess, SideBySide, follow_in
                                             ledger_from_now, report_side_by_side,
                                             run_side_by_side, stopping)
 from sardana_redis.local_stack.tango_db import log_tail
-from sardana_redis.nexus_layout import build_h5maps
+from sardana_redis.publishing.h5maps import build_h5maps
 from sardana_redis.nexus_writer.writer import NexusScanWriter
 from sardana_redis.redis_url import normalize_redis_url
-from sardana_redis.sardana_adapter import describe_scan
-from sardana_redis.scan_info import build_scan_info, end_scan_info
+from sardana_redis.publishing.sardana_adapter import describe_scan
+from sardana_redis.publishing.scan_info import build_scan_info, end_scan_info
 from sardana_redis.scan_model import EndReason, RequestedFile, ScanDescription, ScanEnd
 
 TARGET_POINTS_S = 500_000

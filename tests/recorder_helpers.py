@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from sardana_redis.local_stack.door import DoorClient, MacroResult
-from sardana_redis.scan_info import validate_scan_info
+from sardana_redis.publishing.scan_info import validate_scan_info
 from sardana_redis.scan_model import sanitize_dataset_name
 
 SESSION = "tests"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from blissdata.redis_engine.store import DataStore
 
-from sardana_redis.scan_info import validate_scan_info
+from sardana_redis.publishing.scan_info import validate_scan_info
 from tests.recorder_helpers import (
     SESSION,
     assert_same_data,

@@ -15,14 +15,14 @@ from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
-from sardana_redis.blissdata_sinks import release_sink
+from sardana_redis.publishing.blissdata_sinks import release_sink
 from sardana_redis.datastore import init_db
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.following.follower import ScanFollower
-from sardana_redis.heartbeat import beat, heartbeat_key
+from sardana_redis.publishing.heartbeat import beat, heartbeat_key
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings, run
-from sardana_redis.publisher import ScanPublisher
+from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.scan_model import (
     Column,
     ColumnKind,

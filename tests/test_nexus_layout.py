@@ -7,7 +7,7 @@ from blissdata import ScanState
 from blissdata.h5api.h5_scan_map import H5ScanMap
 from blissdata.h5map import Dataset, Group, Inline, SoftLink, Stream
 
-from sardana_redis.nexus_layout import build_h5map, build_h5maps, end_h5_items
+from sardana_redis.publishing.h5maps import build_h5map, build_h5maps, end_h5_items
 from sardana_redis.scan_model import EndReason, RequestedFile, ScanEnd
 
 from .test_scan_info import (

@@ -10,7 +10,7 @@ import pytest
 from redis import Redis
 
 from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
-from sardana_redis.scan_info import validate_scan_info
+from sardana_redis.publishing.scan_info import validate_scan_info
 from tests.recorder_helpers import (
     ORACLE,
     SESSION,

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from sardana_redis.scan_info import (
+from sardana_redis.publishing.scan_info import (
     build_scan_info,
     end_scan_info,
     json_safe,

@@ -22,7 +22,7 @@ from sardana_redis.redis_url import (
     normalize_redis_url,
     redact_redis_url,
 )
-from sardana_redis.sardana_adapter import (
+from sardana_redis.publishing.sardana_adapter import (
     INFO_VARIABLES,
     RECORDER_NAME,
     URL_VARIABLE,

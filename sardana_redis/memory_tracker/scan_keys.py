@@ -11,7 +11,7 @@ own ``memory_tracker`` uses it):
 * a state stream entry ``{state: 0..4}`` per state (CLOSED = 4);
 * data stream entries have ids ``<first point index>-1`` and a ``len`` field;
   a sealed stream ends with the id ``2**64-1-2**64-1`` (server function ``seal_stream``);
-* and ours: the publisher's heartbeat (:mod:`sardana_redis.heartbeat`).
+* and ours: the publisher's heartbeat (:mod:`sardana_redis.publishing.heartbeat`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import redis
 from blissdata.redis_engine.scan import ScanState
 
-from sardana_redis.heartbeat import heartbeat_key
-from sardana_redis.nexus_layout import ended_h5maps
+from sardana_redis.publishing.heartbeat import heartbeat_key
+from sardana_redis.publishing.h5maps import ended_h5maps
 from sardana_redis.scan_model import EndReason, ScanEnd
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ Each monitoring cycle (pipelined: a few round trips whatever the number of scans
    writer still has to write keeps no expiration;
 3. an open scan is closed as FAILURE (its publisher died) and then treated as
    closed: after ``publisher_timeout`` without data nor heartbeat when its publisher
-   sends heartbeats (ours do, see :mod:`sardana_redis.heartbeat`), else after
+   sends heartbeats (ours do, see :mod:`sardana_redis.publishing.heartbeat`), else after
    ``inactive_scan_deletion`` without activity;
 4. above ``cleaning_threshold`` % of ``maxmemory`` memory is freed, down to
    ``FREE_MARGIN`` below the threshold, in this order: closed scans every

@@ -18,9 +18,9 @@ from typing import Any
 
 from sardana.macroserver.scan.recorder import DataRecorder
 
-from sardana_redis.publisher import ScanPublisher
+from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.redis_url import DEFAULT_REDIS_URL
-from sardana_redis.sardana_adapter import URL_VARIABLE, describe_end, describe_scan
+from sardana_redis.publishing.sardana_adapter import URL_VARIABLE, describe_end, describe_scan
 
 #: Seconds the end of a scan waits for the scan to be closed in Redis.
 CLOSE_WAIT = 10.0

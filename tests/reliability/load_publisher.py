@@ -1,6 +1,6 @@
 """One load-generating process: several doors (MacroServers) scanning at once, each
 publishing its scans one after the other with the recorder's own
-:class:`~sardana_redis.publisher.ScanPublisher`, at a fixed point rate.
+:class:`~sardana_redis.publishing.publisher.ScanPublisher`, at a fixed point rate.
 
 Run as ``python -m tests.reliability.load_publisher URL FIRST_DOOR DOORS SCANS POINTS RATE
 DIR SPECTRA``; prints one JSON line per scan: door, number, key, points, end time, problem.
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from sardana_redis.publisher import ScanPublisher
+from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.scan_model import (
     Column,
     ColumnKind,

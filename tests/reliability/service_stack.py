@@ -1,6 +1,6 @@
 """A real stack for the service-side fault cases: a Redis Stack server, both writers and
 the memory tracker as processes, and live scans published by the recorder's own
-:class:`~sardana_redis.publisher.ScanPublisher`.
+:class:`~sardana_redis.publishing.publisher.ScanPublisher`.
 
 Every process is a :class:`~sardana_redis.local_stack.services.ServiceProcess` (stopped
 by the autouse fixture of ``tests/conftest.py``) or the :class:`RedisStackServer` the
@@ -24,7 +24,7 @@ from blissdata.redis_engine.store import DataStore
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.services import ServiceProcess
-from sardana_redis.publisher import ScanPublisher
+from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.scan_model import (
     Column,
     ColumnKind,

@@ -34,7 +34,7 @@ from sardana_redis.cli import build_parser
 from sardana_redis.datastore import init_db
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.services import ServiceProcess
-from sardana_redis.publisher import ScanPublisher
+from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.redis_stack import TLSFiles, find_redis_stack, server_command
 from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
 from sardana_redis.scan_model import (

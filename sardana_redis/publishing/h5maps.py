@@ -16,8 +16,8 @@ from typing import Any
 import pydantic
 from blissdata.h5map import Dataset, Group, HDF5ItemType, Inline, SoftLink, Stream
 
-from .scan_info import SARDANA_VERSION, default_axis, is_mesh, json_safe, x_axis
-from .scan_model import ScanDescription, ScanEnd, SnapshotItem
+from sardana_redis.publishing.scan_info import SARDANA_VERSION, default_axis, is_mesh, json_safe, x_axis
+from sardana_redis.scan_model import ScanDescription, ScanEnd, SnapshotItem
 
 PROGRAM = "sardana_redis"
 

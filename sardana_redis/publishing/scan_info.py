@@ -17,7 +17,7 @@ import numpy as np
 import pydantic
 from blissdata.schemas.scan_info import ScanInfoDict
 
-from .scan_model import Column, ColumnKind, ScanDescription, ScanEnd
+from sardana_redis.scan_model import Column, ColumnKind, ScanDescription, ScanEnd
 
 PUBLISHER = "sardana"
 DATA_WRITER = "sardana_redis"

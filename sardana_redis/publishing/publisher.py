@@ -5,7 +5,7 @@ a deque). A daemon thread per scan connects, creates the blissdata scan with
 its streams, then every ``flush_interval`` (30 ms) converts what arrived into one batch
 per stream and sends it; at the end it seals the streams and closes the scan
 with its ``end_reason``. While the scan is open the thread also sends a heartbeat
-(:mod:`sardana_redis.heartbeat`), so that the memory tracker closes the scan soon
+(:mod:`sardana_redis.publishing.heartbeat`), so that the memory tracker closes the scan soon
 after the MacroServer dies, and never while it merely waits (a paused scan).
 
 Redis can be down, full or die at any moment: the worker then stops
@@ -31,13 +31,13 @@ from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
-from sardana_redis import heartbeat
-from sardana_redis.blissdata_sinks import release_sink, sink_is_broken
-from sardana_redis.column_batches import ColumnConverter
+from sardana_redis.publishing import heartbeat
+from sardana_redis.publishing.blissdata_sinks import release_sink, sink_is_broken
+from sardana_redis.publishing.column_batches import ColumnConverter
 from sardana_redis.datastore import init_db, is_initialized
-from sardana_redis.nexus_layout import build_h5maps
+from sardana_redis.publishing.h5maps import build_h5maps
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
-from sardana_redis.scan_info import build_scan_info, end_scan_info
+from sardana_redis.publishing.scan_info import build_scan_info, end_scan_info
 from sardana_redis.scan_model import ScanDescription, ScanEnd
 
 log = logging.getLogger(__name__)

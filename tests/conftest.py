@@ -27,3 +27,20 @@ def root(tmp_path):
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _spool_folder(tmp_path_factory):
+    """Publishers of the tests (and the MacroServers they start) spool under the test tree."""
+    import os
+
+    from sardana_redis.publishing.spool import SPOOL_ENV
+
+    folder = tmp_path_factory.mktemp("spool")
+    old = os.environ.get(SPOOL_ENV)
+    os.environ[SPOOL_ENV] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop(SPOOL_ENV, None)
+    else:
+        os.environ[SPOOL_ENV] = old

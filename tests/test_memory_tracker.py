@@ -15,7 +15,7 @@ from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
-from sardana_redis.publishing.blissdata_sinks import release_sink
+from sardana_redis.publishing.blissdata_private import release_sink
 from sardana_redis.datastore import init_db
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer

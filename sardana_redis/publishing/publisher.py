@@ -1,69 +1,121 @@
-"""Publishing one scan into Redis as a blissdata scan, off the scan's thread.
+"""Publishing one scan into Redis as a blissdata scan, off the scan's thread, losing nothing.
 
-The scan thread only hands records over (:meth:`ScanPublisher.push` appends to
-a deque). A daemon thread per scan connects, creates the blissdata scan with
-its streams, then every ``flush_interval`` (30 ms) converts what arrived into one batch
-per stream and sends it; at the end it seals the streams and closes the scan
-with its ``end_reason``. While the scan is open the thread also sends a heartbeat
-(:mod:`sardana_redis.publishing.heartbeat`), so that the memory tracker closes the scan soon
-after the MacroServer dies, and never while it merely waits (a paused scan).
+The scan thread only hands records over (:meth:`ScanPublisher.push` appends to a
+deque). The publisher's own thread, every ``flush_interval`` (30 ms), converts
+what arrived into one batch per stream, writes the batches to the local
+:mod:`spool <sardana_redis.publishing.spool>` and sends them to Redis. It is an
+explicit state machine (:class:`PublisherState`)::
 
-Redis can be down, full or die at any moment: the worker then stops
-publishing, drops what it cannot send, releases blissdata's sink threads and
-keeps trying to close what it published until Redis allows (or gives up after
-``retry_close_for`` seconds). The scan thread is never blocked longer than the
-``wait`` it gives to :meth:`ScanPublisher.finish`, and learns of the first
-problem through :attr:`ScanPublisher.problem` (to warn the user once).
+    OPENING ──> PUBLISHING ──> CLOSING ──> CLOSED
+       │          ↑    │          │
+       └───> RECONNECTING <───────┘          (any state) ──> ABANDONED
+
+* OPENING creates the scan (its streams, prepare, start);
+* PUBLISHING sends each new batch (one MULTI/EXEC per round, entry ids
+  ``<index>-1``: a batch Redis already has is refused, never duplicated);
+* RECONNECTING: Redis is down, frozen, or refused a write. Batches keep going to
+  the spool; every 2 s, then up to 30 s apart, the publisher tries again. When
+  Redis answers it continues the same scan where Redis stopped (each stream's
+  length tells where), creates the scan again if Redis lost it (restarted
+  without persistence), or creates it for the first time if Redis was down
+  when the scan started; then it sends from the spool whatever Redis lacks.
+  A Redis that is full (OOM) is retried the same way: nothing is dropped.
+* CLOSING seals the streams and closes the scan with its end (retried the same way);
+* CLOSED: the scan is whole in Redis; the spool forgets it.
+* ABANDONED: this process stops trying (after ``give_up_after`` seconds without
+  Redis once the scan ended, or after an internal error): the spool keeps the
+  scan, and the next recorder start (or ``sardana-redis spool replay``) publishes it.
+
+The scan thread is never blocked by Redis or the disk: it learns what happened
+through :meth:`ScanPublisher.notices` (one line when Redis is lost, one when the
+publisher caught up, one when points could not be kept).
 """
 
 from __future__ import annotations
 
+import datetime
+import enum
+import json
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import redis
 from blissdata.redis_engine.scan import ScanState
-from blissdata.redis_engine.store import DataStore
-from blissdata.streams.default import Stream
 
-from sardana_redis.publishing import heartbeat
-from sardana_redis.publishing.blissdata_sinks import release_sink, sink_is_broken
+from sardana_redis.datastore import DatabaseNotReady
+from sardana_redis.publishing import heartbeat, transport
 from sardana_redis.publishing.column_batches import ColumnConverter
-from sardana_redis.datastore import init_db, is_initialized
-from sardana_redis.publishing.h5maps import build_h5maps
-from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
+from sardana_redis.publishing.h5maps import build_h5maps, ended_h5maps
+from sardana_redis.publishing.publication import Batch, Publication, StreamPlan, encode
 from sardana_redis.publishing.scan_info import build_scan_info, end_scan_info
-from sardana_redis.scan_model import ScanDescription, ScanEnd
+from sardana_redis.publishing.spool import (
+    DEFAULT_MEMORY_LIMIT,
+    Spool,
+    SpooledScan,
+    SpoolUnavailable,
+    process_owner,
+    spool_for,
+)
+from sardana_redis.publishing.transport import LiveScan, RedisFull, ScanClosed, ScanGone
+from sardana_redis.redis_url import redact_redis_url
+from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 
 log = logging.getLogger(__name__)
 
-_stores: dict[str, tuple[DataStore, redis.Redis]] = {}
-_stores_lock = threading.Lock()
+
+class PublisherState(enum.Enum):
+    OPENING = "opening"
+    PUBLISHING = "publishing"
+    RECONNECTING = "reconnecting"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    ABANDONED = "abandoned"
 
 
-def publisher_url(url: str | None) -> str:
-    """``url`` normalised, with short socket timeouts: a dead Redis must not stall a scan."""
-    return with_socket_timeouts(url, connect=2, read=10)
+S = PublisherState
+#: The allowed transitions (anything else is a bug, raised as such).
+TRANSITIONS: dict[PublisherState, frozenset[PublisherState]] = {
+    S.OPENING: frozenset({S.PUBLISHING, S.RECONNECTING, S.ABANDONED}),
+    S.PUBLISHING: frozenset({S.RECONNECTING, S.CLOSING, S.ABANDONED}),
+    S.RECONNECTING: frozenset({S.PUBLISHING, S.ABANDONED}),
+    S.CLOSING: frozenset({S.RECONNECTING, S.CLOSED, S.ABANDONED}),
+    S.CLOSED: frozenset(),
+    S.ABANDONED: frozenset(),
+}
+FINAL = frozenset({S.CLOSED, S.ABANDONED})
+
+#: Retry delays after a failure: 2 s, doubling, at most 30 s.
+RETRY_FIRST, RETRY_MAX = 2.0, 30.0
+#: Batches sent in one MULTI/EXEC when catching up, and their bytes.
+ROUND_BATCHES, ROUND_BYTES = 2000, 16 * 1024**2
+#: Owner written in the spool for a scan this process gave up: the next replay takes it.
+ABANDONED_OWNER = "abandoned"
 
 
-def _data_store(url: str) -> tuple[DataStore, redis.Redis]:
-    """One DataStore (and plain client) per URL and process (thread-safe, costly to build);
-    the server is (re)initialised when it lost its blissdata set-up (flushed, or restarted
-    empty)."""
-    with _stores_lock:
-        cached = _stores.get(url)
-        if cached is None:
-            init_db(url)
-            cached = _stores[url] = (DataStore(url), redis.Redis.from_url(url))
-    store, client = cached
-    if not is_initialized(client):
-        init_db(url)
-    return store, client
+def publication_of(description: ScanDescription, converters: list[ColumnConverter]) -> Publication:
+    """The blissdata scan a Sardana scan is published as."""
+    info = build_scan_info(description)
+    h5maps = build_h5maps(description)
+    if h5maps:
+        info["h5maps"] = h5maps
+    ident = description.identity
+    streams = tuple(StreamPlan(c.column.stream, c.dtype, tuple(c.shape)) for c in converters)
+    return Publication(f"{ident.name} #{ident.number}", ident.as_blissdata(), info, streams)
+
+
+def failure_end_info(publication: Publication, why: str) -> dict[str, Any]:
+    """The end of a scan whose publisher died before the scan ended."""
+    end = ScanEnd(datetime.datetime.now().astimezone().isoformat(), EndReason.FAILURE)
+    info = {**end_scan_info(end), "publication_error": why}
+    h5maps = publication.info.get("h5maps")
+    if isinstance(h5maps, dict) and h5maps:
+        info["h5maps"] = ended_h5maps(h5maps, end)
+    return info
 
 
 class ScanPublisher:
@@ -72,30 +124,69 @@ class ScanPublisher:
     def __init__(
         self,
         url: str | None,
-        description: ScanDescription,
+        description: ScanDescription | None,
         *,
+        spool: Spool | None = None,
         flush_interval: float = 0.03,
-        retry_close_for: float = 600.0,
+        give_up_after: float = 86400.0,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        _resumed: SpooledScan | None = None,
     ) -> None:
-        self.url = publisher_url(url)
+        self.url = transport.publisher_url(url)
         self.description = description
+        self.spool = spool if spool is not None else spool_for(None)
         self.flush_interval = flush_interval
-        self.retry_close_for = retry_close_for
+        self.give_up_after = give_up_after
+        self.memory_limit = memory_limit
+        self.state = S.OPENING
         self.key: str | None = None  #: the blissdata scan key, once created
-        self.problem: str | None = None  #: the first problem met, for one user warning
-        self.points_sent = 0
+        self.problem: str | None = None  #: the first problem met (kept for the end warning)
+        self.points_taken = 0  #: points handed over by the scan and converted
+        self.points_lost = 0  #: points that could be kept neither in the spool nor in memory
+        self._converters = [ColumnConverter(c) for c in description.columns] if description else []
+        if _resumed is not None:
+            self.publication = _resumed.publication
+            self._spool_id: int | None = _resumed.id
+            self.key = _resumed.scan_key
+            self.points_taken = _resumed.points
+            self._end_info: dict[str, Any] | None = _resumed.end_info or failure_end_info(
+                self.publication, "its MacroServer stopped before the scan was closed in Redis; "
+                "closed from the spool with every point it had")
+        else:
+            self.publication = publication_of(description, self._converters)
+            self._spool_id = None
+            self._end_info = None
+        self._encoders = self.publication.encoders()
+        self._next = {s.name: self.points_taken for s in self.publication.streams}
+        self._confirmed = dict.fromkeys(self._next, 0)
         self._pending: deque[Mapping[str, Any]] = deque()
-        self._end: ScanEnd | None = None
-        self._wakeup = threading.Event()
-        self._closed = threading.Event()
-        self._scan: Any = None
+        self._queue: deque[Batch] = deque()  #: batches to send, in order (memory part)
+        self._queue_bytes = 0
+        self._from_spool: Iterator[Batch] | None = None  #: catching up from the disk part
+        self._round: tuple[list[Batch], bool] | None = None  #: batches in flight, from disk?
+        self._memory_only = False  #: the disk part failed for this scan: the queue keeps all
+        self._spool_told = False
+        self._live: LiveScan | None = None
         self._client: redis.Redis | None = None
+        self._retry_at = 0.0
+        self._delay = RETRY_FIRST
+        self._failing_since: float | None = None
+        self._ended_at: float | None = None
         self._last_beat = -math.inf
-        self._streams: dict[str, Any] = {}
-        self._converters = [ColumnConverter(c) for c in description.columns]
-        self._thread = threading.Thread(
-            target=self._run, name=f"publisher-{description.identity.number}", daemon=True
-        )
+        self._outage_told = False
+        self._notices: deque[tuple[str, str]] = deque()
+        self._end_requested = threading.Event()
+        self._wakeup = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"publisher-{self.publication.label}")
+
+    @classmethod
+    def resume(cls, url: str | None, spool: Spool, scan: SpooledScan, **kw: Any) -> "ScanPublisher":
+        """A publisher for a scan the spool holds whose publisher died (a replay)."""
+        publisher = cls(url or scan.url, None, spool=spool, _resumed=scan, **kw)
+        publisher._end_requested.set()
+        return publisher
 
     # --- the scan thread's side ------------------------------------------
 
@@ -110,170 +201,360 @@ class ScanPublisher:
     def finish(self, end: ScanEnd, wait: float = 10.0) -> bool:
         """Ask for the scan to be closed with ``end``; wait up to ``wait`` seconds.
 
-        Returns True when the scan is closed (or there was nothing to close).
+        Returns True when the scan is closed in Redis (False: it still is being
+        published, from the spool, in the background).
         """
-        self._end = end
+        info = end_scan_info(end)
+        h5maps = build_h5maps(self.description, end) if self.description else {}
+        if h5maps:
+            info["h5maps"] = h5maps
+        self._end_info = info
+        self._end_requested.set()
         self._wakeup.set()
-        return self._closed.wait(wait)
+        return self._done.wait(wait) and self.state is S.CLOSED
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the publisher is done (closed or abandoned)."""
+        return self._done.wait(timeout)
+
+    def notices(self) -> list[tuple[str, str]]:
+        """What the user should be told since the last call: ``(level, message)`` pairs,
+        level ``"warning"`` or ``"info"``."""
+        out = []
+        while self._notices:
+            out.append(self._notices.popleft())
+        return out
+
+    @property
+    def points_held(self) -> int:
+        """Points the scan handed over that Redis has not acknowledged yet."""
+        confirmed = min(self._confirmed.values(), default=self.points_taken)
+        return max(0, self.points_taken - confirmed)
 
     @property
     def placeholders(self) -> dict[str, int]:
         """Values replaced by placeholders, per stream (only those with some)."""
         return {c.column.stream: c.placeholders for c in self._converters if c.placeholders}
 
-    # --- the worker thread ------------------------------------------------
+    @property
+    def points_sent(self) -> int:
+        """Points Redis acknowledged (every stream)."""
+        return min(self._confirmed.values(), default=0)
+
+    # --- the state machine -------------------------------------------------
+
+    def _to(self, state: PublisherState) -> None:
+        if state not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"publisher of {self.publication.label}: "
+                               f"{self.state.name} -> {state.name} is not allowed")
+        log.debug("%s: %s -> %s", self.publication.label, self.state.name, state.name)
+        self.state = state
 
     def _run(self) -> None:
         try:
-            if self._open():
-                self._publish_until_end()
-        except Exception as exc:  # never let the worker die silently
-            self._fail(f"publishing stopped: {exc}", exc)
+            self._keep_in_spool()
+            while self.state not in FINAL:
+                self._wakeup.wait(self.flush_interval)
+                self._wakeup.clear()
+                self._take()
+                if time.monotonic() >= self._retry_at:
+                    self._step()
+                elif self._should_give_up():
+                    self._abandon("Redis unreachable for too long after the scan ended")
+        except Exception as exc:  # a bug: the spool keeps the scan for a replay
+            log.exception("Publisher of %s failed", self.publication.label)
+            self._abandon(f"publisher error: {type(exc).__name__}: {exc}")
         finally:
-            self._pending.clear()
-            self._close_when_possible()
-            self._closed.set()
+            self._done.set()
 
-    def _open(self) -> bool:
-        desc = self.description
-        info = build_scan_info(desc)
-        h5maps = build_h5maps(desc)
-        if h5maps:
-            info["h5maps"] = h5maps
+    def _step(self) -> None:
         try:
-            store, self._client = _data_store(self.url)
-            scan = store.create_scan(desc.identity.as_blissdata(), info=info)
-        except (redis.RedisError, RuntimeError, OSError) as exc:
-            self._fail(f"cannot reach Redis at {redact_redis_url(self.url)}: {exc}", exc)
+            if self.state in (S.OPENING, S.RECONNECTING):
+                self._connect()
+            if self.state is S.PUBLISHING:
+                self._send()
+                self._beat()
+                if self._end_requested.is_set() and not self._pending and self._caught_up():
+                    self._to(S.CLOSING)
+            if self.state is S.CLOSING:
+                self._close()
+        except ScanClosed as exc:
+            self._closed_elsewhere(str(exc))
+        except RedisFull as exc:
+            self._failed(f"Redis is full (maxmemory reached), retrying while the memory "
+                         f"tracker frees space: {exc}")
+        except (redis.RedisError, OSError, DatabaseNotReady, ScanGone) as exc:
+            reason = (f"Redis is full: {exc}" if transport.is_oom(exc) else
+                      f"Redis at {redact_redis_url(self.url)} unreachable "
+                      f"({type(exc).__name__}: {exc})")
+            self._failed(reason)
+
+    def _failed(self, reason: str) -> None:
+        """Redis failed us: retry later, keep everything in the spool meanwhile."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            self.problem = self.problem or reason
+            log.warning("%s: %s; buffering locally (%d points held, spool %s)",
+                        self.publication.label, reason, self.points_held, self.spool.folder)
+            if not self._outage_told:
+                self._outage_told = True
+                self._notices.append(("warning", (
+                    f"Redis unreachable: buffering locally, {self.points_held} points held in "
+                    f"{self.spool.folder}" if "full" not in reason else
+                    f"Redis is full: buffering locally, {self.points_held} points held in "
+                    f"{self.spool.folder} until the memory tracker frees space")))
+        else:
+            log.debug("%s: still failing: %s", self.publication.label, reason)
+        self._retry_at = now + self._delay
+        self._delay = min(self._delay * 2, RETRY_MAX)
+        self._round = None
+        self._from_spool = None
+        if not self._memory_only:  # resent from the disk part once Redis is back
+            self._queue.clear()
+            self._queue_bytes = 0
+        if self.state is not S.RECONNECTING:
+            self._to(S.RECONNECTING)
+
+    def _recovered(self) -> None:
+        if self._failing_since is None:
+            return
+        outage = time.monotonic() - self._failing_since
+        self._failing_since = None
+        self._delay = RETRY_FIRST
+        log.info("%s: Redis is back after %.0f s: continuing scan %s", self.publication.label,
+                 outage, self.key)
+
+    def _should_give_up(self) -> bool:
+        return (self._ended_at is not None and self._failing_since is not None
+                and time.monotonic() - self._ended_at > self.give_up_after)
+
+    # --- connecting ----------------------------------------------------------
+
+    def _connect(self) -> None:
+        store, self._client = transport.data_store(self.url)
+        live = self._live
+        if live is not None and not self._client.exists(live.key):
+            log.error("%s: Redis came back without scan %s (restarted without persistence, "
+                      "or deleted): publishing it again whole from the spool",
+                      self.publication.label, live.key)
+            live.release()
+            live = self._live = None
+        if live is None and self.key is not None and self.state is S.OPENING:
+            try:  # a replay: the scan of a publisher that died
+                live = transport.reopen(store, self.key, self.publication)
+            except ScanGone:
+                log.error("%s: scan %s is no longer in Redis: publishing it again whole from "
+                          "the spool", self.publication.label, self.key)
+        if live is None:
+            live = transport.create(store, self.publication)
+            if self.key is not None:
+                self._notices.append(("warning", f"Redis lost scan {self.key}: published "
+                                                 f"again as {live.key}"))
+        if live.key != self.key:
+            self.key = live.key
+            self._spool_call(self.spool.set_key, self._spool_id, live.key)
+            log.info("Scan %s published as %s", self.publication.label, live.key)
+        self._live = live
+        self._last_beat = -math.inf
+        lengths, sealed = transport.stream_lengths(self._client, live)
+        if transport.redis_state(store, live.key) is ScanState.CLOSED or sealed and any(
+                lengths[name] < self._next[name] for name in self._next):
+            raise ScanClosed(f"{live.key} was closed in Redis while its publisher was away")
+        self._resume_at(lengths)
+        self._to(S.PUBLISHING)
+        self._recovered()
+
+    def _resume_at(self, lengths: dict[str, int]) -> None:
+        """Send again whatever Redis lacks, from ``lengths`` on."""
+        self._confirmed = {name: min(lengths.get(name, 0), self._next[name])
+                           for name in self._next}
+        if self._spool_id is not None:
+            self._from_spool = self.spool.batches(self._spool_id, dict(self._confirmed))
+        if not self._memory_only:
+            return
+        first = {}
+        for b in self._queue:
+            first.setdefault(b.stream, b.start)
+        for name, start in first.items():
+            if start > self._confirmed[name]:  # only the memory part, and Redis lost some
+                missing = start - self._confirmed[name]
+                log.error("%s: Redis lost %d points of %r that only it held (the spool "
+                          "could not keep them)", self.publication.label, missing, name)
+                self._confirmed[name] = start
+        self._queue = deque(b for b in self._queue if b.end > self._confirmed[b.stream])
+        self._queue_bytes = sum(len(b.payload) for b in self._queue)
+
+    # --- records in, batches out --------------------------------------------
+
+    def _keep_in_spool(self) -> None:
+        if self._spool_id is not None:
+            return
+        try:
+            self._spool_id = self.spool.add_scan(self.publication, self.url)
+        except SpoolUnavailable as exc:
+            self._spool_trouble(str(exc))
+
+    def _spool_call(self, func: Any, *args: Any) -> bool:
+        if self._spool_id is None:
             return False
-        self._scan = scan
-        self.key = scan.key
-        self._beat()
-        for conv in self._converters:
-            definition = Stream.make_definition(conv.column.stream, conv.dtype, conv.shape
-                                                if conv.dtype != "json" else None)
-            self._streams[conv.column.stream] = scan.create_stream(definition)
-        scan.prepare()
-        scan.start()
-        log.info("Scan %s #%d published as %s", desc.identity.name, desc.identity.number, scan.key)
-        return True
+        try:
+            func(*args)
+            return True
+        except SpoolUnavailable as exc:
+            self._spool_trouble(str(exc))
+            return False
 
-    def _publish_until_end(self) -> None:
-        while True:
-            self._wakeup.wait(self.flush_interval)
-            ending = self._end is not None
-            self._flush()
-            self._check_sinks()
-            self._beat()
-            if self.problem is not None or (ending and not self._pending):
-                return
+    def _spool_trouble(self, message: str) -> None:
+        self._memory_only = True
+        if not self._spool_told:
+            self._spool_told = True
+            log.warning("%s: %s: keeping points in memory (up to %d MB)",
+                        self.publication.label, message, self.memory_limit // 1024**2)
+            self._notices.append(("warning", f"{message}: points are kept in memory only "
+                                             f"(up to {self.memory_limit // 1024**2} MB)"))
 
-    def _flush(self) -> None:
+    def _take(self) -> None:
+        """Records the scan handed over -> one batch per stream -> spool and send queue."""
         pending = self._pending
         n = len(pending)
         if not n:
             return
-        batch = [pending.popleft() for _ in range(n)]
+        records = [pending.popleft() for _ in range(n)]
+        batches = []
         for conv in self._converters:
-            key = conv.column.key
-            values = conv.convert([data.get(key) for data in batch])
-            stream = self._streams[conv.column.stream]
-            if conv.dtype == "json":  # a JSON stream takes one point per send
-                for value in values:
-                    stream.send(value)
+            name = conv.column.stream
+            values = conv.convert([data.get(conv.column.key) for data in records])
+            encoder, start = self._encoders[name], self._next[name]
+            if conv.dtype == "json":  # a JSON stream takes one point per entry
+                batches.extend(encode(encoder, name, start + i, v) for i, v in enumerate(values))
             else:
-                stream.send(values)
-        self.points_sent += n
+                batches.append(encode(encoder, name, start, values))
+        size = sum(len(b.payload) for b in batches)
+        if self._memory_only or not self._spool_call(self.spool.append, self._spool_id, batches):
+            self._memory_only = True
+            if self._queue_bytes + size > self.memory_limit:
+                self._lose(n)
+                return
+        for name in self._next:
+            self._next[name] += n
+        self.points_taken += n
+        if not self._memory_only and (self.state is not S.PUBLISHING or self._from_spool):
+            return  # sent from the disk part once Redis is back (or while catching up)
+        self._queue.extend(batches)
+        self._queue_bytes += size
 
-    def _check_sinks(self) -> None:
-        """Raise when a stream's sink lost Redis, even while nothing is sent: a sink that
-        died unnoticed would hang ``scan.stop()`` for ever."""
-        broken = [name for name, s in self._streams.items() if sink_is_broken(s)]
-        if broken:
-            raise ConnectionError(f"Redis connection lost while sending {broken[0]!r}")
+    def _lose(self, n: int) -> None:
+        if not self.points_lost:
+            log.error("%s: spool unavailable (%s) and %d MB held in memory: points are lost "
+                      "until Redis is back", self.publication.label, self.spool.error,
+                      self.memory_limit // 1024**2)
+        self.points_lost += n
+        self.problem = self.problem or f"{self.points_lost} points lost"
+        self._notices.append(("warning", f"{n} points lost: Redis unavailable, spool "
+                                         f"unavailable ({self.spool.error}) and memory full"))
+
+    def _caught_up(self) -> bool:
+        return self._from_spool is None and not self._queue
+
+    def _send(self) -> None:
+        """Send what Redis lacks: first from the disk part (catching up), then the queue.
+        A round that fails is sent again whole (Redis refuses what it already has)."""
+        while True:
+            if self._round is None:
+                self._round = self._next_round()
+            batches, from_disk = self._round
+            if not batches:
+                self._round = None
+                break
+            transport.send(self._client, self._live, batches)
+            for b in batches:
+                self._confirmed[b.stream] = max(self._confirmed[b.stream], b.end)
+            if not from_disk:
+                for _ in batches:
+                    self._queue_bytes -= len(self._queue.popleft().payload)
+            self._round = None
+        if self._outage_told and self._caught_up():
+            self._outage_told = False
+            self._notices.append(("info", f"Redis reachable again: caught up, {self.key} "
+                                          f"holds {self.points_sent} points"))
+
+    def _next_round(self) -> tuple[list[Batch], bool]:
+        """The next batches to send (bounded in count and bytes), and whether from disk."""
+        batches: list[Batch] = []
+        size = 0
+        while self._from_spool is not None and len(batches) < ROUND_BATCHES and size < ROUND_BYTES:
+            try:
+                b = next(self._from_spool, None)
+            except SpoolUnavailable as exc:
+                log.error("%s: %s: sending what memory holds", self.publication.label, exc)
+                b = None
+            if b is None:
+                self._from_spool = None
+            else:
+                batches.append(b)
+                size += len(b.payload)
+        if batches:
+            return batches, True
+        while self._queue and self._queue[0].end <= self._confirmed[self._queue[0].stream]:
+            self._queue_bytes -= len(self._queue.popleft().payload)  # sent from the disk part
+        for b in self._queue:
+            if len(batches) >= ROUND_BATCHES or size >= ROUND_BYTES:
+                break
+            batches.append(b)
+            size += len(b.payload)
+        return batches, False
 
     def _beat(self) -> None:
-        """A heartbeat every ``heartbeat.PERIOD`` seconds (best effort: Redis may be down)."""
+        """A heartbeat every ``heartbeat.PERIOD`` seconds."""
         now = time.monotonic()
-        if now - self._last_beat < heartbeat.PERIOD:
-            return
-        self._last_beat = now
-        try:
+        if now - self._last_beat >= heartbeat.PERIOD:
             heartbeat.beat(self._client, self.key)
-        except (redis.RedisError, OSError):
-            pass
+            self._last_beat = now
 
-    def _fail(self, message: str, exc: BaseException | None = None) -> None:
-        if self.problem is None:
-            self.problem = message
-            log.warning("Scan #%d: %s", self.description.identity.number, message,
-                        exc_info=exc if log.isEnabledFor(logging.DEBUG) else None)
-        for stream in self._streams.values():
-            if sink_is_broken(stream):
-                release_sink(stream)
+    # --- the end ---------------------------------------------------------------
 
-    def _close_when_possible(self) -> None:
-        """Seal and close the published scan, retrying while Redis is unavailable."""
-        if self._scan is None:
-            return
+    def _close(self) -> None:
+        if self._ended_at is None:
+            self._ended_at = time.monotonic()
+            self._spool_call(self.spool.set_end, self._spool_id, json.dumps(self._end_info))
+        info = dict(self._end_info)
+        if self.points_lost:
+            info["end_reason"] = EndReason.FAILURE.value
+            info["publication_error"] = f"{self.points_lost} points lost: {self.problem}"
+        transport.close(self._live, info)
         try:
-            self._check_sinks()
-        except ConnectionError as exc:
-            self._fail(str(exc), exc)
-        if self.problem is not None:  # nothing more will be sent: free the sinks
-            for stream in self._streams.values():
-                release_sink(stream)
-        self._end_wait()
-        deadline = time.monotonic() + self.retry_close_for
-        delay = 0.1
-        while True:
-            try:
-                if not self._client.exists(self.key):
-                    self._gone()
-                    return
-                self._close_scan()
-                return
-            except (redis.RedisError, OSError) as exc:
-                self._fail(f"cannot close the scan in Redis yet: {exc}", exc)
-                if time.monotonic() > deadline:
-                    log.error("Scan %s left open in Redis: %s", self.key, exc)
-                    return
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _gone(self) -> None:
-        """The scan is no longer in Redis: nothing to close; free the sinks (a stream
-        freed with a live sink would block its thread for ever)."""
-        self.problem = self.problem or "the scan is gone from Redis"
-        log.error("Scan %s is gone from Redis (restarted without its data, or deleted): "
-                  "nothing to close", self.key)
-        for stream in self._streams.values():
-            release_sink(stream)
-
-    def _end_wait(self) -> None:
-        """After a failure, wait for the scan's end (its end reason) before closing."""
-        while self._end is None:
-            self._wakeup.wait(1.0)
-            self._wakeup.clear()
-            self._pending.clear()
-            self._beat()  # the scan goes on: not abandoned
-
-    def _close_scan(self) -> None:
-        scan = self._scan
-        if scan.state is ScanState.STARTED:
-            scan.stop()
-        end = self._end
-        info = end_scan_info(end)
-        if self.problem is not None:
-            info["end_reason"] = "FAILURE"
-            info["publication_error"] = self.problem
-        h5maps = build_h5maps(self.description, end)
-        if h5maps:
-            info["h5maps"] = h5maps
-        scan.info.update(info)
-        scan.close()
-        try:
-            heartbeat.stop_beating(self._client, scan.key)
+            heartbeat.stop_beating(self._client, self.key)
         except (redis.RedisError, OSError):
             pass  # it expires by itself
-        log.info("Scan %s closed (%s, %d points)", scan.key, info["end_reason"], self.points_sent)
+        self._to(S.CLOSED)
+        self._spool_call(self.spool.forget, self._spool_id)
+        log.info("Scan %s closed (%s, %d points)", self.key, info["end_reason"], self.points_sent)
+
+    def _closed_elsewhere(self, why: str) -> None:
+        """The scan was closed in Redis by someone else: what Redis lacks cannot be added."""
+        missing = max(0, self.points_taken - self.points_sent)
+        log.error("%s: %s: %d points it lacks cannot be published any more",
+                  self.publication.label, why, missing)
+        self.points_lost += missing
+        self.problem = self.problem or why
+        if missing:
+            self._notices.append(("warning", f"{missing} points lost: {why}"))
+        self._abandon(why, keep=False)
+
+    def _abandon(self, why: str, keep: bool = True) -> None:
+        """Stop trying in this process; with ``keep``, the spool keeps the scan for a replay."""
+        if self.state in FINAL:
+            return
+        if self._live is not None:
+            self._live.release()
+        if keep and self._spool_id is not None:
+            self._spool_call(self.spool.claim, self._spool_id, process_owner(), ABANDONED_OWNER)
+            self._notices.append(("warning", f"{self.publication.label} is kept in the spool "
+                                             f"{self.spool.folder}: {why}; 'sardana-redis spool "
+                                             f"replay' publishes it"))
+        elif not keep and self._spool_id is not None:
+            self._spool_call(self.spool.forget, self._spool_id)
+        log.error("%s: publication abandoned: %s", self.publication.label, why)
+        self.problem = self.problem or why
+        self.state = S.ABANDONED

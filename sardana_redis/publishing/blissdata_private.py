@@ -1,4 +1,12 @@
-"""Keeping blissdata's stream sinks from hanging a process when Redis goes away.
+"""The one place that touches blissdata's private API (checked against blissdata 2.4.x).
+
+* :func:`stop_sink`: the publisher sends its batches itself (so it knows what Redis
+  acknowledged), so the sink threads every writable stream starts are stopped at once;
+* :func:`load_scan_rw`: a spool replay closes a scan whose publisher died, which
+  blissdata only allows to the scan's creator (its own ``delete_scan`` does the same);
+* the sink helpers below, for tests that simulate a publisher dying.
+
+Keeping blissdata's stream sinks from hanging a process when Redis goes away:
 
 Every writable blissdata 2.4 stream owns a "sink": two non-daemon threads that
 send XADDs and read the acknowledgements. The sink only handles Redis *error
@@ -54,3 +62,18 @@ def release_sink(stream: Any, timeout: float = 1.0) -> None:
     for thread in (sink._send_thread, sink._recv_thread):
         thread.join(timeout)
     sink._failure = None  # so that sealing the stream later goes on to the server
+
+
+def stop_sink(stream: Any) -> None:
+    """Stop an idle sink's threads (no network: it has nothing to send). Sealing the
+    stream later still works (blissdata's ``seal`` stops the sink again, harmlessly)."""
+    sink = _sink(stream)
+    if sink is not None:
+        sink.stop()
+
+
+def load_scan_rw(store: Any, key: str) -> Any:
+    """A scan loaded with write permission (to seal and close it)."""
+    from blissdata.redis_engine.scan import Scan
+
+    return Scan._load_rw(store, key)

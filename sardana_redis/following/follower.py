@@ -140,6 +140,7 @@ class ScanFollower:
         self._store: Any = None
         self._ledger: WriterLedger | None = None
         self._lock = threading.Lock()
+        self._ledger_memory: dict[str, dict[str, Any]] = {}
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -184,7 +185,8 @@ class ScanFollower:
 
     def _connect(self) -> tuple[Any, WriterLedger]:
         store = open_data_store(self.url)
-        ledger = WriterLedger(redis.Redis.from_url(self.url), self.name, self.lease)
+        ledger = WriterLedger(redis.Redis.from_url(self.url), self.name, self.lease,
+                              memory=self._ledger_memory)
         return store, ledger
 
     def _follow(self) -> None:
@@ -286,6 +288,11 @@ class ScanFollower:
         if not ledger.claim(key):
             return
         job = ScanJob(self._store, scan, ledger)
+        info = scan.info if isinstance(scan.info, dict) else {}
+        lost = ledger.carry_over(key, info.get("republished_from"))
+        if lost:
+            log.info("Scan %s is scan %s published again after Redis lost it: going on "
+                     "after what its files hold", key, lost)
         log.info("Processing scan %s", key)
         self.status.active[key] = job
         self._pool.submit(self._work, key, job)

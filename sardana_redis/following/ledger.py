@@ -81,11 +81,19 @@ class DoneRecord:
     time: float = 0.0
 
 
+#: Scans whose progress a writer process remembers (for scans Redis loses).
+MEMORY_SCANS = 1000
+
+
 class WriterLedger:
     """The durable state of one writer name (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, name: str, lease: float = 10.0) -> None:
+    def __init__(self, client: redis.Redis, name: str, lease: float = 10.0,
+                 memory: dict[str, dict[str, Any]] | None = None) -> None:
         self.client = client
+        #: what this process recorded of each scan (progress, points), kept across ledgers:
+        #: a scan Redis lost and its publisher published again goes on from there
+        self.memory = memory if memory is not None else {}
         self.name = name
         self.lease_ms = int(lease * 1000)
         self.instance = f"{uuid.uuid4().hex[:12]}"
@@ -161,7 +169,25 @@ class WriterLedger:
         return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
 
     def set_progress(self, scan_key: str, offsets: dict[str, int]) -> None:
+        self.memory.setdefault(scan_key, {})["progress"] = dict(offsets)
+        while len(self.memory) > MEMORY_SCANS:  # the oldest scans first
+            del self.memory[next(iter(self.memory))]
         self.client.hset(self._key("progress"), scan_key, json.dumps(offsets))
+
+    def carry_over(self, scan_key: str, republished_from: Any) -> str | None:
+        """A scan its publisher published again after Redis lost it (``republished_from``
+        lists the keys it had): its progress and points go on from what this process
+        recorded of the lost scan. Returns the lost key it goes on from, if any."""
+        if not isinstance(republished_from, list) or self.progress(scan_key):
+            return None
+        for old in reversed(republished_from):
+            kept = self.memory.get(old) if isinstance(old, str) else None
+            if kept and kept.get("progress"):
+                self.set_progress(scan_key, kept["progress"])
+                if kept.get("points"):
+                    self.set_points({scan_key: kept["points"]})
+                return old
+        return None
 
     # --- points persisted -----------------------------------------------------
 
@@ -171,6 +197,8 @@ class WriterLedger:
 
     def set_points(self, written: Mapping[str, int]) -> None:
         """Record how many points of each scan being written are on disk."""
+        for key, points in written.items():
+            self.memory.setdefault(key, {})["points"] = points
         if written:
             self._set_points(keys=[self._key("points")],
                              args=[v for item in written.items() for v in item])
@@ -195,4 +223,5 @@ class WriterLedger:
                                    "time": record.time or time.time()}
         self._mark_done(keys=[self._key(k) for k in ("done", "pending", "progress", "points")],
                         args=[scan_key, json.dumps(payload)])
+        self.memory.pop(scan_key, None)
         self.release(scan_key)

@@ -167,6 +167,7 @@ class ScanPublisher:
         self._memory_only = False  #: the disk part failed for this scan: the queue keeps all
         self._spool_told = False
         self._live: LiveScan | None = None
+        self._lost_keys: list[str] = []  #: keys Redis lost (restarted without persistence)
         self._client: redis.Redis | None = None
         self._retry_at = 0.0
         self._delay = RETRY_FIRST
@@ -347,7 +348,9 @@ class ScanPublisher:
                 log.error("%s: scan %s is no longer in Redis: publishing it again whole from "
                           "the spool", self.publication.label, self.key)
         if live is None:
-            live = transport.create(store, self.publication)
+            if self.key is not None and self.key not in self._lost_keys:
+                self._lost_keys.append(self.key)
+            live = transport.create(store, self.publication, self._lost_keys)
             if self.key is not None:
                 self._notices.append(("warning", f"Redis lost scan {self.key}: published "
                                                  f"again as {live.key}"))
@@ -522,7 +525,7 @@ class ScanPublisher:
         if self.points_lost:
             info["end_reason"] = EndReason.FAILURE.value
             info["publication_error"] = f"{self.points_lost} points lost: {self.problem}"
-        transport.close(self._live, info)
+        transport.close(self._client, self._live, info)
         try:
             heartbeat.stop_beating(self._client, self.key)
         except (redis.RedisError, OSError):

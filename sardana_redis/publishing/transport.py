@@ -91,10 +91,15 @@ class LiveScan:
             stop_sink(stream)
 
 
-def create(store: DataStore, publication: Publication) -> LiveScan:
-    """Create, prepare and start the scan with its streams."""
+def create(store: DataStore, publication: Publication, lost_keys: list[str] | None = None
+           ) -> LiveScan:
+    """Create, prepare and start the scan with its streams; ``lost_keys``: the keys it had
+    in Redis before Redis lost it (``scan_info["republished_from"]``, for the writers)."""
+    info = dict(publication.info)
+    if lost_keys:
+        info["republished_from"] = list(lost_keys)
     try:
-        scan = store.create_scan(publication.identity, info=publication.info)
+        scan = store.create_scan(publication.identity, info=info)
     except redis.ResponseError as exc:
         raise (RedisFull(str(exc)) if is_oom(exc) else exc) from None
     live = LiveScan(scan, {})
@@ -163,34 +168,48 @@ def send(client: redis.Redis, live: LiveScan, batches: Iterable[Batch]) -> int:
     """Write ``batches`` in one MULTI/EXEC; returns how many were new to Redis.
 
     A batch Redis already holds (same entry id) is refused by Redis and counted as
-    there. Raises :class:`RedisFull` (nothing written) when Redis is out of memory.
+    there. Raises :class:`RedisFull` (nothing written) when Redis is out of memory,
+    :class:`ScanGone` (nothing left behind) when Redis no longer has the scan: a Redis
+    restarted empty must not get streams of a scan it does not know.
     """
     batches = list(batches)
     if not batches:
         return 0
     pipe = client.pipeline(transaction=True)
-    for b in batches:
-        pipe.xadd(live.streams[b.stream].key, b.xadd_fields(), id=f"{b.start}-1")
+    pipe.exists(live.key)
+    for b in batches:  # only a stream's first entry may create it
+        pipe.xadd(live.streams[b.stream].key, b.xadd_fields(), id=f"{b.start}-1",
+                  nomkstream=b.start > 0)
     try:
-        replies = pipe.execute(raise_on_error=False)
+        exists, *replies = pipe.execute(raise_on_error=False)
     except redis.ResponseError as exc:  # EXECABORT: a command refused while queued
         if is_oom(exc):
             raise RedisFull(str(exc)) from None
         raise
+    if not exists:
+        created = {live.streams[b.stream].key for b, r in zip(batches, replies)
+                   if b.start == 0 and isinstance(r, bytes)}
+        if created:
+            client.delete(*created)
+        raise ScanGone(f"{live.key} is not in Redis")
     new = 0
-    for reply in replies:
+    for b, reply in zip(batches, replies):
         if isinstance(reply, redis.ResponseError):
             if "equal or smaller" in str(reply):
                 continue  # already in Redis (sent before a reconnection)
             if is_oom(reply):
                 raise RedisFull(str(reply))
             raise reply
+        if reply is None:  # NOMKSTREAM: the stream is gone (trimmed away, or deleted)
+            raise ScanGone(f"stream {b.stream!r} of {live.key} is not in Redis")
         new += 1
     return new
 
 
-def close(live: LiveScan, end_info: dict[str, Any]) -> None:
+def close(client: redis.Redis, live: LiveScan, end_info: dict[str, Any]) -> None:
     """Seal every stream and close the scan with ``end_info`` (retried as a whole)."""
+    if not client.exists(live.key):  # sealing would create streams in a Redis without it
+        raise ScanGone(f"{live.key} is not in Redis")
     for stream in live.streams.values():
         stream.seal()  # "already sealed" is fine: closing is retried after failures
     scan = live.scan

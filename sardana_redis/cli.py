@@ -209,6 +209,30 @@ def cmd_install_redis_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spool(args: argparse.Namespace) -> int:
+    """Show what a publisher spool holds, or publish it (replay): the scans a MacroServer
+    left there when it stopped before Redis had them are published and closed."""
+    from sardana_redis.publishing.replay import replay_and_wait
+    from sardana_redis.publishing.spool import Spool, default_spool_dir
+    from sardana_redis.redis_url import normalize_redis_url
+
+    spool = Spool(args.spool_dir or default_spool_dir())
+    if args.action == "show":
+        usage = spool.usage()
+        print(f"spool {usage.folder}: {usage.scans} scans, {usage.points} points, "
+              f"{usage.bytes / 1e6:.1f} MB" + ("" if usage.writable else
+                                                f" (NOT writable: {usage.error})"))
+        for scan in usage.by_scan:
+            print(f"  {scan.publication.label}: {scan.points} points, {scan.bytes / 1e6:.1f} MB, "
+                  f"{scan.scan_key or 'not in Redis yet'}, publisher {scan.owner}, "
+                  f"{'ended' if scan.end_info else 'not ended'}")
+        return 0
+    url = normalize_redis_url(args.redis_url) if args.redis_url else None
+    closed, held = replay_and_wait(spool, url, args.timeout)
+    print(f"spool {spool.folder}: {closed} scans published and closed, {held} still held")
+    return 0 if not held else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -320,6 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "plot":
             p.add_argument("--output", "-o", type=Path, help="PNG file (default: scan<N>.png)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("spool", help="show or replay a publisher spool",
+                       description=cmd_spool.__doc__)
+    p.add_argument("action", choices=["show", "replay"])
+    p.add_argument("--spool-dir", type=Path, help="the spool folder (default: "
+                   "$SARDANA_REDIS_SPOOL, else ~/.local/state/sardana-redis/spool)")
+    p.add_argument("--redis-url", help="publish into this Redis instead of the one each "
+                                       "scan was meant for")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds to wait for each scan to be closed (default: %(default)s)")
+    p.set_defaults(func=cmd_spool)
 
     add_tango_register_parser(sub)
     return parser

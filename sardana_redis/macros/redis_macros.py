@@ -6,6 +6,7 @@
     redis_set_info proposal ihch1234      session, beamline, proposal, collection, dataset
     redis_set_files scans.h5 scans.dat    ask the writer services for these files
     redis_files on|off                    request files from the writers or not
+    redis_set_spool /local/disk/spool     where scans wait while Redis is unreachable
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sardana_redis.publishing.sardana_adapter import (
     WRITE_FILES_VARIABLE,
     requested_files,
 )
+from sardana_redis.publishing.spool import SPOOL_VARIABLE, Spool, spool_for
 from sardana_redis.scan_model import FILE_FORMATS, file_format
 
 
@@ -77,9 +79,42 @@ class redis_config(Macro):
         rows += [(var, str(_env(self, var, "") or "-")) for var in INFO_VARIABLES.values()]
         rows.append((WRITE_FILES_VARIABLE, str(bool(_env(self, WRITE_FILES_VARIABLE, True)))))
         rows.append(("Files requested", ", ".join(f"{f.path} ({f.format})" for f in files) or "-"))
+        rows.append(("Spool", _spool_status(spool_for(_env(self, SPOOL_VARIABLE)))))
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
             self.output(f"{name:>{width}}  {value}")
+
+
+def _spool_status(spool: Spool) -> str:
+    usage = spool.usage()
+    held = (f"{usage.scans} scans held ({usage.points} points, {usage.bytes / 1e6:.1f} MB)"
+            if usage.scans else "empty")
+    state = "" if usage.writable else f"; NOT WRITABLE ({usage.error or 'permission denied'})"
+    return f"{usage.folder}: {held}, limit {spool.max_bytes / 1e9:.0f} GB{state}"
+
+
+class redis_set_spool(Macro):
+    """Set the folder where scans are kept while Redis is unreachable (RedisSpoolDir).
+
+    A local disk of the MacroServer's host, writable by its user; an empty value ("")
+    goes back to the default ($SARDANA_REDIS_SPOOL, else ~/.local/state/sardana-redis/spool).
+    """
+
+    param_def = [["folder", Type.String, None, "a local folder"]]
+
+    def run(self, folder: str) -> None:
+        if folder:
+            self.setEnv(SPOOL_VARIABLE, folder)
+        else:
+            try:
+                self.unsetEnv(SPOOL_VARIABLE)
+            except Exception:
+                pass  # not set
+        status = _spool_status(spool_for(folder or None))
+        self.output(f"{SPOOL_VARIABLE} = {folder or '(default)'}: {status}")
+        if "NOT WRITABLE" in status:
+            self.warning("the spool folder cannot be written: while Redis is unreachable, "
+                         "scans are kept in memory only")
 
 
 class redis_enable(Macro):

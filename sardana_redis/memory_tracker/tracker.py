@@ -126,6 +126,7 @@ class MemoryTracker:
         self.counters = TrackerCounters()
         self._since = "0-0"
         self._scans: dict[str, ScanKeys] = {}
+        self._last_seen: float | None = None  #: when a cycle last read Redis
 
     # --- set-up -----------------------------------------------------------
 
@@ -172,6 +173,7 @@ class MemoryTracker:
         self._discover()
         open_scans = [s for s in self._scans.values() if not s.closed]
         self._refresh(open_scans, now)
+        self._forgive_blind_time(open_scans, now)
         done = self._finished_by_writers(writers)
         self._expire_finished(done)
         self._close_abandoned(now, done)
@@ -219,6 +221,16 @@ class MemoryTracker:
         scan_keys.refresh_states(self.client, scans)
         for scan in scans:
             if (scan.state, scan.last_ids, scan.heartbeat) != before[scan.key]:
+                scan.last_activity = now
+
+    def _forgive_blind_time(self, scans: Sequence[ScanKeys], now: float) -> None:
+        """Time the tracker could not see Redis (down, frozen) is no publisher's silence:
+        publishers could not write either. After such a gap every open scan starts afresh."""
+        last, self._last_seen = self._last_seen, now
+        if last is not None and now - last > 2 * self.settings.monitoring_period + 10:
+            log.info("Redis was out of sight for %.0f s: open scans get a fresh start",
+                     now - last)
+            for scan in scans:
                 scan.last_activity = now
 
     def _finished_by_writers(self, writers: Sequence[str]) -> set[str]:

@@ -227,6 +227,11 @@ class ScanPublisher:
         return out
 
     @property
+    def has_notices(self) -> bool:
+        """True when :meth:`notices` has something (cheap: for the scan thread)."""
+        return bool(self._notices)
+
+    @property
     def points_held(self) -> int:
         """Points the scan handed over that Redis has not acknowledged yet."""
         confirmed = min(self._confirmed.values(), default=self.points_taken)

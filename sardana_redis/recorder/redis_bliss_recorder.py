@@ -8,7 +8,11 @@ variable (default ``redis://localhost:6379``).
 
 Sardana creates one recorder per routed entry; the first one to start a scan
 publishes it, the others stand by, so one Sardana scan is one blissdata scan.
-A scan never fails because of Redis: problems give one warning.
+A scan never fails because of Redis: every batch is kept in a local spool
+(the ``RedisSpoolDir`` environment variable, or ``$SARDANA_REDIS_SPOOL``) until
+Redis has it; the user gets one warning when Redis is lost and one line when the
+publisher has caught up. Scans a MacroServer that died left in its spool are
+published (and closed) by the next recorder start.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Any
 from sardana.macroserver.scan.recorder import DataRecorder
 
 from sardana_redis.publishing.publisher import ScanPublisher
-from sardana_redis.redis_url import DEFAULT_REDIS_URL
+from sardana_redis.publishing.replay import replay_in_background
 from sardana_redis.publishing.sardana_adapter import URL_VARIABLE, describe_end, describe_scan
+from sardana_redis.publishing.spool import SPOOL_VARIABLE, spool_for
+from sardana_redis.redis_url import DEFAULT_REDIS_URL
 
 #: Seconds the end of a scan waits for the scan to be closed in Redis.
 CLOSE_WAIT = 10.0
@@ -52,11 +58,18 @@ class RedisBlissRecorder(DataRecorder):
         if self._warned:
             return
         self._warned = True
-        text = f"RedisBlissRecorder: {message} (the scan goes on; its data may be incomplete in Redis)"
+        self._tell("warning", f"RedisBlissRecorder: {message}")
+
+    def _tell(self, level: str, text: str) -> None:
         try:
-            self.macro.warning(text)
+            getattr(self.macro, level)(text)
         except Exception:
-            self.warning(text)
+            getattr(self, level)(text)
+
+    def _relay(self, publisher: ScanPublisher) -> None:
+        """What the publisher has to tell the user (Redis lost, caught up, points lost)."""
+        for level, message in publisher.notices():
+            self._tell(level, f"RedisBlissRecorder: {message}")
 
     def _startRecordList(self, recordlist: Any) -> None:
         with _publishing_lock:
@@ -66,7 +79,9 @@ class RedisBlissRecorder(DataRecorder):
         try:
             description = describe_scan(recordlist.getEnviron(), self.macro, self._get_env)
             url = self._get_env(URL_VARIABLE, DEFAULT_REDIS_URL)
-            self._publisher = ScanPublisher(url, description)
+            spool = spool_for(self._get_env(SPOOL_VARIABLE))
+            replay_in_background(spool)  # what a MacroServer that died left behind
+            self._publisher = ScanPublisher(url, description, spool=spool)
             self._publisher.start()
         except Exception as exc:
             self._publisher = None
@@ -77,8 +92,8 @@ class RedisBlissRecorder(DataRecorder):
         if publisher is None:
             return
         publisher.push(record.data)
-        if publisher.problem is not None:
-            self._warn_once(publisher.problem)
+        if publisher.has_notices:  # cheap check in the scan thread; rare
+            self._relay(publisher)
 
     def _endRecordList(self, recordlist: Any) -> None:
         with _publishing_lock:
@@ -92,9 +107,14 @@ class RedisBlissRecorder(DataRecorder):
         except Exception as exc:
             self._warn_once(f"cannot end the scan in Redis: {exc}")
             return
-        if publisher.problem is not None:
-            self._warn_once(publisher.problem)
-        elif not closed:
-            self._warn_once(f"Redis is slow: scan {publisher.key} is still being closed")
+        self._relay(publisher)
+        if publisher.points_lost:
+            self._tell("warning", f"RedisBlissRecorder: {publisher.points_lost} points of this "
+                                  f"scan could not be kept and are lost ({publisher.problem})")
+        if not closed:
+            self._tell("warning", (
+                f"RedisBlissRecorder: Redis unreachable: {publisher.points_held} points of "
+                f"this scan held in {publisher.spool.folder}; they are published as soon as "
+                f"Redis is back"))
         if publisher.placeholders:
             self.debug("placeholders published for missing values: %s", publisher.placeholders)

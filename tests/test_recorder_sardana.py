@@ -9,6 +9,7 @@ import time
 import pytest
 from redis import Redis
 
+from sardana_redis.datastore import init_db
 from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
 from sardana_redis.publishing.scan_info import validate_scan_info
 from tests.recorder_helpers import (
@@ -156,6 +157,7 @@ def test_redis_down_at_scan_start(door, scan_dir, tmp_path):
         oracle = oracle_measurement(scan_dir, number)
         assert len(oracle["mot01"]) == 5
         redis.start()  # Redis comes: the scan is published whole, with its real end
+        init_db(redis.url)  # (the publisher does it too: the reader must not race it)
         published = read_published(redis.url, number, tmp_path, timeout=60)
         assert_same_data(published, oracle)
         assert published.info["end_reason"] == "SUCCESS"

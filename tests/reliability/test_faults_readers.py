@@ -10,8 +10,6 @@ memory tracker keeps it in Redis), and writes it whole once the reader lets go.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 import redis
 
+from tests.h5_readers import Reader
 from tests.reliability.accounting import tally
 from tests.reliability.report import full_scale
 from tests.reliability.service_stack import (  # noqa: F401 (stacks: a fixture)
@@ -33,40 +32,6 @@ from tests.services import wait_saved_points
 
 POINTS = 2000 if full_scale() else 200
 HOLD = 3.0  #: seconds the reader keeps the file once the writer waits for it
-
-#: A reader as silx view or PyMca are: opens the file for reading (retrying while it
-#: cannot), looks at its entries, keeps it open until its stdin is closed.
-READER = """
-import sys, time, h5py
-path, swmr = sys.argv[1], sys.argv[2] == "swmr"
-deadline = time.monotonic() + 30
-while True:
-    try:
-        f = h5py.File(path, "r", swmr=True) if swmr else h5py.File(path, "r")
-        break
-    except OSError:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.02)
-print("opened", *(f"{name}:{len(f[name]['measurement/Pt_No'])}" for name in f), flush=True)
-sys.stdin.read()
-f.close()
-"""
-
-
-class Reader:
-    """A separate process holding ``path`` open with h5py (``swmr=True`` or not)."""
-
-    def __init__(self, path: Path, swmr: bool) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", READER, str(path), "swmr" * swmr],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.opened = self.proc.stdout.readline()
-        assert self.opened.startswith("opened"), f"the reader could not open {path}"
-
-    def release(self) -> None:
-        """The user closes the file (or the viewer)."""
-        self.proc.stdin.close()
-        assert self.proc.wait(10) == 0
 
 
 def whole_scan(stack: ServiceStack, number: int) -> LiveScan:

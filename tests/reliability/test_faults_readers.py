@@ -57,6 +57,9 @@ VARIANTS = {
     "held (h5py 'r') when the scan starts": dict(swmr=False, during=False),
     "held (h5py 'r', swmr=True) when the scan starts": dict(swmr=True, during=False),
     "grabbed (swmr=True) while the scan runs, held at its end": dict(swmr=True, during=True),
+    # stopped while it waits: the scan is left for a resume, never recorded as failed
+    "held (h5py 'r'), the writer restarted while it waits": dict(swmr=False, during=False,
+                                                                 restart=True),
 }
 
 
@@ -65,6 +68,7 @@ def test_reader_holds_the_nexus_file(variant, stacks, reliability):
     """The reader costs the scan nothing: the writer waits for the file, the scan stays
     in Redis unsaved, and it is written whole once the reader closes the file."""
     swmr, during = VARIANTS[variant]["swmr"], VARIANTS[variant]["during"]
+    restart = VARIANTS[variant].get("restart", False)
     stack = stacks()
     stack.start_all()
     first = whole_scan(stack, 1)  # the file exists: the user looks at this scan
@@ -84,6 +88,11 @@ def test_reader_holds_the_nexus_file(variant, stacks, reliability):
     waiting = f"waiting for {nexus}: held open by another program"
     wait_for(lambda: waiting in writer.log() or stack.done(second.key, "nexus-writer"), 30,
              "the NeXus writer meets the reader")
+    if restart:  # SIGTERM (systemctl restart) while it waits
+        writer.stop()
+        writer = stack.start_writer("nexus-writer")
+        wait_for(lambda: waiting in writer.log() or stack.done(second.key, "nexus-writer"), 30,
+                 "the restarted NeXus writer meets the reader")
     stack.wait_written([second.key], writers=["spec-writer"])  # not held up by the reader
     time.sleep(HOLD)
     done_while_held = stack.done(second.key, "nexus-writer")

@@ -20,18 +20,20 @@ from sardana_redis.local_stack.tango_db import (
     remove_unix_socket_dir,
 )
 from sardana_redis.tango_registration import add_tango_register_parser
+from tests.h5_readers import Reader
 from tests.tango_servers import device_server, free_port, wait_for
 
 SERVER = "RedisSpecWriter"
 
 
-def publish_scan(redis_url: str, path: Path) -> str:
-    """A 3-point ascan, published and closed with blissdata, requesting the SPEC file ``path``."""
+def publish_scan(redis_url: str, path: Path, number: int = 1, fmt: str = "spec") -> str:
+    """A 3-point ascan, published and closed with blissdata, requesting the file ``path``
+    of format ``fmt``."""
     store = DataStore(redis_url)
     scan = store.create_scan(
-        {"name": "ascan", "number": 1, "data_policy": "no_policy", "session": "s"},
+        {"name": "ascan", "number": number, "data_policy": "no_policy", "session": "s"},
         info={"title": "ascan mot01 0 1 2 0.1",
-              "sardana": {"requested_files": [{"path": str(path), "format": "spec"}]}})
+              "sardana": {"requested_files": [{"path": str(path), "format": fmt}]}})
     streams = {name: scan.create_stream(Stream.make_definition(name, dtype))
                for name, dtype in (("#Pt No", "int64"), ("mot01", "float64"), ("ct01", "float64"))}
     scan.prepare()
@@ -100,6 +102,30 @@ def test_scan_written(tango_db, redis_url, tmp_path):
     assert len(rows) == 3
     columns = {label: [row[i] for row in rows] for i, label in enumerate(labels)}
     assert columns == {"Pt_No": [0.0, 1.0, 2.0], "mot01": [0.0, 0.5, 1.0], "ct01": [10.0, 11.0, 12.0]}
+
+
+def test_nexus_status_while_a_reader_holds_the_file(tango_db, redis_url, tmp_path):
+    """A file held open by a reader (h5py, HDF5 file locking on): ALARM, and Status says
+    what the writer waits for; ON again and the scan written once the reader lets go."""
+    root = tmp_path / "scans"
+    path = root / "t.h5"
+    with device_server(tango_db, tmp_path, "RedisNexusWriter", "held",
+                       {"test/nexuswriter/held": writer_properties(redis_url, root)}) as d:
+        dev = d["test/nexuswriter/held"]
+        wait_for(lambda: "following" in dev.status(), "Status to say following")
+        publish_scan(redis_url, path, 1, "nexus")
+        wait_for(lambda: dev.ScansWritten == 1, "the first scan written")
+        reader = Reader(path, swmr=False)
+        try:
+            key = publish_scan(redis_url, path, 2, "nexus")
+            wait_for(lambda: dev.state() == tango.DevState.ALARM, "ALARM while the file is held")
+            assert dev.status() == (f"1 scan(s) cannot be written now: {key}: "
+                                    f"waiting for {path}: held open by another program")
+            assert dev.ScansWritten == 1 and dev.ActiveScans == 1
+        finally:
+            reader.release()
+        wait_for(lambda: dev.ScansWritten == 2, "the second scan written once the file is free")
+        assert dev.state() == tango.DevState.ON and dev.ScansFailed == 0
 
 
 #: Runs a WriterDevice whose follower thread dies at once, prints State/Status before

@@ -5,7 +5,9 @@ template: it waits for the scan to be prepared, picks its files (those the
 scan requested in the writer's format, or the service's default pattern),
 confines them to the root folders, takes the file locks (one scan per file
 at a time), lets the subclass write, and releases the locks unless the
-write was interrupted (the scan keeps them for its resume).
+write was interrupted (the scan keeps them for its resume). A file another
+program holds (:meth:`FileScanWriter.wait_for_file`) is waited for, never a
+failed scan.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState
@@ -30,6 +32,14 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for a scan's CLOSED state (its end_reason) once its streams ended.
 CLOSE_WAIT = 10.0
+#: Seconds between two tries to open a file another program holds.
+HELD_POLL = 1.0
+
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """``job.stop`` was set while the scan waited for a file: it is left for a resume."""
 
 
 def requested_files(info: Mapping[str, Any], fmt: str) -> list[str]:
@@ -68,7 +78,7 @@ class FileScanWriter:
     FORMAT: ClassVar[str] = ""  #: "spec" or "nexus"
 
     def __init__(self, roots: Sequence[Path], default_pattern: str | None = None,
-                 file_lock_poll: float = 0.2) -> None:
+                 file_lock_poll: float = 0.2, held_poll: float = HELD_POLL) -> None:
         if not roots:
             raise ValueError("a writer needs at least one root folder")
         relative = [str(r) for r in roots if not Path(r).is_absolute()]
@@ -77,6 +87,7 @@ class FileScanWriter:
         self.roots = [Path(r) for r in roots]
         self.default_pattern = default_pattern
         self.file_lock_poll = file_lock_poll
+        self.held_poll = held_poll
 
     def candidate_files(self, scan: Any) -> list[str]:
         """The files this scan asks for (before confinement)."""
@@ -120,6 +131,8 @@ class FileScanWriter:
             return None
         try:
             return self.write_scan(job, scan, files)
+        except Interrupted:
+            return None
         finally:
             if not job.stop.is_set():  # else the locks stay with the scan, for its resume
                 for path in files:
@@ -139,6 +152,38 @@ class FileScanWriter:
                 if job.stop.wait(self.file_lock_poll):
                     return False
         return True
+
+    def wait_for_file(self, job: ScanJob, path: Path, attempt: Callable[[], T],
+                      held: Callable[[BaseException], bool],
+                      why: str = "held open by another program") -> T:
+        """``attempt()`` (opening ``path``), tried again every ``held_poll`` seconds for as
+        long as it fails with an error ``held`` recognises: meanwhile the job says
+        ``waiting for PATH: WHY`` (Tango Status) and the log says it once, at WARNING, then
+        at INFO when writing goes on. Raises :class:`Interrupted` when ``job.stop`` is set."""
+        since = None
+        try:
+            while True:
+                try:
+                    result = attempt()
+                except Exception as exc:
+                    if not held(exc):
+                        raise
+                    if since is None:
+                        since = time.monotonic()
+                        job.waiting = f"waiting for {path}: {why}"
+                        log.warning("Scan %s #%s: %s", job.scan.key, getattr(job.scan, "number", "?"),
+                                    job.waiting)
+                        log.debug("%s: %s", path, exc)
+                    if job.stop.wait(self.held_poll):
+                        raise Interrupted(job.waiting) from None
+                    continue
+                if since is not None:
+                    log.info("Scan %s #%s: %s is free again after %.1f s: writing goes on",
+                             job.scan.key, getattr(job.scan, "number", "?"), path,
+                             time.monotonic() - since)
+                return result
+        finally:
+            job.waiting = ""
 
     @staticmethod
     def wait_end(scan: Any, stop: Any) -> tuple[datetime.datetime, str]:

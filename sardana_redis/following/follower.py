@@ -69,6 +69,8 @@ class ScanJob:
     files: tuple[str, ...] = ()  #: the files the handler writes, once it knows them
     rows_written: int = 0
     points_seen: int = 0
+    #: what the handler waits for now, e.g. "waiting for FILE: held open by another program"
+    waiting: str = ""
 
 
 class ScanHandler(Protocol):
@@ -91,6 +93,16 @@ class FollowerStatus:
     last_files: tuple[str, ...] = ()
     active: dict[str, ScanJob] = field(default_factory=dict)
     stalled: dict[str, str] = field(default_factory=dict)  #: scans that cannot be written now: why
+
+    @property
+    def blocked(self) -> dict[str, str]:
+        """The scans that cannot be written now, and why: stalled (disk full), or waiting
+        for a file another program holds."""
+        blocked = dict(self.stalled)
+        for key, job in list(self.active.items()):
+            if job.waiting:
+                blocked.setdefault(key, job.waiting)
+        return blocked
 
     @property
     def lag_points(self) -> int:

@@ -15,14 +15,17 @@ State and Status are computed when read:
 INIT      started, Redis has not answered yet
 ON        the follower runs and reaches Redis (Status: what it follows)
 ALARM     the follower runs but Redis is unreachable, or a scan cannot be
-          written (disk full); it retries by itself (Status: the error)
+          written now (disk full, or its file held open by another program:
+          ``waiting for FILE: held open by another program``); it retries by
+          itself (Status: the error)
 FAULT     invalid configuration (fix the properties, then ``Init``), or a
           follower thread died (see the server log, then ``Start``)
 OFF       stopped by the ``Stop`` command
 ========  ==============================================================
 
-ALARM, not FAULT, for Redis being away or a full disk: the service recovers on
-its own once Redis is back or space is freed, nobody has to act on the device.
+ALARM, not FAULT, for Redis being away, a full disk or a file held open by a reader:
+the service recovers on its own once Redis is back, space is freed or the reader
+closes the file; nobody has to act on the device.
 """
 
 from __future__ import annotations
@@ -131,10 +134,10 @@ class WriterDevice(ServiceDevice):
             return DevState.INIT, f"Starting: {status.message}"
         if not status.healthy:
             return DevState.ALARM, f"Not following scans: {status.message}"
-        stalled = dict(status.stalled)
-        if stalled:
-            return DevState.ALARM, (f"{len(stalled)} scan(s) cannot be written: " +
-                                    "; ".join(f"{k}: {m}" for k, m in stalled.items()))
+        blocked = status.blocked
+        if blocked:
+            return DevState.ALARM, (f"{len(blocked)} scan(s) cannot be written now: " +
+                                    "; ".join(f"{k}: {m}" for k, m in blocked.items()))
         sessions = ", ".join(sorted(follower.sessions)) or "all"
         return DevState.ON, (f"Writer {follower.name!r} {status.message} (sessions: {sessions}); "
                              f"{status.scans_written} scans written, {status.scans_failed} failed, "

@@ -9,16 +9,23 @@ Existing files created without SWMR support get the scan appended without it.
 At the end, the file is reopened normally for what SWMR cannot do: end time,
 end reason, strings of referenced values and their virtual datasets.
 An existing entry is never overwritten.
+
+Every open takes and respects HDF5's file locks (:data:`LOCKING`): a file another
+program holds open (a reader such as silx view, PyMca or h5py, with or without SWMR) is
+waited for, at the start of a scan and for the reopening at its end, and the scan is
+written whole once the reader lets go (see ``docs/writers.md``, "Files held open by
+readers").
 """
 
 from __future__ import annotations
 
 import logging
+import errno
 import os
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,17 @@ log = logging.getLogger(__name__)
 
 #: A Sardana value reference to an HDF5 dataset: h5file:///path/file.h5[::/dataset]
 _H5_REFERENCE = re.compile(r"^h5file://(?P<file>/[^:]+)(::(?P<dataset>.+))?$")
+
+#: HDF5 file locking of every open: locks are taken and respected, so that no reader is
+#: ever written under (it could crash or read garbage) and no other writer interleaves;
+#: ignored only on file systems without locks (some NFS mounts). Never ``False``.
+LOCKING = "best-effort"
+
+
+def is_held(exc: BaseException) -> bool:
+    """True when HDF5 could not lock the file: another program has it open."""
+    return isinstance(exc, BlockingIOError) or (
+        isinstance(exc, OSError) and f"unable to lock file, errno = {errno.EAGAIN}," in str(exc))
 
 
 #: The open files of writes that failed for lack of space, and their paths. After such a
@@ -70,7 +88,8 @@ def recover_swmr_file(path: Path) -> None:
     """
     log.warning("%s was left open for SWMR write by a crashed writer: recovering it", path)
     tmp = path.with_name(f".{path.name}.recovering")
-    with h5py.File(path, "r", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
+    with h5py.File(path, "r", swmr=True, locking=LOCKING) as src, \
+            h5py.File(tmp, "w", libver="latest", locking=LOCKING) as dst:
         for name, value in src.attrs.items():
             dst.attrs[name] = value
         for name in src:
@@ -131,21 +150,13 @@ def _with_end(layout: Group, end_time: Any, end_reason: str) -> Group:
 
 
 class _OpenScan:
-    """One file being written for one scan."""
+    """One file being written for one scan (``file``: it, opened for appending)."""
 
-    def __init__(self, path: Path, layout: Group, shapes: Mapping[str, StreamShape],
-                 resuming: bool, start: int = 0) -> None:
+    def __init__(self, file: h5py.File, path: Path, layout: Group,
+                 shapes: Mapping[str, StreamShape], resuming: bool, start: int = 0) -> None:
         self.path = path
         self.layout = layout
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _reopenable(path)
-        try:
-            self.file = h5py.File(path, "a", libver="latest")
-        except OSError as exc:
-            if not (resuming and "SWMR write" in str(exc)):
-                raise
-            recover_swmr_file(path)  # we crashed while writing it in SWMR mode
-            self.file = h5py.File(path, "a", libver="latest")
+        self.file = file
         try:
             self.targets = StreamTargets()
             #: the entry is already whole (Redis came back from an older snapshot): kept as is
@@ -205,10 +216,12 @@ class _OpenScan:
         append(self.targets, batch)
         self.file.flush()
 
-    def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
-        """Reopen without SWMR and add what SWMR cannot: end items, strings, references."""
+    def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping,
+               reopen: Callable[[], h5py.File]) -> None:
+        """Reopen without SWMR (``reopen``: waiting while a reader holds the file) and add
+        what SWMR cannot: end items, strings, references."""
         self.file.close()
-        self.file = f = h5py.File(self.path, "a", locking=False)
+        self.file = f = reopen()
         create_items(f, final_layout, {}, StreamTargets())
         for stream, places in self.targets.json.items():
             values = json_values.get(stream, [])
@@ -278,17 +291,39 @@ class NexusScanWriter(FileScanWriter):
     def check(self, scan: Any, files: list[Path]) -> None:
         scan_layouts(scan, self.roots)  # refuse a malformed h5map before touching files
 
+    def _open(self, job: ScanJob, path: Path, resuming: bool = False) -> h5py.File:
+        """``path`` opened for appending, once no other program holds it (waiting meanwhile,
+        see :meth:`wait_for_file`). A file we left marked "open for SWMR write" when we
+        crashed is recovered first (when ``resuming``)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _reopenable(path)
+
+        def attempt() -> h5py.File:
+            return h5py.File(path, "a", libver="latest", locking=LOCKING)
+
+        try:
+            return self.wait_for_file(job, path, attempt, is_held)
+        except OSError as exc:
+            if not (resuming and "SWMR write" in str(exc)):
+                raise
+        recover_swmr_file(path)  # we crashed while writing it in SWMR mode
+        return self.wait_for_file(job, path, attempt, is_held)
+
     def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
         shapes = stream_shapes(scan)
         layouts = scan_layouts(scan, self.roots)
         progress = job.ledger.progress(scan.key)
         saved = job.ledger.points(scan.key)
-        job.ledger.set_progress(scan.key, {str(p): 1 for p in files})
+        opened: list[tuple[Path, h5py.File]] = []  # not handed to an _OpenScan yet
         outs = []
         try:
-            for path in files:
+            for path in files:  # every file first: a reader may hold one (nothing written yet)
+                opened.append((path, self._open(job, path, resuming=str(path) in progress)))
+            job.ledger.set_progress(scan.key, {str(p): 1 for p in files})
+            while opened:
+                path, file = opened.pop(0)
                 layout = layouts.get(path) or default_layout(scan, shapes)
-                outs.append(_OpenScan(path, layout, shapes, resuming=str(path) in progress,
+                outs.append(_OpenScan(file, path, layout, shapes, resuming=str(path) in progress,
                                       start=saved))
                 log.info("recording into '%s'", path)
             if all(out.complete for out in outs):
@@ -320,8 +355,11 @@ class NexusScanWriter(FileScanWriter):
             final = scan_layouts(scan, self.roots)  # at close, with end_time/end_reason
             for out in outs:
                 layout = final.get(out.path) or _with_end(out.layout, end_time, end_reason)
-                out.finish(layout, json_values, scan.info)
+                out.finish(layout, json_values, scan.info,
+                           lambda path=out.path: self._open(job, path))
         finally:
+            for _path, file in opened:
+                file.close()
             for out in outs:
                 out.close()
         for out in outs:

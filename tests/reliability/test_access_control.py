@@ -346,7 +346,9 @@ def test_not_initialised_errors_do_not_echo_the_password(tmp_path):
         publisher = ScanPublisher(server.user_url("publisher", passwords["publisher"]),
                                   description(1, tmp_path))
         publisher.start()
-        assert publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS))
+        # not closed: the scan waits in the spool until an admin initialises Redis
+        assert not publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS),
+                                    wait=3)
     assert out.returncode == 2
     assert "No blissdata protocol version found on redis://reader:***@" in out.stderr
     assert "run 'sardana-redis init-db' as an admin user" in publisher.problem

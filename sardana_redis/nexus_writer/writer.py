@@ -19,8 +19,8 @@ readers").
 
 from __future__ import annotations
 
-import logging
 import errno
+import logging
 import os
 import re
 import shutil

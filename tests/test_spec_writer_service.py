@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
+import redis
+
+from sardana_redis.following.ledger import WriterLedger
 
 from tests.publish import FakeScan, publish
 from tests.services import (
@@ -155,3 +159,45 @@ def test_hostile_scan_is_rejected_and_the_next_one_written(bad, redis_url, root,
     assert numbers(root / "good.dat") == [2]
     assert not (tmp_path / "escape.dat").exists()
     assert "failed" in service.log()
+
+
+@pytest.fixture
+def immutable():
+    """Makes a file immutable (``chattr +i``: even root cannot write it) until the test ends
+    or it is given back; skipped where chattr is refused."""
+    made = []
+
+    def make(path):
+        out = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+        if out.returncode:
+            pytest.skip(f"chattr +i refused: {out.stderr.strip()}")
+        made.append(path)
+        return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+
+    yield make
+    for path in made:
+        subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def test_file_not_writable_for_a_while_is_waited_for(redis_url, root, tmp_path, immutable):
+    """A file that cannot be opened for writing now (PermissionError) is waited for, the
+    scan kept pending (in Redis), and written whole once it can be."""
+    service = writer(redis_url, root, tmp_path).start()
+    path = root / "w.dat"
+    assert wait_done(redis_url, publish(redis_url, 1, [str(path)]), WRITER).status == "written"
+    give_back = immutable(path)
+    key = publish(redis_url, 2, [str(path)])
+    waiting = f"waiting for {path}: not writable (Operation not permitted)"
+    deadline = time.monotonic() + 30
+    while waiting not in service.log():
+        assert time.monotonic() < deadline and "failed" not in service.log(), service.log()
+        time.sleep(0.1)
+    time.sleep(1.5)
+    assert WriterLedger(redis.Redis.from_url(redis_url), WRITER).done(key) is None
+    give_back()
+    assert wait_done(redis_url, key, WRITER).status == "written"
+    service.stop()
+    assert numbers(path) == [1, 2]
+    assert [len(s.rows) for s in read_spec(path)] == [5, 5]
+    assert service.log().count(waiting) == 1
+    assert f"{path} can be written again" in service.log()

@@ -42,6 +42,13 @@ class Interrupted(Exception):
     """``job.stop`` was set while the scan waited for a file: it is left for a resume."""
 
 
+def unwritable(exc: BaseException) -> str:
+    """Why a file cannot be opened for writing *now* (waited for), or "" (an error)."""
+    if isinstance(exc, PermissionError):
+        return f"not writable ({exc.strerror or exc})"
+    return ""
+
+
 def requested_files(info: Mapping[str, Any], fmt: str) -> list[str]:
     """The files of format ``fmt`` a scan requested (untrusted input, checked)."""
     sardana = info.get("sardana", {})
@@ -154,31 +161,32 @@ class FileScanWriter:
         return True
 
     def wait_for_file(self, job: ScanJob, path: Path, attempt: Callable[[], T],
-                      held: Callable[[BaseException], bool],
-                      why: str = "held open by another program") -> T:
+                      why: Callable[[BaseException], str] = unwritable) -> T:
         """``attempt()`` (opening ``path``), tried again every ``held_poll`` seconds for as
-        long as it fails with an error ``held`` recognises: meanwhile the job says
-        ``waiting for PATH: WHY`` (Tango Status) and the log says it once, at WARNING, then
-        at INFO when writing goes on. Raises :class:`Interrupted` when ``job.stop`` is set."""
+        long as it fails with an error ``why`` explains (e.g. "held open by another
+        program"; "" for an error, raised): meanwhile the job says ``waiting for PATH: WHY``
+        (Tango Status) and the log says it once per wait (and reason), at WARNING, then at
+        INFO when writing goes on. Raises :class:`Interrupted` when ``job.stop`` is set."""
         since = None
         try:
             while True:
                 try:
                     result = attempt()
                 except Exception as exc:
-                    if not held(exc):
+                    reason = why(exc)
+                    if not reason:
                         raise
-                    if since is None:
-                        since = time.monotonic()
-                        job.waiting = f"waiting for {path}: {why}"
+                    since = since or time.monotonic()
+                    if job.waiting != (waiting := f"waiting for {path}: {reason}"):
+                        job.waiting = waiting
                         log.warning("Scan %s #%s: %s", job.scan.key, getattr(job.scan, "number", "?"),
-                                    job.waiting)
+                                    waiting)
                         log.debug("%s: %s", path, exc)
                     if job.stop.wait(self.held_poll):
                         raise Interrupted(job.waiting) from None
                     continue
                 if since is not None:
-                    log.info("Scan %s #%s: %s is free again after %.1f s: writing goes on",
+                    log.info("Scan %s #%s: %s can be written again after %.1f s: writing goes on",
                              job.scan.key, getattr(job.scan, "number", "?"), path,
                              time.monotonic() - since)
                 return result

@@ -19,8 +19,8 @@ readers").
 
 from __future__ import annotations
 
-import logging
 import errno
+import logging
 import os
 import re
 import shutil
@@ -34,7 +34,7 @@ import numpy as np
 import pydantic
 from blissdata.h5map import Dataset, Group, Stream
 
-from sardana_redis.following.file_writer import FileScanWriter
+from sardana_redis.following.file_writer import FileScanWriter, unwritable
 from sardana_redis.following.follower import ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import UnsafePath, confine
@@ -57,6 +57,11 @@ def is_held(exc: BaseException) -> bool:
     """True when HDF5 could not lock the file: another program has it open."""
     return isinstance(exc, BlockingIOError) or (
         isinstance(exc, OSError) and f"unable to lock file, errno = {errno.EAGAIN}," in str(exc))
+
+
+def why_waiting(exc: BaseException) -> str:
+    """Why a file cannot be opened now, to wait for (see ``FileScanWriter.wait_for_file``)."""
+    return "held open by another program" if is_held(exc) else unwritable(exc)
 
 
 #: The open files of writes that failed for lack of space, and their paths. After such a
@@ -302,12 +307,12 @@ class NexusScanWriter(FileScanWriter):
             return h5py.File(path, "a", libver="latest", locking=LOCKING)
 
         try:
-            return self.wait_for_file(job, path, attempt, is_held)
+            return self.wait_for_file(job, path, attempt, why_waiting)
         except OSError as exc:
             if not (resuming and "SWMR write" in str(exc)):
                 raise
         recover_swmr_file(path)  # we crashed while writing it in SWMR mode
-        return self.wait_for_file(job, path, attempt, is_held)
+        return self.wait_for_file(job, path, attempt, why_waiting)
 
     def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
         shapes = stream_shapes(scan)

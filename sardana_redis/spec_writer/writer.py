@@ -56,9 +56,10 @@ class SpecScanWriter(FileScanWriter):
     def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
         layout = layout_from_scan(scan.number, scan.info, stream_shapes(scan))
         with ExitStack() as stack:
-            blocks = [self._open_block(job, path) for path in files]
-            for block in blocks:
-                stack.enter_context(block.out)
+            blocks = []
+            for path in files:  # each closed at the end, even when a later one is waited for
+                blocks.append(self._open_block(job, path))
+                stack.enter_context(blocks[-1].out)
             start = self._resume(blocks, layout, scan.number)
             if start is None:
                 log.info("Scan #%d is already whole in %s: left as it is", scan.number,
@@ -83,10 +84,14 @@ class SpecScanWriter(FileScanWriter):
 
     def _open_block(self, job: ScanJob, path: Path) -> Block:
         """Open ``path`` for this scan's block: at its end, or at the recorded start of a
-        block a previous owner began."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        block a previous owner began. A file not writable now (PermissionError: e.g. made
+        read-only or immutable for a while) is waited for, never a failed scan."""
+        def attempt() -> TextIO:  # waited for while not writable (PermissionError)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return open(path, "a+", encoding="utf-8", newline="\n")
+
+        out = self.wait_for_file(job, path, attempt)
         progress = job.ledger.progress(job.scan.key)
-        out = open(path, "a+", encoding="utf-8", newline="\n")
         try:
             size = out.seek(0, os.SEEK_END)
             offset = progress.get(str(path))

@@ -116,5 +116,5 @@ def test_reader_holds_the_nexus_file(variant, stacks, reliability):
     log = writer.log()
     assert log.count(waiting) == 1, log[-3000:]  # one WARNING per wait
     assert "WARNING" in log.split(waiting)[0].splitlines()[-1]
-    assert f"{nexus} is free again" in log
+    assert f"{nexus} can be written again" in log
     assert_running(stack)

@@ -1,8 +1,9 @@
 """Publishing one scan into Redis as a blissdata scan, off the scan's thread, losing nothing.
 
 The scan thread only hands records over (:meth:`ScanPublisher.push` appends to a
-deque). The publisher's own thread, every ``flush_interval`` (30 ms), converts
-what arrived into one batch per stream, writes the batches to the local
+deque and wakes the publisher's thread). That thread, at most every ``min_gap``
+(10 ms) and at least every ``flush_interval`` (30 ms), converts what arrived
+into one batch per stream, writes the batches to the local
 :mod:`spool <sardana_redis.publishing.spool>` and sends them to Redis. It is an
 explicit state machine (:class:`PublisherState`)::
 
@@ -80,9 +81,9 @@ class PublisherState(enum.Enum):
 S = PublisherState
 #: The allowed transitions (anything else is a bug, raised as such).
 TRANSITIONS: dict[PublisherState, frozenset[PublisherState]] = {
-    S.OPENING: frozenset({S.PUBLISHING, S.RECONNECTING, S.ABANDONED}),
+    S.OPENING: frozenset({S.PUBLISHING, S.RECONNECTING, S.CLOSED, S.ABANDONED}),
     S.PUBLISHING: frozenset({S.RECONNECTING, S.CLOSING, S.ABANDONED}),
-    S.RECONNECTING: frozenset({S.PUBLISHING, S.ABANDONED}),
+    S.RECONNECTING: frozenset({S.PUBLISHING, S.CLOSED, S.ABANDONED}),
     S.CLOSING: frozenset({S.RECONNECTING, S.CLOSED, S.ABANDONED}),
     S.CLOSED: frozenset(),
     S.ABANDONED: frozenset(),
@@ -128,6 +129,7 @@ class ScanPublisher:
         *,
         spool: Spool | None = None,
         flush_interval: float = 0.03,
+        min_gap: float = 0.01,
         give_up_after: float = 86400.0,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         _resumed: SpooledScan | None = None,
@@ -136,6 +138,7 @@ class ScanPublisher:
         self.description = description
         self.spool = spool if spool is not None else spool_for(None)
         self.flush_interval = flush_interval
+        self.min_gap = min_gap
         self.give_up_after = give_up_after
         self.memory_limit = memory_limit
         self.state = S.OPENING
@@ -196,8 +199,12 @@ class ScanPublisher:
         self._thread.start()
 
     def push(self, data: Mapping[str, Any]) -> None:
-        """Queue one record's data (``record.data``); cheap, never blocks."""
+        """Queue one record's data (``record.data``); cheap, never blocks. The publisher's
+        thread is woken (once per cycle) so that the record reaches the spool within
+        ``min_gap`` seconds: a MacroServer killed right after loses next to nothing."""
         self._pending.append(data)
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     def finish(self, end: ScanEnd, wait: float = 10.0) -> bool:
         """Ask for the scan to be closed with ``end``; wait up to ``wait`` seconds.
@@ -259,10 +266,18 @@ class ScanPublisher:
     def _run(self) -> None:
         try:
             self._keep_in_spool()
+            last = 0.0
             while self.state not in FINAL:
                 self._wakeup.wait(self.flush_interval)
+                gap = self.min_gap - (time.monotonic() - last)
+                if gap > 0:  # batches of at least min_gap: bounded cost per point
+                    time.sleep(gap)
                 self._wakeup.clear()
+                last = time.monotonic()
                 self._take()
+                if self._ended_at is None and self._end_requested.is_set() and not self._pending:
+                    self._ended_at = time.monotonic()  # the end goes to the spool too
+                    self._spool_call(self.spool.set_end, self._spool_id, json.dumps(self._end_info))
                 if time.monotonic() >= self._retry_at:
                     self._step()
                 elif self._should_give_up():
@@ -523,9 +538,6 @@ class ScanPublisher:
     # --- the end ---------------------------------------------------------------
 
     def _close(self) -> None:
-        if self._ended_at is None:
-            self._ended_at = time.monotonic()
-            self._spool_call(self.spool.set_end, self._spool_id, json.dumps(self._end_info))
         info = dict(self._end_info)
         if self.points_lost:
             info["end_reason"] = EndReason.FAILURE.value
@@ -540,14 +552,26 @@ class ScanPublisher:
         log.info("Scan %s closed (%s, %d points)", self.key, info["end_reason"], self.points_sent)
 
     def _closed_elsewhere(self, why: str) -> None:
-        """The scan was closed in Redis by someone else: what Redis lacks cannot be added."""
-        missing = max(0, self.points_taken - self.points_sent)
+        """The scan was closed in Redis by someone else (the memory tracker, while this
+        publisher was away): what Redis lacks cannot be added any more."""
+        in_redis = self.points_sent
+        try:
+            store, _ = transport.data_store(self.url)
+            in_redis = max(in_redis, transport.points_in_closed_scan(store, self.key))
+        except (redis.RedisError, OSError, DatabaseNotReady, ScanGone):
+            pass
+        missing = max(0, self.points_taken - in_redis)
+        if not missing:
+            log.info("%s: %s, with every point it had (%d): nothing more to publish",
+                     self.publication.label, why, in_redis)
+            self._spool_call(self.spool.forget, self._spool_id)
+            self._to(S.CLOSED)
+            return
         log.error("%s: %s: %d points it lacks cannot be published any more",
                   self.publication.label, why, missing)
         self.points_lost += missing
         self.problem = self.problem or why
-        if missing:
-            self._notices.append(("warning", f"{missing} points lost: {why}"))
+        self._notices.append(("warning", f"{missing} points lost: {why}"))
         self._abandon(why, keep=False)
 
     def _abandon(self, why: str, keep: bool = True) -> None:

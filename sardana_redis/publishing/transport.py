@@ -225,3 +225,14 @@ def redis_state(store: DataStore, key: str) -> ScanState:
         return store.load_scan(key).state
     except Exception as exc:  # blissdata's ScanNotFoundError, validation errors
         raise ScanGone(f"{key}: {exc}") from None
+
+
+def points_in_closed_scan(store: DataStore, key: str | None) -> int:
+    """Points every stream of a (closed) scan holds in Redis (blissdata's read-only view)."""
+    if key is None:
+        return 0
+    try:
+        streams = store.load_scan(key).streams
+    except Exception as exc:  # blissdata's ScanNotFoundError, validation errors
+        raise ScanGone(f"{key}: {exc}") from None
+    return min((len(stream) for stream in streams.values()), default=0)

@@ -34,6 +34,7 @@ publisher caught up, one when points could not be kept).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import json
@@ -241,8 +242,8 @@ class ScanPublisher:
     @property
     def points_held(self) -> int:
         """Points the scan handed over that Redis has not acknowledged yet."""
-        confirmed = min(self._confirmed.values(), default=self.points_taken)
-        return max(0, self.points_taken - confirmed)
+        confirmed = min(self._confirmed.values(), default=0)
+        return max(0, min(self._next.values(), default=0) - confirmed)
 
     @property
     def placeholders(self) -> dict[str, int]:
@@ -396,17 +397,20 @@ class ScanPublisher:
             self._from_spool = self.spool.batches(self._spool_id, dict(self._confirmed))
         if not self._memory_only:
             return
-        first = {}
-        for b in self._queue:
-            first.setdefault(b.stream, b.start)
-        for name, start in first.items():
-            if start > self._confirmed[name]:  # only the memory part, and Redis lost some
-                missing = start - self._confirmed[name]
-                log.error("%s: Redis lost %d points of %r that only it held (the spool "
-                          "could not keep them)", self.publication.label, missing, name)
-                self._confirmed[name] = start
         self._queue = deque(b for b in self._queue if b.end > self._confirmed[b.stream])
         self._queue_bytes = sum(len(b.payload) for b in self._queue)
+        first: dict[str, int] = {}
+        for b in self._queue:
+            first.setdefault(b.stream, b.start)
+        gap = min((start - self._confirmed[name] for name, start in first.items()), default=0)
+        if gap > 0:  # Redis lost points only it held (the spool could not keep them):
+            # the streams go on without a hole, the points are counted as lost
+            log.error("%s: Redis lost %d points that only it held (the spool could not keep "
+                      "them)", self.publication.label, gap)
+            self._lose(gap)
+            self._queue = deque(dataclasses.replace(b, start=b.start - gap) for b in self._queue)
+            for name in self._next:
+                self._next[name] -= gap
 
     # --- records in, batches out --------------------------------------------
 
@@ -432,10 +436,10 @@ class ScanPublisher:
         self._memory_only = True
         if not self._spool_told:
             self._spool_told = True
-            log.warning("%s: %s: keeping points in memory (up to %d MB)",
-                        self.publication.label, message, self.memory_limit // 1024**2)
+            log.warning("%s: %s: keeping points in memory (up to %g MB)",
+                        self.publication.label, message, self.memory_limit / 1e6)
             self._notices.append(("warning", f"{message}: points are kept in memory only "
-                                             f"(up to {self.memory_limit // 1024**2} MB)"))
+                                             f"(up to {self.memory_limit / 1e6:g} MB)"))
 
     def _take(self) -> None:
         """Records the scan handed over -> one batch per stream -> spool and send queue."""
@@ -468,14 +472,14 @@ class ScanPublisher:
         self._queue_bytes += size
 
     def _lose(self, n: int) -> None:
+        """``n`` points could be kept nowhere: counted, told once (the end tells the total)."""
         if not self.points_lost:
-            log.error("%s: spool unavailable (%s) and %d MB held in memory: points are lost "
-                      "until Redis is back", self.publication.label, self.spool.error,
-                      self.memory_limit // 1024**2)
+            why = (f"Redis unavailable, spool unavailable ({self.spool.error}) and "
+                   f"{self.memory_limit / 1e6:g} MB of memory full")
+            log.error("%s: points lost from now on: %s", self.publication.label, why)
+            self._notices.append(("warning", f"points lost from now on: {why}"))
         self.points_lost += n
-        self.problem = self.problem or f"{self.points_lost} points lost"
-        self._notices.append(("warning", f"{n} points lost: Redis unavailable, spool "
-                                         f"unavailable ({self.spool.error}) and memory full"))
+        self.problem = f"{self.points_lost} points lost"
 
     def _caught_up(self) -> bool:
         return self._from_spool is None and not self._queue

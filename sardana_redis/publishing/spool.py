@@ -43,9 +43,9 @@ SPOOL_VARIABLE = "RedisSpoolDir"
 #: Process environment variable naming it (the MacroServer's, or ``sardana-redis spool``'s).
 SPOOL_ENV = "SARDANA_REDIS_SPOOL"
 #: Default size limit of a spool folder on disk.
-DEFAULT_MAX_BYTES = 8 * 1024**3
+DEFAULT_MAX_BYTES = 8 * 10**9
 #: Default bytes a publisher keeps in memory when the disk spool cannot take them.
-DEFAULT_MEMORY_LIMIT = 512 * 1024**2
+DEFAULT_MEMORY_LIMIT = 512 * 10**6
 DB_NAME = "spool.sqlite"
 
 _SCHEMA = """

@@ -63,7 +63,7 @@ class LiveScan:
     with scalar columns and, when ``spectrum`` > 0, a 1D channel of that many points."""
 
     def __init__(self, url: str, number: int, spec_file: Path, nexus_file: Path,
-                 spectrum: int = 0) -> None:
+                 spectrum: int = 0, **publisher_options: object) -> None:
         self.number = number
         self.files = {"spec": str(spec_file), "nexus": str(nexus_file)}
         columns = COLUMNS
@@ -75,7 +75,7 @@ class LiveScan:
             ScanIdentity("ascan", number, SESSION), f"ascan mot01 0 1 {number}", "ascan",
             "2026-01-01T00:00:00+00:00", "tester", columns,
             files=tuple(RequestedFile(path, kind) for kind, path in self.files.items()))
-        self.publisher = ScanPublisher(url, description)
+        self.publisher = ScanPublisher(url, description, **publisher_options)
         self.pushed = 0
         self.publisher.start()
 
@@ -188,10 +188,11 @@ class ServiceStack:
         self.start_tracker(*tracker_options)
 
     def scan(self, number: int, name: str = "scans", spectrum: int = 0,
-             root: Path | None = None) -> LiveScan:
+             root: Path | None = None, **publisher_options: object) -> LiveScan:
         """A new live scan into ``<root>/<name>.dat`` and ``<root>/<name>.h5``."""
         root = root or self.root
-        return LiveScan(self.url, number, root / f"{name}.dat", root / f"{name}.h5", spectrum)
+        return LiveScan(self.url, number, root / f"{name}.dat", root / f"{name}.h5", spectrum,
+                        **publisher_options)
 
     def done(self, key: str, writer: str) -> DoneRecord | None:
         client = redis.Redis.from_url(self.url)

@@ -181,8 +181,16 @@ class ScanPublisher:
         self._outage_told = False
         self._notices: deque[tuple[str, str]] = deque()
         self._end_requested = threading.Event()
-        self._wakeup = threading.Event()
+        self._wakeup = threading.Event()  #: records to take (set by push)
+        self._send_wakeup = threading.Event()  #: batches to send (set by the spooler)
+        self._spool_ready = threading.Event()
+        self._all_taken = threading.Event()  #: the scan ended and every record is taken
+        self._lock = threading.Lock()  #: the send queue and counters, between both threads
         self._done = threading.Event()
+        # two threads: one takes records into the spool (never waits on Redis, so a frozen
+        # Redis cannot keep records from the disk), one moves batches into Redis
+        self._spooler = threading.Thread(target=self._spool_loop, daemon=True,
+                                         name=f"spooler-{self.publication.label}")
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"publisher-{self.publication.label}")
 
@@ -197,6 +205,7 @@ class ScanPublisher:
 
     def start(self) -> None:
         """Start publishing in the background."""
+        self._spooler.start()
         self._thread.start()
 
     def push(self, data: Mapping[str, Any]) -> None:
@@ -264,21 +273,38 @@ class ScanPublisher:
         log.debug("%s: %s -> %s", self.publication.label, self.state.name, state.name)
         self.state = state
 
-    def _run(self) -> None:
+    def _spool_loop(self) -> None:
+        """Records -> batches -> spool (and send queue), at most every ``min_gap``."""
         try:
             self._keep_in_spool()
+            self._spool_ready.set()
             last = 0.0
-            while self.state not in FINAL:
+            while True:
                 self._wakeup.wait(self.flush_interval)
                 gap = self.min_gap - (time.monotonic() - last)
                 if gap > 0:  # batches of at least min_gap: bounded cost per point
                     time.sleep(gap)
                 self._wakeup.clear()
                 last = time.monotonic()
+                ending = self._end_requested.is_set()
                 self._take()
-                if self._ended_at is None and self._end_requested.is_set() and not self._pending:
+                if ending and not self._pending:
                     self._ended_at = time.monotonic()  # the end goes to the spool too
                     self._spool_call(self.spool.set_end, self._spool_id, json.dumps(self._end_info))
+                    return
+        except Exception:  # a bug: what is spooled stays for a replay
+            log.exception("Spooler of %s failed", self.publication.label)
+        finally:
+            self._spool_ready.set()
+            self._all_taken.set()
+            self._send_wakeup.set()
+
+    def _run(self) -> None:
+        try:
+            self._spool_ready.wait()
+            while self.state not in FINAL:
+                self._send_wakeup.wait(self.flush_interval)
+                self._send_wakeup.clear()
                 if time.monotonic() >= self._retry_at:
                     self._step()
                 elif self._should_give_up():
@@ -296,7 +322,7 @@ class ScanPublisher:
             if self.state is S.PUBLISHING:
                 self._send()
                 self._beat()
-                if self._end_requested.is_set() and not self._pending and self._caught_up():
+                if self._all_taken.is_set() and self._caught_up():
                     self._to(S.CLOSING)
             if self.state is S.CLOSING:
                 self._close()
@@ -330,13 +356,14 @@ class ScanPublisher:
             log.debug("%s: still failing: %s", self.publication.label, reason)
         self._retry_at = now + self._delay
         self._delay = min(self._delay * 2, RETRY_MAX)
-        self._round = None
-        self._from_spool = None
-        if not self._memory_only:  # resent from the disk part once Redis is back
-            self._queue.clear()
-            self._queue_bytes = 0
-        if self.state is not S.RECONNECTING:
-            self._to(S.RECONNECTING)
+        with self._lock:
+            self._round = None
+            self._from_spool = None
+            if not self._memory_only:  # resent from the disk part once Redis is back
+                self._queue.clear()
+                self._queue_bytes = 0
+            if self.state is not S.RECONNECTING:
+                self._to(S.RECONNECTING)
 
     def _recovered(self) -> None:
         if self._failing_since is None:
@@ -385,8 +412,9 @@ class ScanPublisher:
         if transport.redis_state(store, live.key) is ScanState.CLOSED or sealed and any(
                 lengths[name] < self._next[name] for name in self._next):
             raise ScanClosed(f"{live.key} was closed in Redis while its publisher was away")
-        self._resume_at(lengths)
-        self._to(S.PUBLISHING)
+        with self._lock:
+            self._resume_at(lengths)
+            self._to(S.PUBLISHING)
         self._recovered()
 
     def _resume_at(self, lengths: dict[str, int]) -> None:
@@ -443,10 +471,14 @@ class ScanPublisher:
 
     def _take(self) -> None:
         """Records the scan handed over -> one batch per stream -> spool and send queue."""
+        if self._pending:
+            with self._lock:
+                self._take_locked()
+            self._send_wakeup.set()
+
+    def _take_locked(self) -> None:
         pending = self._pending
         n = len(pending)
-        if not n:
-            return
         records = [pending.popleft() for _ in range(n)]
         batches = []
         for conv in self._converters:
@@ -489,18 +521,20 @@ class ScanPublisher:
         A round that fails is sent again whole (Redis refuses what it already has)."""
         while True:
             if self._round is None:
-                self._round = self._next_round()
+                with self._lock:
+                    self._round = self._next_round()
             batches, from_disk = self._round
             if not batches:
                 self._round = None
                 break
             transport.send(self._client, self._live, batches)
-            for b in batches:
-                self._confirmed[b.stream] = max(self._confirmed[b.stream], b.end)
-            if not from_disk:
-                for _ in batches:
-                    self._queue_bytes -= len(self._queue.popleft().payload)
-            self._round = None
+            with self._lock:
+                for b in batches:
+                    self._confirmed[b.stream] = max(self._confirmed[b.stream], b.end)
+                if not from_disk:
+                    for _ in batches:
+                        self._queue_bytes -= len(self._queue.popleft().payload)
+                self._round = None
         if self._outage_told and self._caught_up():
             self._outage_told = False
             self._notices.append(("info", f"Redis reachable again: caught up, {self.key} "

@@ -273,52 +273,72 @@ def test_tango_database_down_between_scans(own_stack, tango_writers, reliability
 # --- the MacroServer killed ----------------------------------------------------------
 
 
-def start_services(url: str, scan_dir: Path, logs: Path) -> None:
+def start_services(url: str, scan_dir: Path, logs: Path,
+                   publisher_timeout: float = PUBLISHER_TIMEOUT) -> None:
     """Both writers and a memory tracker with a short ``--publisher-timeout`` (stopped by
     the conftest at the end of the test)."""
     for writer in WRITERS:
         writer_process(writer, url, scan_dir, logs / f"{writer}.log").start()
     ServiceProcess("memory-tracker", [
-        "--redis-url", url, "--publisher-timeout", str(PUBLISHER_TIMEOUT),
+        "--redis-url", url, "--publisher-timeout", str(publisher_timeout),
         "--monitoring-period", "1", *[a for w in WRITERS for a in ("--writer", w)],
     ], logs / "memory-tracker.log").start(ready="INIT |")
 
 
-def test_macroserver_killed_mid_scan(own_stack, reliability, tmp_path):
-    """SIGKILL of the Sardana server (Pool and MacroServer) while a scan records: the
-    memory tracker closes the scan as FAILURE once its publisher's heartbeat stops, the
-    writers then finish valid files with every point that reached Redis.
+def run_plain(door_name: str, *macro: str, timeout: float = 60) -> None:
+    """Run a macro with plain PyTango (taurus' cached objects do not survive a restart of
+    the server in this process)."""
+    import tango
 
-    Runs last: it leaves the module's Sardana dead."""
+    door = tango.DeviceProxy(door_name)
+    door.set_timeout_millis(10000)
+    door.RunMacro(list(macro))
+    wait_for(lambda: door.state() != tango.DevState.RUNNING, f"end of {macro[0]}", timeout)
+
+
+def test_macroserver_killed_mid_scan(own_stack, reliability, tmp_path):
+    """Redis freezes (SIGSTOP) during a scan, the MacroServer is SIGKILLed meanwhile (its
+    last points only in its spool), Redis thaws and Sardana is restarted: the first scan
+    of the new MacroServer replays the spool, which closes the killed scan as FAILURE with
+    every point it had. Counted against Sardana's own SPEC_FileRecorder in the same scan.
+
+    Runs last: it restarts the module's Sardana (its environment is kept, not set again:
+    the client's cache does not survive the restart)."""
     scan_dir = tmp_path / "scans"
     scan_dir.mkdir()
-    start_services(own_stack.url, scan_dir, tmp_path)
+    start_services(own_stack.url, scan_dir, tmp_path, publisher_timeout=60)
+    sardana = own_stack.sardana
     own_stack.configure(scan_dir)
-    number = last_scan_id(own_stack.door) + 1
-    points, kill_after = (2000, 500) if full_scale() else (300, 20)
-    own_stack.door.start("ascan", "mot01", 0, 1, points - 1, 0.02).wait_status("step")
+    door = own_stack.door
+    number = last_scan_id(door) + 1
+    door.start("ascan", "mot01", 0, 1, 299, 0.02).wait_status("step")
     key = scan_key(own_stack.url, number)
     live = DataStore(own_stack.url)
-    wait_for(lambda: len(live.load_scan(key).streams["#Pt No"]) >= kill_after,
-             f"{kill_after} points published", 120)
-
-    os.killpg(own_stack.sardana.pid, signal.SIGKILL)
-    killed = time.monotonic()
-    scan = wait_closed(own_stack.url, key, PUBLISHER_TIMEOUT + 60)
-    closed_after = time.monotonic() - killed
-    scan, count = written_scan(own_stack, scan_dir, number, WRITERS)
-    written_after = time.monotonic() - killed
+    wait_for(lambda: len(live.load_scan(key).streams["#Pt No"]) >= 10, "10 points published", 120)
+    redis_pid = own_stack.redis.process.pid
+    os.kill(redis_pid, signal.SIGSTOP)
+    try:
+        time.sleep(2.0)  # points go on into the spool only
+        os.killpg(sardana.pid, signal.SIGKILL)
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    measured = oracle_rows(scan_dir, number)
+    sardana.stop()
+    sardana.start()
+    restarted = time.monotonic()
+    run_plain(sardana.door_name, "ascan", "mot01", "0", "1", "3", "0.01")  # replays the spool
+    scan, count = written_scan(own_stack, scan_dir, number, WRITERS, timeout=90)
+    written_after = time.monotonic() - restarted
 
     result = reliability.record(tally(
-        "MacroServer killed (SIGKILL) mid-scan", dict.fromkeys(file_refs(scan_dir, number), count),
-        note=f"{count} of {points} points published before the kill, "
-             f"{oracle_rows(scan_dir, number)} in Sardana's own file"))
-    result.figures["closed as FAILURE after"] = (
-        f"{closed_after:.1f} s (--publisher-timeout {PUBLISHER_TIMEOUT} s, --monitoring-period 1 s)")
-    result.figures["written after"] = f"{written_after:.1f} s"
-    assert result.clean, result
-    assert kill_after <= count < points
+        "MacroServer killed while Redis froze, then restarted (spool replayed)",
+        dict.fromkeys(file_refs(scan_dir, number), measured),
+        note=f"in = {measured} points in Sardana's own SPEC file of the killed scan"))
+    result.figures["written after"] = f"{written_after:.1f} s after Sardana's restart"
+    # a SIGKILL can only cost the points not yet handed to the spool: measured in the
+    # last few ms before it (at most the point being recorded); counted, never hidden
+    assert result.lost <= 2 and result.duplicated == 0, result
+    assert count >= measured - 1
     assert scan.info["end_reason"] == "FAILURE"
-    assert "no heartbeat" in scan.info["publication_error"]
+    assert "its MacroServer stopped" in scan.info["publication_error"]
     assert "#C End reason: FAILURE" in (scan_dir / SPEC).read_text()
-    assert closed_after < PUBLISHER_TIMEOUT + 10

@@ -49,6 +49,9 @@ def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
                              "their progress (default: %(default)s)")
     parser.add_argument("--next-scan-timeout", type=float, default=2.0,
                         help="seconds per wait for a new scan (default: %(default)s)")
+    parser.add_argument("--max-scans", type=int, default=512,
+                        help="scans written at once, one thread each: more wait, pending, "
+                             "oldest first (default: %(default)s)")
 
 
 def _run_follower(follower: "ScanFollower") -> int:
@@ -70,7 +73,7 @@ def _run_writer(args: argparse.Namespace, handler_class: type) -> int:
     handler = handler_class(args.root, args.default_file)
     return _run_follower(ScanFollower(
         args.redis_url, args.name, handler, sessions=args.session, beamlines=args.beamline,
-        next_scan_timeout=args.next_scan_timeout))
+        next_scan_timeout=args.next_scan_timeout, max_scans=args.max_scans))
 
 
 def cmd_spec_writer(args: argparse.Namespace) -> int:

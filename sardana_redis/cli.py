@@ -108,7 +108,7 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
         closed_scan_deletion=args.closed_scan_deletion,
         cleaning_time_slice=args.cleaning_time_slice,
         writers=tuple(args.writer) if args.writer is not None else None,
-        max_memory=args.max_memory)
+        max_memory=args.max_memory, writer_grace=args.writer_grace)
     try:
         settings.check()
     except ValueError as exc:
@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
                        description=cmd_memory_tracker.__doc__ +
-                       " Same options as blissdata's memory_tracker, plus --writer and --max-memory.")
+                       " Same options as blissdata's memory_tracker, plus --writer, --max-memory and "
+                       "--writer-grace.")
     _add_redis_url(p)
     p.add_argument("--cleaning-threshold", type=int, default=80,
                    help="percentage of memory usage that triggers cleaning (default: %(default)s)")
@@ -327,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "that ever followed this Redis)")
     p.add_argument("--max-memory", type=parse_memory_size,
                    help="memory limit when Redis has no maxmemory (e.g. 4gb)")
+    p.add_argument("--writer-grace", type=float, default=86400,
+                   help="seconds a writer that is not alive (no heartbeat) is still waited for; "
+                        "then the scans it has not written expire without it, logged as "
+                        "ERROR (default: %(default)s)")
     p.set_defaults(func=cmd_memory_tracker)
 
     p = sub.add_parser("scans", help="list the scans in Redis", description=cmd_scans.__doc__)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import time
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,6 +127,44 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
         raise RuntimeError(str(exc)) from None
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def cmd_writers(args: argparse.Namespace) -> int:
+    """Show each writer that follows this Redis: its instances alive or not (heartbeat
+    age), lag, scans failed, pending scans and what it waits for (files held, disk full)."""
+    from sardana_redis.following.ledger import (
+        ALIVE_WITHIN,
+        KEY_PREFIX,
+        writer_instances,
+        writer_names,
+    )
+
+    client = redis.Redis.from_url(args.redis_url)
+    names = sorted(set(writer_names(client)) | set(args.writer or ()))
+    if not names:
+        print("no writer has followed this Redis")
+    now = time.time()
+    for name in names:
+        instances = writer_instances(client, name)
+        pending = client.zcard(f"{KEY_PREFIX}:{name}:pending")
+        alive = [i for i, s in instances.items()
+                 if now - float(s["time"]) < ALIVE_WITHIN and not s.get("stopped")]
+        state = "alive" if alive else "NOT ALIVE"
+        print(f"{name}: {state}, {pending} scan(s) pending")
+        if not instances:
+            print("  no heartbeat ever (never started, or an older version)")
+        for instance, s in sorted(instances.items(), key=lambda item: -float(item[1]["time"])):
+            age = now - float(s["time"])
+            how = "stopped" if s.get("stopped") else "alive" if instance in alive else "silent"
+            print(f"  {instance} on {s.get('host', '?')} pid {s.get('pid', '?')}: {how}, "
+                  f"heartbeat {age:.1f} s ago; lag {s.get('lag_points', 0)} point(s), "
+                  f"{s.get('active', 0)} scan(s) being written, "
+                  f"{s.get('scans_written', 0)} written, {s.get('scans_failed', 0)} failed")
+            if s.get("message"):
+                print(f"    {s['message']}")
+            for scan, why in (s.get("blocked") or {}).items():
+                print(f"    {scan}: {why}")
     return 0
 
 
@@ -333,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "then the scans it has not written expire without it, logged as "
                         "ERROR (default: %(default)s)")
     p.set_defaults(func=cmd_memory_tracker)
+
+    p = sub.add_parser("writers", help="show the writers: alive, lag, failures, waits",
+                       description=cmd_writers.__doc__)
+    _add_redis_url(p)
+    p.add_argument("--writer", action="append",
+                   help="also show this writer when it never followed this Redis (repeat)")
+    p.set_defaults(func=cmd_writers)
 
     p = sub.add_parser("scans", help="list the scans in Redis", description=cmd_scans.__doc__)
     _add_redis_url(p)

@@ -214,6 +214,7 @@ class ScanFollower:
         store = open_data_store(self.url)
         ledger = WriterLedger(redis.Redis.from_url(self.url), self.name, self.lease,
                               memory=self._ledger_memory)
+        ledger.forget_silent()
         return store, ledger
 
     def _follow(self) -> None:

@@ -99,6 +99,10 @@ class DoneRecord:
 
 #: Scans whose progress a writer process remembers (for scans Redis loses).
 MEMORY_SCANS = 1000
+#: Seconds since its last heartbeat (one a second) after which an instance is not alive.
+ALIVE_WITHIN = 10.0
+#: Heartbeats of instances silent this long are forgotten when an instance starts.
+FORGET_AFTER = 7 * 86400
 
 
 class WriterLedger:
@@ -287,10 +291,24 @@ class WriterLedger:
 
     # --- liveness ------------------------------------------------------------------
 
+    def forget_silent(self, after: float = FORGET_AFTER) -> None:
+        """Forget the heartbeats of instances silent for ``after`` seconds (killed ones)."""
+        now = time.time()
+        old = [i for i, s in writer_instances(self.client, self.name).items()
+               if now - float(s["time"]) > after]
+        if old:
+            self.client.hdel(self._key("alive"), *old)
+
     def beat(self, state: Mapping[str, Any]) -> None:
         """Record that this instance is alive now, with what it does (``state``)."""
         payload = {"time": time.time(), **state}
         self.client.hset(self._key("alive"), self.instance, json.dumps(payload))
+
+
+def writer_names(client: redis.Redis) -> list[str]:
+    """Every writer that ever followed this Redis (it has a cursor)."""
+    return sorted({k.decode().split(":")[2]
+                   for k in client.scan_iter(f"{KEY_PREFIX}:*:cursor", count=1000)})
 
 
 def writer_instances(client: redis.Redis, name: str) -> dict[str, dict[str, Any]]:

@@ -38,7 +38,7 @@ from datetime import timedelta
 import redis
 
 from sardana_redis.following.ledger import KEY_PREFIX as WRITER_PREFIX
-from sardana_redis.following.ledger import last_beat, timetag_score
+from sardana_redis.following.ledger import last_beat, timetag_score, writer_names
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.memory_tracker.scan_keys import ScanKeys
 
@@ -171,9 +171,7 @@ class MemoryTracker:
         """Configured writers, or every writer that ever followed this Redis."""
         if self.settings.writers is not None:
             return self.settings.writers
-        names = {k.decode().split(":")[2] for k in
-                 self.client.scan_iter(f"{WRITER_PREFIX}:*:cursor", count=1000)}
-        return tuple(sorted(names))
+        return tuple(writer_names(self.client))
 
     # --- one cycle ---------------------------------------------------------
 

@@ -10,12 +10,15 @@ points in the files against what was pushed into the publishers.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import numpy as np
 import redis
+from blissdata.redis_engine.store import DataStore
+from blissdata.streams.default import Stream
 
 from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.memory_tracker import scan_keys
-from tests.publish import FakeScan
 from tests.reliability.accounting import tally
 from tests.reliability.report import full_scale
 from tests.reliability.service_stack import (  # noqa: F401 (stacks: a fixture)
@@ -110,27 +113,47 @@ def test_lock_of_a_scan_deleted_while_the_writers_are_down(stacks, reliability):
 
 # --- 3. after a long downtime, every scan still in Redis is written ----------------------------
 
+def small_scans(url: str, root: Path, count: int, files: int) -> list[tuple[str, str, int]]:
+    """``count`` closed scans of 2 points published with blissdata (one DataStore: fast),
+    scan n into ``root/many<n % files>.{dat,h5}``: [(key, file name, number)]."""
+    store = DataStore(url)
+    out = []
+    for n in range(1, count + 1):
+        name = f"many{n % files}"
+        info = {"title": f"ascan mot01 0 1 1 0.1 #{n}", "start_time": "2026-01-01T00:00:00+00:00",
+                "sardana": {"requested_files": [
+                    {"path": str(root / f"{name}.dat"), "format": "spec"},
+                    {"path": str(root / f"{name}.h5"), "format": "nexus"}]}}
+        scan = store.create_scan({"name": "ascan", "number": n, "data_policy": "no_policy",
+                                  "session": "faults"}, info=info)
+        streams = [scan.create_stream(Stream.make_definition(name, dtype, ()))
+                   for name, dtype in (("#Pt No", "int64"), ("mot01", "float64"))]
+        scan.prepare()
+        scan.start()
+        for stream in streams:
+            stream.send(np.arange(2).astype(stream.dtype))
+        scan.stop()
+        scan.info["end_reason"] = "SUCCESS"
+        scan.close()
+        out.append((scan.key, name, n))
+    return out
+
+
 def test_scans_beyond_the_capped_history(stacks, reliability):
     """Both writers and the tracker stopped while more scans are published than
-    blissdata's scan history keeps (2048): on restart every scan is written and tracked
-    (expiration set), the oldest ones found by blissdata's search."""
-    count = 2100
-    files = 21
+    blissdata's scan history keeps: on restart every scan is written and tracked
+    (expiration set), the oldest ones found by blissdata's search. Full scale: 2,300
+    scans, blissdata's own cap (XADD MAXLEN ~2048); quick: 400 scans and the history
+    trimmed to its last 200 entries as blissdata trims it."""
+    count, files = (2300, 23) if full_scale() else (400, 8)
     stack = stacks()
     stack.start_all()
     for name in (*WRITERS, "memory-tracker"):
         stack.services[name].stop()
     client = redis.Redis.from_url(stack.url)
-    scans = []
-    for n in range(1, count + 1):
-        name = f"many{n % files}"
-        info = {"sardana": {"requested_files": [
-            {"path": str(stack.root / f"{name}.dat"), "format": "spec"},
-            {"path": str(stack.root / f"{name}.h5"), "format": "nexus"}]}}
-        scan = FakeScan(stack.url, n, None, session="faults", info=info)
-        scan.send(2)
-        scan.end()
-        scans.append((scan.key(), name, n))
+    scans = small_scans(stack.url, stack.root, count, files)
+    if not full_scale():
+        client.xtrim(scan_keys.SCAN_HISTORY, maxlen=200, approximate=False)
     keys = [key for key, _, _ in scans]
     history = client.xlen(scan_keys.SCAN_HISTORY)
     assert history < count

@@ -189,10 +189,9 @@ class ScanFollower:
         self._stopping.set()
         for job in list(self.status.active.values()):
             job.stop.set()
-        for thread in self._threads:
-            thread.join(timeout)
-        for thread in list(self._workers.values()):
-            thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in [*self._threads, *self._workers.values()]:
+            thread.join(max(deadline - time.monotonic(), 0.1))
         self._beat(stopped=True)
         self._threads = []
         self.status.running = False

@@ -227,6 +227,8 @@ class RedisMemoryTracker(ServiceDevice):
             return DevState.ALARM, (f"Memory above the cleaning threshold: {memory}; the tracker "
                                     "cannot free enough (see the server log).")
         writers = ", ".join(counters.writers) or "none"
+        if counters.gone_writers:
+            writers += f" (not alive, not waited for: {', '.join(counters.gone_writers)})"
         return DevState.ON, (f"Tracking {counters.tracked_scans} scans of {url}: {memory}; "
                              f"writers: {writers}; {format_bytes(counters.freed_bytes)} freed, "
                              f"{counters.dropped_unpersisted_scans} unsaved scans dropped.")

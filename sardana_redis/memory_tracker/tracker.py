@@ -228,7 +228,8 @@ class MemoryTracker:
                 log.error("Writer %r not alive for %s (%s; --writer-grace %s): the scans it "
                           "has not written are expired without it", name,
                           timedelta(seconds=int(silent)),
-                          "never heard" if beat is None else "last heartbeat",
+                          "no heartbeat ever, counted from the tracker's start" if beat is None
+                          else "since its last heartbeat",
                           timedelta(seconds=self.settings.writer_grace))
         self.counters.gone_writers = tuple(gone)
         return tuple(waited)

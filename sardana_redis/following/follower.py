@@ -301,8 +301,13 @@ class ScanFollower:
         writer has neither done nor pending: blissdata's scan history keeps only the last
         2048 scans, so after a long downtime (or a burst) the older ones are found only by
         blissdata's search. They are written oldest first, as the others."""
-        found = [(key, ms) for key, ms in scan_keys.search_scans(ledger.client)
-                 if ms > timetag_score(since)]
+        try:
+            found = [(key, ms) for key, ms in scan_keys.search_scans(ledger.client)
+                     if ms > timetag_score(since)]
+        except redis.ResponseError as exc:  # e.g. an ACL user without FT.SEARCH
+            log.warning("Cannot search the scans in Redis (%s): scans no longer in the scan "
+                        "history are not written (see users.conf.example)", exc)
+            return
         if not found:
             return
         new = ledger.add_unseen(found)

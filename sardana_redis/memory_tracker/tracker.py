@@ -239,9 +239,12 @@ class MemoryTracker:
         if not self._searched or (first is not None and self._since != "0-0"
                                   and timetag_score(first) > timetag_score(self._since)):
             # scans created while nobody read the capped history: only a search finds them
-            found = [s for s in scan_keys.search_scans(self.client) if s[0] not in self._scans]
-            self._track(found)
             self._searched = True
+            try:
+                self._track(scan_keys.search_scans(self.client))
+            except redis.ResponseError as exc:  # e.g. an ACL user without FT.SEARCH
+                log.warning("Cannot search the scans in Redis (%s): scans no longer in the "
+                            "scan history are not tracked (see users.conf.example)", exc)
         while True:
             self._since, created = scan_keys.new_scans(self.client, self._since)
             if not created:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import time
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,9 @@ def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
                              "their progress (default: %(default)s)")
     parser.add_argument("--next-scan-timeout", type=float, default=2.0,
                         help="seconds per wait for a new scan (default: %(default)s)")
+    parser.add_argument("--max-scans", type=int, default=512,
+                        help="scans written at once, one thread each: more wait, pending, "
+                             "oldest first (default: %(default)s)")
 
 
 def _run_follower(follower: "ScanFollower") -> int:
@@ -70,7 +74,7 @@ def _run_writer(args: argparse.Namespace, handler_class: type) -> int:
     handler = handler_class(args.root, args.default_file)
     return _run_follower(ScanFollower(
         args.redis_url, args.name, handler, sessions=args.session, beamlines=args.beamline,
-        next_scan_timeout=args.next_scan_timeout))
+        next_scan_timeout=args.next_scan_timeout, max_scans=args.max_scans))
 
 
 def cmd_spec_writer(args: argparse.Namespace) -> int:
@@ -105,7 +109,7 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
         closed_scan_deletion=args.closed_scan_deletion,
         cleaning_time_slice=args.cleaning_time_slice,
         writers=tuple(args.writer) if args.writer is not None else None,
-        max_memory=args.max_memory)
+        max_memory=args.max_memory, writer_grace=args.writer_grace)
     try:
         settings.check()
     except ValueError as exc:
@@ -123,6 +127,44 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
         raise RuntimeError(str(exc)) from None
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def cmd_writers(args: argparse.Namespace) -> int:
+    """Show each writer that follows this Redis: its instances alive or not (heartbeat
+    age), lag, scans failed, pending scans and what it waits for (files held, disk full)."""
+    from sardana_redis.following.ledger import (
+        ALIVE_WITHIN,
+        KEY_PREFIX,
+        writer_instances,
+        writer_names,
+    )
+
+    client = redis.Redis.from_url(args.redis_url)
+    names = sorted(set(writer_names(client)) | set(args.writer or ()))
+    if not names:
+        print("no writer has followed this Redis")
+    now = time.time()
+    for name in names:
+        instances = writer_instances(client, name)
+        pending = client.zcard(f"{KEY_PREFIX}:{name}:pending")
+        alive = [i for i, s in instances.items()
+                 if now - float(s["time"]) < ALIVE_WITHIN and not s.get("stopped")]
+        state = "alive" if alive else "NOT ALIVE"
+        print(f"{name}: {state}, {pending} scan(s) pending")
+        if not instances:
+            print("  no heartbeat ever (never started, or an older version)")
+        for instance, s in sorted(instances.items(), key=lambda item: -float(item[1]["time"])):
+            age = now - float(s["time"])
+            how = "stopped" if s.get("stopped") else "alive" if instance in alive else "silent"
+            print(f"  {instance} on {s.get('host', '?')} pid {s.get('pid', '?')}: {how}, "
+                  f"heartbeat {age:.1f} s ago; lag {s.get('lag_points', 0)} point(s), "
+                  f"{s.get('active', 0)} scan(s) being written, "
+                  f"{s.get('scans_written', 0)} written, {s.get('scans_failed', 0)} failed")
+            if s.get("message"):
+                print(f"    {s['message']}")
+            for scan, why in (s.get("blocked") or {}).items():
+                print(f"    {scan}: {why}")
     return 0
 
 
@@ -295,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
                        description=cmd_memory_tracker.__doc__ +
-                       " Same options as blissdata's memory_tracker, plus --writer and --max-memory.")
+                       " Same options as blissdata's memory_tracker, plus --writer, --max-memory and "
+                       "--writer-grace.")
     _add_redis_url(p)
     p.add_argument("--cleaning-threshold", type=int, default=80,
                    help="percentage of memory usage that triggers cleaning (default: %(default)s)")
@@ -324,7 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "that ever followed this Redis)")
     p.add_argument("--max-memory", type=parse_memory_size,
                    help="memory limit when Redis has no maxmemory (e.g. 4gb)")
+    p.add_argument("--writer-grace", type=float, default=86400,
+                   help="seconds a writer that is not alive (no heartbeat) is still waited for; "
+                        "then the scans it has not written expire without it, logged as "
+                        "ERROR (default: %(default)s)")
     p.set_defaults(func=cmd_memory_tracker)
+
+    p = sub.add_parser("writers", help="show the writers: alive, lag, failures, waits",
+                       description=cmd_writers.__doc__)
+    _add_redis_url(p)
+    p.add_argument("--writer", action="append",
+                   help="also show this writer when it never followed this Redis (repeat)")
+    p.set_defaults(func=cmd_writers)
 
     p = sub.add_parser("scans", help="list the scans in Redis", description=cmd_scans.__doc__)
     _add_redis_url(p)

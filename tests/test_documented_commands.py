@@ -87,6 +87,7 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "sardana-redis spec-writer": (_SPEC, _UNITS, _DEMO, f"{DEMO}: ServiceProcess(name, args"),
     "sardana-redis nexus-writer": (_NEXUS, _UNITS, _DEMO),
     "sardana-redis memory-tracker": (_TRACKER, _UNITS, _DEMO),
+    "sardana-redis writers": ("tests/test_writers_command.py::test_writers_command_shows_alive_waiting_and_stopped",),
     "sardana-redis scans": ("tests/test_browse.py::test_scans_lists_with_filters",),
     "sardana-redis show": ("tests/test_browse.py::test_show_one_scan",),
     "sardana-redis plot": ("tests/test_browse.py::test_plot_writes_a_png_of_the_plotted_curves",),

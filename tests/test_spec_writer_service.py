@@ -201,3 +201,27 @@ def test_file_not_writable_for_a_while_is_waited_for(redis_url, root, tmp_path, 
     assert [len(s.rows) for s in read_spec(path)] == [5, 5]
     assert service.log().count(waiting) == 1
     assert f"{path} can be written again" in service.log()
+
+
+def test_scans_beyond_max_scans_wait_pending_then_are_written(redis_url, root, tmp_path):
+    """``--max-scans 1``: while an open scan holds the only place, the next scan waits
+    (pending, logged once) and is written as soon as the open one ends."""
+    service = writer(redis_url, root, tmp_path)
+    service.args += ["--max-scans", "1", "--next-scan-timeout", "0.5"]
+    service.start()
+    try:
+        open_scan = FakeScan(redis_url, 1, [str(root / "open.dat")])
+        open_scan.send(3)
+        wait_saved_points(redis_url, open_scan.key(), WRITER, 3)
+        waiting = publish(redis_url, 2, [str(root / "next.dat")])
+        ledger = WriterLedger(redis.Redis.from_url(redis_url), WRITER)
+        time.sleep(1.5)
+        assert ledger.done(waiting) is None and waiting in ledger.pending()
+        open_scan.end()
+        assert wait_done(redis_url, waiting, WRITER).status == "written"
+        assert wait_done(redis_url, open_scan.key(), WRITER).status == "written"
+        assert "scans being written (--max-scans)" in service.log()
+    finally:
+        service.stop()
+    assert [len(s.rows) for s in read_spec(root / "next.dat")] == [5]
+    assert [len(s.rows) for s in read_spec(root / "open.dat")] == [3]

@@ -3,8 +3,14 @@
 :class:`ScanFollower` waits for new scans with blissdata's ``get_next_scan``,
 keeps its place durably in a :class:`~sardana_redis.following.ledger.WriterLedger`,
 filters scans by session/beamline, claims each scan (exactly one instance
-writes it) and hands it to a :class:`ScanHandler` in a worker thread, so scans
-running at the same time are written at the same time. Leases are renewed
+writes it) and hands it to a :class:`ScanHandler` in a thread of its own, so scans
+running at the same time are written at the same time, and a scan that waits (for
+data, for a file) never holds up another: there is no fixed pool of workers, only a
+cap on the scans written at once (``max_scans``, far above what a beamline runs;
+beyond it scans wait in the pending set, oldest first). Scans the capped scan
+history no longer names (created while the writer was down) are found with
+blissdata's search on every (re)connection. Each instance says it is alive, with its
+lag, failures and what it waits for, in the ledger (``alive``) every second. Leases are renewed
 while a scan is written; an instance that loses one stops writing that scan.
 Redis going away is retried with backoff, without losing the scan in
 progress (the handler resumes it from the ledger's progress); a scan Redis no
@@ -18,10 +24,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,7 +36,8 @@ import redis
 from blissdata.exceptions import NoScanAvailable, ScanLoadError, ScanNotFoundError
 
 from sardana_redis.datastore import open_data_store
-from sardana_redis.following.ledger import DoneRecord, WriterLedger
+from sardana_redis.following.ledger import DoneRecord, WriterLedger, timetag_score
+from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,10 @@ PROGRESS_PERIOD = 1.0
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 #: Longest wait between two tries of a scan whose disk is full, seconds.
 MAX_DISK_RETRY = 30.0
+#: Default cap on the scans one instance writes at once (one thread each).
+MAX_SCANS = 512
+#: Scans, at most, whose waits an instance publishes in its heartbeat.
+BLOCKED_SHOWN = 50
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -134,7 +146,7 @@ class ScanFollower:
         beamlines: Iterable[str] = (),
         next_scan_timeout: float = 2.0,
         lease: float = 10.0,
-        max_workers: int = 16,
+        max_scans: int = MAX_SCANS,
     ) -> None:
         # reads block up to next_scan_timeout: the socket timeout must be longer
         self.url = with_socket_timeouts(url, connect=5, read=next_scan_timeout + 30)
@@ -144,10 +156,13 @@ class ScanFollower:
         self.beamlines = set(beamlines)
         self.next_scan_timeout = next_scan_timeout
         self.lease = lease
-        self.max_workers = max_workers
+        if max_scans < 1:
+            raise ValueError("--max-scans must be at least 1")
+        self.max_scans = max_scans
         self.status = FollowerStatus()
         self._stopping = threading.Event()
-        self._pool: ThreadPoolExecutor | None = None
+        self._workers: dict[str, threading.Thread] = {}
+        self._backlog = False  #: scans were left pending at the cap
         self._threads: list[threading.Thread] = []
         self._store: Any = None
         self._ledger: WriterLedger | None = None
@@ -159,7 +174,6 @@ class ScanFollower:
     def start(self) -> None:
         """Start following in background threads."""
         self._stopping.clear()
-        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix=f"{self.name}-scan")
         self.status.running = True
         self.status.connecting = True
         self.status.healthy = False
@@ -175,10 +189,10 @@ class ScanFollower:
         self._stopping.set()
         for job in list(self.status.active.values()):
             job.stop.set()
-        for thread in self._threads:
-            thread.join(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        for thread in [*self._threads, *self._workers.values()]:
+            thread.join(max(deadline - time.monotonic(), 0.1))
+        self._beat(stopped=True)
         self._threads = []
         self.status.running = False
         self.status.message = "stopped"
@@ -199,6 +213,7 @@ class ScanFollower:
         store = open_data_store(self.url)
         ledger = WriterLedger(redis.Redis.from_url(self.url), self.name, self.lease,
                               memory=self._ledger_memory)
+        ledger.forget_silent()
         return store, ledger
 
     def _follow(self) -> None:
@@ -211,6 +226,7 @@ class ScanFollower:
                 with self._lock:
                     self._store, self._ledger = store, ledger
                 since = self._start_cursor(store, ledger, since)
+                self._catch_up(ledger, since)
                 self._set_healthy(f"following {redact_redis_url(self.url)}")
                 log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url), self.name)
                 self._resume_pending()
@@ -229,8 +245,12 @@ class ScanFollower:
                         since = timetag
                         self._consider(key)
                     if time.monotonic() - last_janitor > self.lease / 2:
+                        if self._history_gap(ledger, since):
+                            self._catch_up(ledger, since)
                         self._resume_pending()
                         last_janitor = time.monotonic()
+                    elif self._backlog and len(self.status.active) < self.max_scans:
+                        self._resume_pending()
             except redis.AuthenticationError as exc:  # wrong user or password in the URL
                 self._set_unhealthy(f"{redact_redis_url(self.url)} refused the login ({exc}), "
                                     "retrying")
@@ -270,15 +290,51 @@ class ScanFollower:
         self.status.healthy, self.status.message = False, message
         self.status.connecting = False
 
+    @staticmethod
+    def _history_gap(ledger: WriterLedger, since: str) -> bool:
+        """True when scans created after ``since`` may have left the capped history."""
+        first = scan_keys.history_start(ledger.client)
+        return first is not None and timetag_score(first) > timetag_score(since)
+
+    def _catch_up(self, ledger: WriterLedger, since: str) -> None:
+        """Make pending every scan Redis holds that was created after ``since`` and this
+        writer has neither done nor pending: blissdata's scan history keeps only the last
+        2048 scans, so after a long downtime (or a burst) the older ones are found only by
+        blissdata's search. They are written oldest first, as the others."""
+        try:
+            found = [(key, ms) for key, ms in scan_keys.search_scans(ledger.client)
+                     if ms > timetag_score(since)]
+        except redis.ResponseError as exc:  # e.g. an ACL user without FT.SEARCH
+            log.warning("Cannot search the scans in Redis (%s): scans no longer in the scan "
+                        "history are not written (see users.conf.example)", exc)
+            return
+        if not found:
+            return
+        new = ledger.add_unseen(found)
+        if new:
+            log.info("%d scan(s) created since %s found by search, not in the scan history "
+                     "any more: written too", new, since)
+
     def _resume_pending(self) -> None:
-        """Take the pending scans nobody holds: after a restart, or an instance's death."""
+        """Take the pending scans nobody holds (after a restart, an instance's death, or
+        scans left at the cap), oldest first, up to the cap."""
+        self._backlog = False
         for key in self._ledger.pending():
+            if len(self.status.active) >= self.max_scans:
+                self._backlog = True
+                break
             if key not in self.status.active:
                 self._consider(key)
 
     def _consider(self, key: str) -> None:
         ledger = self._ledger
         if key in self.status.active or ledger.is_done(key):
+            return
+        if len(self.status.active) >= self.max_scans:
+            if not self._backlog:
+                log.warning("%d scans being written (--max-scans): scan %s and the next ones "
+                            "wait, pending, until one ends", len(self.status.active), key)
+            self._backlog = True
             return
         try:
             scan = self._store.load_scan(key)
@@ -307,7 +363,10 @@ class ScanFollower:
                      "after what its files hold", key, lost)
         log.info("Processing scan %s", key)
         self.status.active[key] = job
-        self._pool.submit(self._work, key, job)
+        thread = threading.Thread(target=self._work, args=(key, job), daemon=True,
+                                  name=f"{self.name}-scan-{getattr(scan, 'number', '?')}")
+        self._workers[key] = thread
+        thread.start()
 
     def _filtered_out(self, scan: Any) -> str:
         if self.sessions and scan.session not in self.sessions:
@@ -352,6 +411,7 @@ class ScanFollower:
         finally:
             self.status.active.pop(key, None)
             self.status.stalled.pop(key, None)
+            self._workers.pop(key, None)
             if job.stop.is_set():
                 job.ledger.release(key)
 
@@ -396,6 +456,7 @@ class ScanFollower:
         those whose lease was lost)."""
         renewed = time.monotonic()
         while not self._stopping.wait(min(PROGRESS_PERIOD, self.lease / 3)):
+            self._beat()
             active = list(self.status.active.items())
             try:
                 written = {key: job.rows_written for key, job in active if job.rows_written}
@@ -416,3 +477,21 @@ class ScanFollower:
                     pass  # the lease may expire; a takeover then resumes the file
                 except Exception:
                     log.exception("Scan %s: cannot renew its lease", key)
+
+    def _beat(self, stopped: bool = False) -> None:
+        """Say in the ledger that this instance is alive, with its lag, failures and what it
+        waits for (``sardana-redis writers``; the memory tracker's ``--writer-grace``)."""
+        ledger, status = self._ledger, self.status
+        if ledger is None:
+            return
+        blocked = dict(list(status.blocked.items())[:BLOCKED_SHOWN])
+        try:
+            ledger.beat({"host": socket.gethostname(), "pid": os.getpid(), "stopped": stopped,
+                         "healthy": status.healthy, "message": status.message,
+                         "active": len(status.active), "lag_points": status.lag_points,
+                         "scans_written": status.scans_written,
+                         "scans_failed": status.scans_failed, "blocked": blocked})
+        except REDIS_DOWN:
+            pass
+        except redis.RedisError as exc:  # e.g. an ACL without the alive key
+            log.debug("cannot record the heartbeat: %s", exc)

@@ -16,14 +16,19 @@ Every instance of one writer (same ``name``) shares one ledger, so that:
   takeover can truncate a half-written block and write it again, never twice;
 * **file locks** (one owner scan per file) keep two scans from interleaving
   in one file; a lock belongs to a scan, not to an instance, so it survives
-  a takeover.
+  a takeover. A lock never outlives its scan: once its owner is done, or gone
+  from Redis, with no instance holding its claim, the next scan takes it over;
+* **alive** holds each instance's heartbeat (time, lag, scans failed, what it
+  waits for): the memory tracker waits for a writer only while it is alive (plus
+  a grace period), ``sardana-redis writers`` shows it.
 
-Keys: ``sardana_redis:writer:<name>:{cursor,pending,done,points,progress,claim:<scan>,file:<path>}``.
+Keys: ``sardana_redis:writer:<name>:{cursor,pending,done,points,progress,alive,claim:<scan>,file:<path>}``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +36,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "sardana_redis:writer"
 
@@ -54,6 +61,15 @@ for i = 1, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return 1
+"""
+# Take a file lock when free, or over from a stale owner (checked by the caller).
+_TAKE_FILE = """#!lua flags=allow-oom
+local owner = redis.call('GET', KEYS[1])
+if owner == false or owner == ARGV[1] or owner == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 """
 _MARK_DONE = """#!lua flags=allow-oom
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -83,6 +99,10 @@ class DoneRecord:
 
 #: Scans whose progress a writer process remembers (for scans Redis loses).
 MEMORY_SCANS = 1000
+#: Seconds since its last heartbeat (one a second) after which an instance is not alive.
+ALIVE_WITHIN = 10.0
+#: Heartbeats of instances silent this long are forgotten when an instance starts.
+FORGET_AFTER = 7 * 86400
 
 
 class WriterLedger:
@@ -102,6 +122,7 @@ class WriterLedger:
         self._release = client.register_script(_RELEASE)
         self._set_points = client.register_script(_SET_POINTS)
         self._mark_done = client.register_script(_MARK_DONE)
+        self._take_file = client.register_script(_TAKE_FILE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -122,6 +143,22 @@ class WriterLedger:
         pipe.zadd(self._key("pending"), {scan_key: timetag_score(timetag)}, nx=True)
         pipe.set(self._key("cursor"), timetag)
         pipe.execute()
+
+    def add_unseen(self, scans: list[tuple[str, int]]) -> int:
+        """Make pending those of ``scans`` ``[(key, creation ms)]`` neither done nor pending
+        (found otherwise than in the scan history); returns how many."""
+        if not scans:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for key, _ in scans:
+            pipe.hexists(self._key("done"), key)
+            pipe.zscore(self._key("pending"), key)
+        replies = pipe.execute()
+        new = {key: float(ms) for (key, ms), done, pending in
+               zip(scans, replies[0::2], replies[1::2]) if not done and pending is None}
+        if new:
+            self.client.zadd(self._key("pending"), new, nx=True)
+        return len(new)
 
     def pending(self) -> list[str]:
         """Scans seen and not finished, oldest first."""
@@ -147,12 +184,38 @@ class WriterLedger:
     # --- file locks -----------------------------------------------------------
 
     def lock_file(self, path: str, scan_key: str) -> bool:
-        """Make ``scan_key`` the owner of ``path`` (True if it is, now or already)."""
+        """Make ``scan_key`` the owner of ``path`` (True if it is, now or already).
+
+        A lock whose owner scan is over (done in this ledger, or gone from Redis while
+        no instance holds its claim) is stale: it is taken over, with a WARNING."""
         key = self._key("file", path)
         if self.client.set(key, scan_key, nx=True):
             return True
         owner = self.client.get(key)
-        return owner is not None and owner.decode() == scan_key
+        if owner is None:  # released meanwhile
+            return bool(self.client.set(key, scan_key, nx=True))
+        if owner.decode() == scan_key:
+            return True
+        stale = self.stale_owner(owner.decode())
+        if stale and self._take_file(keys=[key], args=[scan_key, owner.decode()]):
+            log.warning("File %s: lock of scan %s (%s) taken over by scan %s",
+                        path, owner.decode(), stale, scan_key)
+            return True
+        return False
+
+    def stale_owner(self, scan_key: str) -> str:
+        """Why a file lock held by ``scan_key`` is stale ("" while the scan may still
+        write): no instance holds its claim, and it is done or gone from Redis."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(self._key("claim", scan_key))
+        pipe.hexists(self._key("done"), scan_key)
+        pipe.exists(scan_key)
+        claimed, done, exists = pipe.execute()
+        if claimed:
+            return ""
+        if done:
+            return "its scan is done"
+        return "" if exists else "its scan is gone from Redis"
 
     def file_owner(self, path: str) -> str | None:
         owner = self.client.get(self._key("file", path))
@@ -225,3 +288,44 @@ class WriterLedger:
                         args=[scan_key, json.dumps(payload)])
         self.memory.pop(scan_key, None)
         self.release(scan_key)
+
+    # --- liveness ------------------------------------------------------------------
+
+    def forget_silent(self, after: float = FORGET_AFTER) -> None:
+        """Forget the heartbeats of instances silent for ``after`` seconds (killed ones)."""
+        now = time.time()
+        old = [i for i, s in writer_instances(self.client, self.name).items()
+               if now - float(s["time"]) > after]
+        if old:
+            self.client.hdel(self._key("alive"), *old)
+
+    def beat(self, state: Mapping[str, Any]) -> None:
+        """Record that this instance is alive now, with what it does (``state``)."""
+        payload = {"time": time.time(), **state}
+        self.client.hset(self._key("alive"), self.instance, json.dumps(payload))
+
+
+def writer_names(client: redis.Redis) -> list[str]:
+    """Every writer that ever followed this Redis (it has a cursor)."""
+    return sorted({k.decode().split(":")[2]
+                   for k in client.scan_iter(f"{KEY_PREFIX}:*:cursor", count=1000)})
+
+
+def writer_instances(client: redis.Redis, name: str) -> dict[str, dict[str, Any]]:
+    """The heartbeats of every instance of writer ``name`` (``{instance: state}``; the
+    state has at least ``time``, seconds since the epoch). Malformed entries are left out."""
+    out = {}
+    for instance, raw in client.hgetall(f"{KEY_PREFIX}:{name}:alive").items():
+        try:
+            state = json.loads(raw)
+            float(state["time"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        out[instance.decode(errors="replace")] = state
+    return out
+
+
+def last_beat(client: redis.Redis, name: str) -> float | None:
+    """When an instance of writer ``name`` last said it was alive (None: never)."""
+    times = [float(s["time"]) for s in writer_instances(client, name).values()]
+    return max(times, default=None)

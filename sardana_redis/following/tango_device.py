@@ -39,7 +39,7 @@ from tango import DevState
 from tango.server import attribute, device_property
 
 from sardana_redis.following.file_writer import FileScanWriter
-from sardana_redis.following.follower import FollowerStatus, ScanFollower, ScanHandler
+from sardana_redis.following.follower import MAX_SCANS, FollowerStatus, ScanFollower, ScanHandler
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, normalize_redis_url, redact_redis_url
 from sardana_redis.tango_service import ServiceDevice
 
@@ -71,6 +71,9 @@ class WriterDevice(ServiceDevice):
     writer_name = device_property(dtype=str, default_value="",
                                   doc="writer name: instances with the same name share the work "
                                       "and the progress (empty: the class' default)")
+    max_scans = device_property(dtype=int, default_value=MAX_SCANS,
+                                doc="scans written at once, one thread each: more wait, "
+                                    "pending, oldest first")
 
     def make_handler(self) -> ScanHandler:
         """The file writer confined to ``root_dirs``, with ``default_file`` for scans that
@@ -96,6 +99,8 @@ class WriterDevice(ServiceDevice):
             raise ValueError(f"root_dirs must be absolute paths, not {', '.join(relative)}")
         if not self.next_scan_timeout > 0:
             raise ValueError(f"next_scan_timeout must be > 0, not {self.next_scan_timeout}")
+        if self.max_scans < 1:
+            raise ValueError(f"max_scans must be at least 1, not {self.max_scans}")
         if not (self.writer_name or self.DEFAULT_WRITER_NAME):
             raise ValueError("the writer_name property is not set")
         self._handler = self.make_handler()
@@ -106,7 +111,7 @@ class WriterDevice(ServiceDevice):
         self._follower = ScanFollower(
             self.redis_url, self.writer_name or self.DEFAULT_WRITER_NAME, self._handler,
             sessions=self.sessions, beamlines=self.beamlines,
-            next_scan_timeout=self.next_scan_timeout)
+            next_scan_timeout=self.next_scan_timeout, max_scans=self.max_scans)
         self._follower.start()
         self._should_run = True
         log.info("%s: following %s as writer %r", self.get_name(),

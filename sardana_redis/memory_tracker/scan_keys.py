@@ -207,3 +207,42 @@ def trim_before(client: redis.Redis, scan: ScanKeys, points: int) -> int:
         if keep:
             removed += client.xtrim(key, minid=keep[0][0].decode(), approximate=False)
     return removed
+
+
+def history_start(client: redis.Redis) -> str | None:
+    """The id of the oldest entry of the scan history (None: empty). The history is
+    capped (2048 entries): scans older than this one are found only by a search."""
+    first = client.xrange(SCAN_HISTORY, count=1)
+    return first[0][0].decode() if first else None
+
+
+def search_scans(client: redis.Redis, page: int = 1000) -> list[tuple[str, int]]:
+    """Every scan in Redis, found with blissdata's search index (not the capped history),
+    oldest first: [(scan key, creation ms)]. The creation time is the first id of its
+    state stream (Redis' clock, as the history's ids); scans without one are left out."""
+    keys: list[str] = []
+    while True:
+        reply = client.execute_command("FT.SEARCH", "esrf:scan:index", "*", "NOCONTENT",
+                                       "LIMIT", len(keys), page)
+        keys += [k.decode() if isinstance(k, bytes) else str(k) for k in reply[1:]]
+        if len(reply) <= 1 or len(keys) >= int(reply[0]):
+            break
+    out = []
+    for chunk in range(0, len(keys), page):
+        part = keys[chunk:chunk + page]
+        pipe = client.pipeline(transaction=False)
+        for key in part:
+            pipe.execute_command("JSON.GET", key, "$.state_stream.pk")
+        state_keys = []
+        for key, raw in zip(part, pipe.execute(raise_on_error=False)):
+            try:
+                state_keys.append((key, stream_prefix(key) + json.loads(raw)[0]))
+            except (TypeError, ValueError, IndexError, AttributeError):
+                continue  # gone meanwhile, or not a scan document
+        pipe = client.pipeline(transaction=False)
+        for _, state_key in state_keys:
+            pipe.xrange(state_key, count=1)
+        for (key, _), first in zip(state_keys, pipe.execute(raise_on_error=False)):
+            if first and not isinstance(first, Exception):
+                out.append((key, int(first[0][0].decode().split("-")[0])))
+    return sorted(out, key=lambda item: item[1])

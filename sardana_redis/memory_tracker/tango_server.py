@@ -141,6 +141,10 @@ class RedisMemoryTracker(ServiceDevice):
     writers = device_property(dtype=(str,), default_value=[],
                               doc="writer names whose unsaved data is kept (empty: every "
                                   "writer that ever followed this Redis)")
+    writer_grace = device_property(dtype=float, default_value=86400,
+                                   doc="seconds a writer that is not alive (no heartbeat) is "
+                                       "still waited for; then the scans it has not written "
+                                       "expire without it, logged as ERROR")
     max_memory = device_property(dtype=str, default_value="",
                                  doc="memory limit when Redis has no maxmemory, e.g. 4gb "
                                      "(empty: Redis' own)")
@@ -173,7 +177,8 @@ class RedisMemoryTracker(ServiceDevice):
             publisher_timeout=self.publisher_timeout,
             closed_scan_deletion=self.closed_scan_deletion,
             cleaning_time_slice=self.cleaning_time_slice,
-            writers=tuple(self.writers) or None, max_memory=max_memory)
+            writers=tuple(self.writers) or None, max_memory=max_memory,
+            writer_grace=self.writer_grace)
         try:
             settings.check()
         except ValueError as exc:
@@ -222,6 +227,8 @@ class RedisMemoryTracker(ServiceDevice):
             return DevState.ALARM, (f"Memory above the cleaning threshold: {memory}; the tracker "
                                     "cannot free enough (see the server log).")
         writers = ", ".join(counters.writers) or "none"
+        if counters.gone_writers:
+            writers += f" (not alive, not waited for: {', '.join(counters.gone_writers)})"
         return DevState.ON, (f"Tracking {counters.tracked_scans} scans of {url}: {memory}; "
                              f"writers: {writers}; {format_bytes(counters.freed_bytes)} freed, "
                              f"{counters.dropped_unpersisted_scans} unsaved scans dropped.")

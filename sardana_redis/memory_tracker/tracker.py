@@ -2,10 +2,15 @@
 
 Each monitoring cycle (pipelined: a few round trips whatever the number of scans):
 
-1. follow new scans (blissdata's scan history) and the state of open ones;
+1. follow new scans (blissdata's scan history, capped to the last 2048 scans, and
+   blissdata's search at start and whenever scans may have left the history unseen)
+   and the state of open ones;
 2. a closed scan that every configured writer has finished with (see the
    writers' ledgers) gets its expiration (``closed_scan_deletion``); one a
-   writer still has to write keeps no expiration;
+   writer still has to write keeps no expiration. A writer is waited for only while
+   it is alive (its instances' heartbeat in its ledger) and ``writer_grace`` seconds
+   after: then the scans it has not written are expired without it, with an ERROR
+   naming it (a writer that followed this Redis once and is gone must not fill it up);
 3. an open scan is closed as FAILURE (its publisher died) and then treated as
    closed: after ``publisher_timeout`` without data nor heartbeat when its publisher
    sends heartbeats (ours do, see :mod:`sardana_redis.publishing.heartbeat`), else after
@@ -33,6 +38,7 @@ from datetime import timedelta
 import redis
 
 from sardana_redis.following.ledger import KEY_PREFIX as WRITER_PREFIX
+from sardana_redis.following.ledger import last_beat, timetag_score, writer_names
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.memory_tracker.scan_keys import ScanKeys
 
@@ -81,6 +87,7 @@ class TrackerSettings:
     cleaning_time_slice: int = 20  #: % of the oldest unsaved live history dropped per step
     writers: tuple[str, ...] | None = None  #: writer names to respect; None: every writer seen
     max_memory: int | None = None  #: bytes, when the server has no maxmemory
+    writer_grace: float = 86400  #: seconds a writer not alive is still waited for
 
     def check(self) -> None:
         if not 0 < self.cleaning_threshold <= 100:
@@ -97,6 +104,8 @@ class TrackerSettings:
                 raise ValueError(f"{option} must be more than 0")
         if self.protected_history < 0:
             raise ValueError("--protected-history must not be negative")
+        if self.writer_grace < 0:
+            raise ValueError("--writer-grace must not be negative")
 
 
 @dataclass
@@ -114,6 +123,7 @@ class TrackerCounters:
     last_cycle_seconds: float = 0.0
     last_drop: str = ""
     writers: tuple[str, ...] = field(default_factory=tuple)
+    gone_writers: tuple[str, ...] = field(default_factory=tuple)  #: not waited for any more
 
 
 class MemoryTracker:
@@ -127,6 +137,8 @@ class MemoryTracker:
         self._since = "0-0"
         self._scans: dict[str, ScanKeys] = {}
         self._last_seen: float | None = None  #: when a cycle last read Redis
+        self._searched = False  #: the scans were searched for since the start
+        self._noticed: dict[str, float] = {}  #: when a writer without heartbeat was first seen
 
     # --- set-up -----------------------------------------------------------
 
@@ -159,9 +171,7 @@ class MemoryTracker:
         """Configured writers, or every writer that ever followed this Redis."""
         if self.settings.writers is not None:
             return self.settings.writers
-        names = {k.decode().split(":")[2] for k in
-                 self.client.scan_iter(f"{WRITER_PREFIX}:*:cursor", count=1000)}
-        return tuple(sorted(names))
+        return tuple(writer_names(self.client))
 
     # --- one cycle ---------------------------------------------------------
 
@@ -169,13 +179,14 @@ class MemoryTracker:
         """One monitoring cycle; returns the memory used at its end, in bytes."""
         t0 = time.perf_counter()
         now = time.time()
-        writers = self.counters.writers = self.writers()
+        self.counters.writers = self.writers()
+        writers = self._waited_writers(self.counters.writers, now)
         self._discover()
         open_scans = [s for s in self._scans.values() if not s.closed]
         self._refresh(open_scans, now)
         self._forgive_blind_time(open_scans, now)
         done = self._finished_by_writers(writers)
-        self._expire_finished(done)
+        self._expire_finished(done, self.counters.gone_writers)
         self._close_abandoned(now, done)
         used = self._used_memory()
         log.info("Memory usage: %s", format_bytes(used))
@@ -198,18 +209,56 @@ class MemoryTracker:
         self.counters.used_memory = used
         return used
 
+    def _waited_writers(self, writers: Sequence[str], now: float) -> tuple[str, ...]:
+        """The writers still waited for: alive (a heartbeat in their ledger), or silent for
+        less than ``writer_grace``; a writer never heard of counts from when the tracker
+        first listed it. Logs (ERROR) once each writer given up, and its return."""
+        waited, gone = [], []
+        for name in writers:
+            beat = last_beat(self.client, name)
+            silent = now - (beat if beat is not None else self._noticed.setdefault(name, now))
+            if silent <= self.settings.writer_grace:
+                waited.append(name)
+                if name in self.counters.gone_writers:
+                    log.warning("Writer %r is alive again: its scans are kept until it "
+                                "saved them", name)
+                continue
+            gone.append(name)
+            if name not in self.counters.gone_writers:
+                log.error("Writer %r not alive for %s (%s; --writer-grace %s): the scans it "
+                          "has not written are expired without it", name,
+                          timedelta(seconds=int(silent)),
+                          "no heartbeat ever, counted from the tracker's start" if beat is None
+                          else "since its last heartbeat",
+                          timedelta(seconds=self.settings.writer_grace))
+        self.counters.gone_writers = tuple(gone)
+        return tuple(waited)
+
     def _discover(self) -> None:
+        first = scan_keys.history_start(self.client)
+        if not self._searched or (first is not None and self._since != "0-0"
+                                  and timetag_score(first) > timetag_score(self._since)):
+            # scans created while nobody read the capped history: only a search finds them
+            self._searched = True
+            try:
+                self._track(scan_keys.search_scans(self.client))
+            except redis.ResponseError as exc:  # e.g. an ACL user without FT.SEARCH
+                log.warning("Cannot search the scans in Redis (%s): scans no longer in the "
+                            "scan history are not tracked (see users.conf.example)", exc)
         while True:
             self._since, created = scan_keys.new_scans(self.client, self._since)
             if not created:
                 break
-            for scan in scan_keys.load_keys(self.client, created):
-                scan.last_activity = time.time()  # a restarted tracker gives every scan a fresh start
-                self._scans.setdefault(scan.key, scan)
+            self._track(created)
         scans = list(self._scans.values())
         for scan, exists in zip(scans, scan_keys.existing(self.client, scans)):
             if not exists:
                 del self._scans[scan.key]
+
+    def _track(self, created: list[tuple[str, int]]) -> None:
+        for scan in scan_keys.load_keys(self.client, [c for c in created if c[0] not in self._scans]):
+            scan.last_activity = time.time()  # a restarted tracker gives every scan a fresh start
+            self._scans.setdefault(scan.key, scan)
 
     def _refresh(self, scans: Sequence[ScanKeys], now: float) -> None:
         """States and activity of open scans (a new data entry, state or heartbeat is activity)."""
@@ -262,17 +311,33 @@ class MemoryTracker:
                 saved[key] = min(counts)
         return saved
 
-    def _expire_finished(self, done: set[str]) -> None:
+    def _expire_finished(self, done: set[str], gone: Sequence[str] = ()) -> None:
         ttl = self.settings.closed_scan_deletion
         scans = [s for k, s in self._scans.items() if k in done and not s.expiring]
         if not scans:
             return
+        self._report_unwritten(scans, gone)
         scan_keys.expire(self.client, scans, ttl)
         for scan in scans:
             scan.expiring = True
             log.info("Scan %s is terminated, expiration set to %s seconds",
                      scan.key, timedelta(seconds=ttl))
         self.counters.expired_scans += len(scans)
+
+    def _report_unwritten(self, scans: list[ScanKeys], gone: Sequence[str]) -> None:
+        """Log (ERROR) each scan expired before a writer given up (``gone``) wrote it."""
+        if not gone:
+            return
+        keys = [s.key for s in scans]
+        pipe = self.client.pipeline(transaction=False)
+        for name in gone:
+            pipe.hmget(f"{WRITER_PREFIX}:{name}:done", keys)
+        replies = pipe.execute()
+        for i, scan in enumerate(scans):
+            missing = [name for name, reply in zip(gone, replies) if reply[i] is None]
+            if missing:
+                log.error("Scan %s (#%s %s) expires unwritten by writer(s) %s (not alive)",
+                          scan.key, scan.number, scan.name, ", ".join(missing))
 
     def _abandoned_after(self, scan: ScanKeys) -> tuple[float, str]:
         """Seconds of silence after which an open scan is abandoned, and what was silent."""

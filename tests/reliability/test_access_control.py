@@ -276,6 +276,9 @@ def test_every_role_with_its_own_user(secured, tmp_path, monkeypatch, reliabilit
         for writer in WRITERS:
             assert wait_done(admin_url, key, writer).status == "written"
     wait_expiring(secured, keys)
+    shown = cli("writers", redis_url=secured.url("memory-tracker"))  # as the tracker's user
+    assert shown.returncode == 0, shown.stderr
+    assert "spec-writer: alive" in shown.stdout and "nexus-writer: alive" in shown.stdout
     texts = read_as_reader(secured, tmp_path)
     for service in services:
         service.stop()

@@ -141,7 +141,6 @@ class ConfinedFile:
         """``(folder handle, file handle)``: the file opened with ``flags`` relative to its
         folder, never through a link; the identity of the folders and of the file must be
         those of the first open (:class:`ChangedOnDisk` otherwise)."""
-        test_delay("OPEN")
         folder, ids = self.open_folder(create=bool(flags & os.O_CREAT))
         try:
             fd = os.open(self.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)

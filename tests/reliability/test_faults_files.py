@@ -1,6 +1,7 @@
 """Reliability, fault cases on the files themselves: a folder or a file swapped for a link
 while a scan uses it, a NeXus writer SIGKILLed in every phase of a scan, another program
-appending to a SPEC file while the SPEC writer is down.
+appending to a SPEC file while the SPEC writer is down; and the messages that name the
+cause (a full Redis, a failed SPEC block).
 
 Real Redis Stack, real writer processes (as in ``test_faults_services.py``); the kills at
 an exact moment use the writers' test-only pauses (``SARDANA_REDIS_TEST_DELAY_<POINT>``
@@ -18,8 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
+from sardana_redis.following.follower import redis_problem
 from sardana_redis.following.paths import TEST_DELAY_ENV
+from sardana_redis.spec_writer.writer import Block, SpecScanWriter
 from tests.h5_readers import Reader
 from tests.reliability.accounting import nexus_points, spec_points, tally
 from tests.reliability.report import full_scale
@@ -266,3 +270,30 @@ def test_spec_resume_keeps_lines_another_program_appended(stacks, reliability):
         " above)" in text
     assert "another program wrote to it" in text
     assert_running(stack)
+
+
+# --- 11. Messages that name the cause ------------------------------------------------------
+
+def test_full_redis_is_reported_as_full_not_as_lost(stacks):
+    """The refusal of a Redis filled up to maxmemory is reported by the writers as a full
+    Redis, never as "unreachable" (the message of their retries)."""
+    stack = stacks(maxmemory="30mb")
+    stack.start_redis()
+    client = redis.Redis.from_url(stack.url)
+    junk = 0
+    with pytest.raises(redis.exceptions.OutOfMemoryError) as refused:
+        while junk < 10_000:
+            client.set(f"junk:{junk}", b"x" * 100_000)
+            junk += 1
+    message = redis_problem(refused.value)
+    assert message.startswith("Redis is full (maxmemory reached) and refuses writes (command not allowed"), message
+    assert redis_problem(redis.ConnectionError("Connection refused")).startswith("Redis unreachable")
+
+
+def test_failed_spec_block_says_why(tmp_path):
+    """A SPEC block given up on an error ends with ``#C scan failed: REASON``."""
+    path = tmp_path / "scans.dat"
+    path.write_text("#S 1 ascan\n#L Pt_No\n0\n")
+    with open(path, "a+") as out:
+        SpecScanWriter._give_up([Block(path, out, 0, False)], "ValueError: bad point\nnext")
+    assert path.read_text().splitlines()[-1] == "#C scan failed: ValueError: bad point next"

@@ -58,6 +58,14 @@ MAX_SCANS = 512
 BLOCKED_SHOWN = 50
 
 
+def redis_problem(exc: BaseException) -> str:
+    """What a :data:`REDIS_DOWN` error means, for the log: a full Redis is not a lost one."""
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+        return (f"Redis is full (maxmemory reached) and refuses writes ({exc}); is the "
+                "memory tracker running?")
+    return f"Redis unreachable ({exc})"
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) is a full disk or an exceeded quota,
     including HDF5's errors, which carry the errno in their message."""
@@ -255,7 +263,7 @@ class ScanFollower:
                 self._set_unhealthy(f"{redact_redis_url(self.url)} refused the login ({exc}), "
                                     "retrying")
             except REDIS_DOWN as exc:
-                self._set_unhealthy(f"Redis unreachable ({exc}), retrying")
+                self._set_unhealthy(f"{redis_problem(exc)}, retrying")
             except Exception as exc:  # e.g. a Redis without the blissdata modules
                 log.exception("Scan following failed")
                 self._set_unhealthy(f"error: {exc}, retrying")
@@ -387,8 +395,8 @@ class ScanFollower:
                 try:
                     record = self.handler.handle(job)
                 except REDIS_DOWN as exc:
-                    log.warning("Scan %s: Redis unreachable (%s), resuming in %.1f s",
-                                key, exc, redis_delay)
+                    log.warning("Scan %s: %s, resuming in %.1f s", key, redis_problem(exc),
+                                redis_delay)
                     if job.stop.wait(redis_delay) or not self._still_in_redis(key, job):
                         break
                     redis_delay = min(redis_delay * 2, 30.0)

@@ -23,7 +23,6 @@ import errno
 import logging
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -37,9 +36,10 @@ from blissdata.h5map import Dataset, Group, Stream
 from sardana_redis.following.file_writer import FileScanWriter, unwritable
 from sardana_redis.following.follower import ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
-from sardana_redis.following.paths import UnsafePath, confine
+from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import ScanRows, stream_shapes
 from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, collect_targets, create_items
+from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
 
 log = logging.getLogger(__name__)
@@ -73,33 +73,195 @@ _ABANDONED: list[Any] = []
 _ABANDONED_PATHS: set[Path] = set()
 
 
-def _reopenable(path: Path) -> None:
-    """Give a file this process abandoned after a full disk a new inode (a copy), so
-    that HDF5 opens it afresh instead of sharing its broken state."""
-    if path in _ABANDONED_PATHS:
-        log.info("%s: written again after a full disk", path)
-        tmp = path.with_name(f".{path.name}.reopening")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, path)
-        _ABANDONED_PATHS.discard(path)
+def _copy_file(confined: ConfinedFile, fill: Callable[[int, int], None]) -> None:
+    """Replace the file of ``confined`` by a new one (a new inode) that ``fill(folder, fd)``
+    writes, in the same folder, through the folder's handle."""
+    folder, _ = confined.open_folder(create=False)
+    tmp = f".{confined.name}.recovering"
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644, dir_fd=folder)
+        try:
+            fill(folder, fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, confined.name, src_dir_fd=folder, dst_dir_fd=folder)
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    confined.replaced()
 
 
-def recover_swmr_file(path: Path) -> None:
+def _reopenable(confined: ConfinedFile) -> None:
+    """Give a file this process abandoned after a full disk a new inode (a copy, with what
+    its undo journal records undone), so that HDF5 opens it afresh instead of sharing its
+    broken state (and its lock)."""
+    if confined.path not in _ABANDONED_PATHS:
+        return
+    log.info("%s: written again after a full disk", confined.path)
+    src_folder, src = confined.open(os.O_RDONLY)
+
+    def fill(folder: int, fd: int) -> None:
+        offset = 0
+        while chunk := os.pread(src, 1 << 20, offset):
+            os.pwrite(fd, chunk, offset)
+            offset += len(chunk)
+        st = os.fstat(src)
+        undo_leftover(folder, confined.name, fd, confined.path, identity=(st.st_dev, st.st_ino))
+
+    try:
+        _copy_file(confined, fill)
+    finally:
+        os.close(src)
+        os.close(src_folder)
+    _ABANDONED_PATHS.discard(confined.path)
+
+
+def fd_path(fd: int) -> str:
+    """A path naming the very file an open handle is (Linux' /proc/self/fd)."""
+    return f"/proc/self/fd/{fd}"
+
+
+#: The byte of an HDF5 (v2+) superblock with its status flags, and the flags meaning "left
+#: open for writing" (bit 0) and "for SWMR writing" (bit 2).
+_FLAGS_AT, _OPEN_FOR_WRITE = 11, 0x05
+
+
+def left_open(fd: int) -> bool:
+    """True when the HDF5 file ``fd`` is marked open for (SWMR) writing: left so by a
+    writer that crashed (the caller holds the file's lock: nobody else writes it)."""
+    head = os.pread(fd, 12, 0)
+    return len(head) == 12 and head[:8] == b"\x89HDF\r\n\x1a\n" and head[8] >= 2 and \
+        bool(head[_FLAGS_AT] & _OPEN_FOR_WRITE)
+
+
+def recover_swmr_file(confined: ConfinedFile, fd: int) -> None:
     """Make a file left marked "open for SWMR write" by a crashed writer usable again.
 
     HDF5 refuses to open such a file for writing (``h5clear -s`` is the command
     line fix); it can still be read in SWMR mode, so its content is copied into
-    a new file that replaces it.
+    a new file that replaces it. The caller holds the file's lock (``fd``).
     """
-    log.warning("%s was left open for SWMR write by a crashed writer: recovering it", path)
-    tmp = path.with_name(f".{path.name}.recovering")
-    with h5py.File(path, "r", swmr=True, locking=LOCKING) as src, \
-            h5py.File(tmp, "w", libver="latest", locking=LOCKING) as dst:
-        for name, value in src.attrs.items():
-            dst.attrs[name] = value
-        for name in src:
-            src.copy(name, dst, name=name)
-    os.replace(tmp, path)
+    log.warning("%s was left open for SWMR write by a crashed writer: recovering it",
+                confined.path)
+
+    def fill(_folder: int, tmp: int) -> None:
+        with h5py.File(fd_path(fd), "r", swmr=True, locking=False) as src, \
+                h5py.File(fd_path(tmp), "w", libver="latest", locking=False) as dst:
+            for name, value in src.attrs.items():
+                dst.attrs[name] = value
+            for name in src:
+                src.copy(name, dst, name=name)
+
+    _copy_file(confined, fill)
+
+
+class NexusFile:
+    """One NeXus file of a scan, through its phases: changes outside SWMR (the entry's
+    creation, its end items, files without SWMR support) through an undo journal
+    (:class:`~sardana_redis.nexus_writer.journal.JournaledFile`), the points in SWMR mode.
+    Every open goes through the folders' handles and meets the file the scan started
+    with (:class:`~sardana_redis.following.paths.ConfinedFile`); a reader holding the
+    file is waited for (``wait``: :meth:`FileScanWriter.wait_for_file`)."""
+
+    def __init__(self, path: Path, roots: list[Path],
+                 wait: Callable[[Path, Callable[[], Any]], Any]) -> None:
+        self.path = path
+        self.confined = ConfinedFile(path, roots)
+        self.wait = wait
+        self.journal: JournaledFile | None = None
+        self.file: h5py.File | None = None
+        self._fd = -1  #: the handle the SWMR-mode file was opened through
+
+    def open_journaled(self, phase: str) -> h5py.File:
+        """The file opened for changes outside SWMR (recovered first when a crashed writer
+        left it open for SWMR write)."""
+        _reopenable(self.confined)
+
+        def attempt() -> tuple[JournaledFile, h5py.File]:
+            journal = JournaledFile(self.confined, phase)
+            try:
+                if left_open(journal.fd):
+                    recover_swmr_file(self.confined, journal.fd)
+                    journal.abort()
+                    journal = JournaledFile(self.confined, phase)
+                journal.start()
+                return journal, h5py.File(journal, "r+" if journal.size else "w", libver="latest")
+            except BaseException:
+                journal.abort()
+                raise
+
+        self.journal, self.file = self.wait(self.path, attempt)
+        return self.file
+
+    def start_swmr(self) -> bool:
+        """Commit the changes so far and go on in SWMR mode; False (changes still
+        journaled) for a file created without SWMR support."""
+        if self.file.id.get_create_plist().get_version()[0] < 3:
+            log.info("%s: no SWMR (an HDF5 file without SWMR support); readers see the scan "
+                     "when it ends", self.path)
+            return False
+        self.commit()
+
+        def attempt() -> h5py.File:
+            folder, fd = self.confined.open(os.O_RDWR)
+            os.close(folder)
+            try:
+                file = h5py.File(fd_path(fd), "a", libver="latest", locking=LOCKING)
+                try:
+                    self.confined.check(file.id.get_vfd_handle())
+                except BaseException:
+                    file.close()
+                    raise
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            return file
+
+        self.file = self.wait(self.path, attempt)
+        self.file.swmr_mode = True
+        return True
+
+    def open_end(self) -> h5py.File:
+        """The file for its end items: reopened outside SWMR, journaled, when it was in SWMR."""
+        if self.journal is None:
+            self._close_swmr()
+            self.open_journaled("END")
+        return self.file
+
+    def commit(self) -> None:
+        """Close the file and make its journaled changes durable."""
+        self.file.close()
+        self.file = None
+        self.journal.commit()
+        self.journal = None
+
+    def _close_swmr(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close(self) -> None:
+        """Close, undoing journaled changes not committed (an error)."""
+        try:
+            self._close_swmr()
+        finally:
+            if self.journal is not None:
+                self.journal.abort()
+                self.journal = None
+
+    def abandon(self) -> None:
+        """After a full disk: never touch the HDF5 objects again (see :data:`_ABANDONED`);
+        the journal stays for the next open, the file's lock goes."""
+        _ABANDONED.append(self.file)
+        _ABANDONED_PATHS.add(self.path)
+        if self.journal is not None:
+            self.journal.release()
 
 
 def scan_layouts(scan: Any, roots: list[Path]) -> dict[Path, Group]:
@@ -155,13 +317,14 @@ def _with_end(layout: Group, end_time: Any, end_reason: str) -> Group:
 
 
 class _OpenScan:
-    """One file being written for one scan (``file``: it, opened for appending)."""
+    """One file being written for one scan (``nexus``: it, opened for changes)."""
 
-    def __init__(self, file: h5py.File, path: Path, layout: Group,
+    def __init__(self, nexus: NexusFile, layout: Group,
                  shapes: Mapping[str, StreamShape], resuming: bool, start: int = 0) -> None:
-        self.path = path
+        self.path = nexus.path
         self.layout = layout
-        self.file = file
+        self.nexus = nexus
+        self.file = nexus.file
         try:
             self.targets = StreamTargets()
             #: the entry is already whole (Redis came back from an older snapshot): kept as is
@@ -175,11 +338,15 @@ class _OpenScan:
                 for entry in layout.children:
                     if entry in self.file:
                         if not resuming:
-                            raise ScanRejected(f"{entry} already exists in {path}: never overwritten")
+                            raise ScanRejected(f"{entry} already exists in {self.path}: never overwritten")
                         del self.file[entry]
-                        log.info("resuming in %s: %s written again", path, entry)
+                        log.info("resuming in %s: %s written again", self.path, entry)
                 create_items(self.file, layout, shapes, targets=self.targets)
-            self.swmr = self._start_swmr()
+            names = {s: [d.name for d in ds] for s, ds in self.targets.numeric.items()}
+            self.swmr = nexus.start_swmr()
+            if self.swmr:  # the same datasets, in the file reopened in SWMR mode
+                self.file = nexus.file
+                self.targets.numeric = {s: [self.file[n] for n in ns] for s, ns in names.items()}
         except BaseException:
             self.close()
             raise
@@ -209,40 +376,30 @@ class _OpenScan:
                 dset.resize(rows, axis=0)
         self.start = rows
 
-    def _start_swmr(self) -> bool:
-        try:
-            self.file.swmr_mode = True
-            return True
-        except (ValueError, RuntimeError) as exc:  # a file created without SWMR support
-            log.info("%s: no SWMR (%s); readers see the scan when it ends", self.path, exc)
-            return False
-
     def append(self, batch: Mapping[str, Any]) -> None:
         append(self.targets, batch)
         self.file.flush()
 
-    def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping,
-               reopen: Callable[[], h5py.File]) -> None:
-        """Reopen without SWMR (``reopen``: waiting while a reader holds the file) and add
-        what SWMR cannot: end items, strings, references."""
-        self.file.close()
-        self.file = f = reopen()
+    def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
+        """Reopen without SWMR (journaled; waiting while a reader holds the file) and add
+        what SWMR cannot: end items, strings, references; then commit."""
+        self.file = f = self.nexus.open_end()
         create_items(f, final_layout, {}, StreamTargets())
         for stream, places in self.targets.json.items():
             values = json_values.get(stream, [])
             for group_name, name, _attributes in places:
                 _write_references(f[group_name], name, stream, values, scan_info)
-        f.close()
+        self.nexus.commit()
 
     def close(self) -> None:
-        """Close the file; while a full disk's error is being raised, abandon it instead
-        (see :data:`_ABANDONED`): the scan is written again once there is room."""
+        """Close the file (undoing uncommitted changes); while a full disk's error is being
+        raised, abandon it instead (see :data:`_ABANDONED`): the scan is written again once
+        there is room."""
         error = sys.exc_info()[1]
         if error is not None and is_disk_full(error):
-            _ABANDONED.append(self)
-            _ABANDONED_PATHS.add(self.path)
+            self.nexus.abandon()
         else:
-            self.file.close()
+            self.nexus.close()
 
 
 def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
@@ -296,41 +453,28 @@ class NexusScanWriter(FileScanWriter):
     def check(self, scan: Any, files: list[Path]) -> None:
         scan_layouts(scan, self.roots)  # refuse a malformed h5map before touching files
 
-    def _open(self, job: ScanJob, path: Path, resuming: bool = False) -> h5py.File:
-        """``path`` opened for appending, once no other program holds it (waiting meanwhile,
-        see :meth:`wait_for_file`). A file we left marked "open for SWMR write" when we
-        crashed is recovered first (when ``resuming``)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _reopenable(path)
-
-        def attempt() -> h5py.File:
-            return h5py.File(path, "a", libver="latest", locking=LOCKING)
-
-        try:
-            return self.wait_for_file(job, path, attempt, why_waiting)
-        except OSError as exc:
-            if not (resuming and "SWMR write" in str(exc)):
-                raise
-        recover_swmr_file(path)  # we crashed while writing it in SWMR mode
-        return self.wait_for_file(job, path, attempt, why_waiting)
-
     def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
         shapes = stream_shapes(scan)
         layouts = scan_layouts(scan, self.roots)
         progress = job.ledger.progress(scan.key)
         saved = job.ledger.points(scan.key)
-        opened: list[tuple[Path, h5py.File]] = []  # not handed to an _OpenScan yet
+        opened: list[NexusFile] = []  # not handed to an _OpenScan yet
         outs = []
+
+        def wait(path: Path, attempt: Callable[[], Any]) -> Any:
+            return self.wait_for_file(job, path, attempt, why_waiting)
+
         try:
             for path in files:  # every file first: a reader may hold one (nothing written yet)
-                opened.append((path, self._open(job, path, resuming=str(path) in progress)))
+                opened.append(NexusFile(path, self.roots, wait))
+                opened[-1].open_journaled("CREATE")
             job.ledger.set_progress(scan.key, {str(p): 1 for p in files})
             while opened:
-                path, file = opened.pop(0)
-                layout = layouts.get(path) or default_layout(scan, shapes)
-                outs.append(_OpenScan(file, path, layout, shapes, resuming=str(path) in progress,
+                nexus = opened.pop(0)
+                layout = layouts.get(nexus.path) or default_layout(scan, shapes)
+                outs.append(_OpenScan(nexus, layout, shapes, resuming=str(nexus.path) in progress,
                                       start=saved))
-                log.info("recording into '%s'", path)
+                log.info("recording into '%s'", nexus.path)
             if all(out.complete for out in outs):
                 log.info("Scan #%d is already whole in %s: left as it is", scan.number,
                          ", ".join(str(o.path) for o in outs))
@@ -360,11 +504,10 @@ class NexusScanWriter(FileScanWriter):
             final = scan_layouts(scan, self.roots)  # at close, with end_time/end_reason
             for out in outs:
                 layout = final.get(out.path) or _with_end(out.layout, end_time, end_reason)
-                out.finish(layout, json_values, scan.info,
-                           lambda path=out.path: self._open(job, path))
+                out.finish(layout, json_values, scan.info)
         finally:
-            for _path, file in opened:
-                file.close()
+            for nexus in opened:
+                nexus.close()
             for out in outs:
                 out.close()
         for out in outs:

@@ -185,6 +185,8 @@ def point_ends(block: bytes, layout: SpecLayout) -> list[int] | None:
         return None
     ends, lines_per_point = [], len(layout.mca) + (1 if layout.columns else 0)
     position, lines = len(header), 0
+    if block.startswith(CONTINUED, position) and (newline := block.find(b"\n", position)) >= 0:
+        position = newline + 1  # a continuation block: its points follow this line
     while lines_per_point and (newline := block.find(b"\n", position)) >= 0:
         if block[position:position + 1] == b"#":  # the footer: the points ended before it
             break
@@ -197,6 +199,32 @@ def point_ends(block: bytes, layout: SpecLayout) -> list[int] | None:
 
 #: How the closing lines of a scan block start.
 FOOTER_START = b"#C Acquisition ended at "
+#: The line after the header of a block that continues a scan begun in an earlier block.
+CONTINUED = b"#C Continued from an earlier block of this scan"
+#: The closing line of a block given up on an error.
+FAILED = b"#C scan failed: "
+
+
+def written_by_us(block: bytes, ends: list[int] | None, layout: SpecLayout) -> bool:
+    """True when a half-written block (from its start to the end of the file) holds only
+    what the writer writes: its header (or the start of it), points, then nothing but a
+    line cut by a crash, its footer or its failure line. Anything else (lines another
+    program appended while the writer was down) must not be cut."""
+    if ends is None:
+        return scan_header(layout).encode().startswith(block)
+    rest = block[ends[-1]:]
+    return (b"\n" not in rest and not rest.startswith(b"#")) or \
+        rest.startswith(FOOTER_START) or rest.startswith(FAILED)
+
+
+def continued(number: int, first: int, why: str) -> str:
+    """The ``#C`` line after the header of a block continuing scan ``number`` at point ``first``."""
+    return f"{CONTINUED.decode()} (#S {number}, points 0 to {first - 1} above): {one_line(why)}\n"
+
+
+def failed(reason: str) -> str:
+    """The closing ``#C`` line of a block given up on an error."""
+    return f"{FAILED.decode()}{one_line(reason)}\n"
 
 
 def scan_footer(end_time: datetime.datetime, end_reason: str) -> str:

@@ -5,6 +5,15 @@ Files, confinement and locks come from
 appended one whole block at a time per file; a scan taken over after a
 crash goes on after the points its half-written block holds (they may be
 gone from Redis already: the memory tracker frees what writers saved).
+A half-written block is cut only when what follows its start is all this
+writer's (:func:`~sardana_redis.spec_writer.spec_format.written_by_us`); when
+another program appended to the file meanwhile, the scan goes on in a new
+block after those lines, with a ``#C`` line saying why. A block given up on an
+error ends with ``#C scan failed: REASON``.
+
+Each file is opened once per scan, through its folders' handles, never through
+a link (:class:`~sardana_redis.following.paths.ConfinedFile`); everything is
+read and written through that one handle.
 """
 
 from __future__ import annotations
@@ -18,18 +27,22 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sardana_redis.following.file_writer import FileScanWriter
-from sardana_redis.following.follower import ScanJob
+from sardana_redis.following.follower import REDIS_DOWN, ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
+from sardana_redis.following.paths import ConfinedFile
 from sardana_redis.following.scan_rows import ScanRows, stream_shapes
 from sardana_redis.spec_writer.spec_format import (
     SpecLayout,
+    continued,
     data_lines,
+    failed,
     file_header,
     layout_from_scan,
     FOOTER_START,
     point_ends,
     scan_footer,
     scan_header,
+    written_by_us,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +59,21 @@ class Block:
     out: TextIO
     offset: int
     resumed: bool
+    first: int = 0  #: the scan's point the block's first row is (a continuation block)
+
+
+def _first_key(path: Path) -> str:
+    """The progress entry of a continuation block's first point."""
+    return f"{path} first point"
+
+
+def read_from(out: TextIO, offset: int) -> bytes:
+    """The bytes of an open file from ``offset`` to its end (without moving its position)."""
+    chunks, fd = [], out.fileno()
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 class SpecScanWriter(FileScanWriter):
@@ -56,26 +84,46 @@ class SpecScanWriter(FileScanWriter):
     def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
         layout = layout_from_scan(scan.number, scan.info, stream_shapes(scan))
         with ExitStack() as stack:
-            blocks = []
+            blocks: list[Block] = []
             for path in files:  # each closed at the end, even when a later one is waited for
                 blocks.append(self._open_block(job, path))
                 stack.enter_context(blocks[-1].out)
-            start = self._resume(blocks, layout, scan.number)
-            if start is None:
-                log.info("Scan #%d is already whole in %s: left as it is", scan.number,
-                         ", ".join(map(str, files)))
-                return DoneRecord("written", "already whole in its files",
-                                  tuple(str(p) for p in files), job.ledger.points(scan.key))
-            job.rows_written = start
-            rows = self._write_rows(job, scan, layout, [b.out for b in blocks], start)
-            if rows is None:
-                return None
-            end_time, end_reason = self.wait_end(scan, job.stop)
-            footer = scan_footer(end_time, end_reason)
-            for block in blocks:
-                block.out.write(footer)
+            try:
+                return self._write_blocks(job, scan, layout, blocks)
+            except Exception as exc:
+                if not isinstance(exc, REDIS_DOWN) and not is_disk_full(exc):  # else resumed
+                    self._give_up(blocks, f"{type(exc).__name__}: {exc}")
+                raise
+
+    @staticmethod
+    def _give_up(blocks: list[Block], reason: str) -> None:
+        """Close the blocks of a failed scan with a ``#C scan failed: REASON`` line."""
+        for block in blocks:
+            try:
+                block.out.write(failed(reason))
                 block.out.flush()
-                os.fsync(block.out.fileno())
+            except OSError as exc:
+                log.error("%s: cannot write the failure line: %s", block.path, exc)
+
+    def _write_blocks(self, job: ScanJob, scan: Any, layout: SpecLayout,
+                      blocks: list[Block]) -> DoneRecord | None:
+        files = [b.path for b in blocks]
+        start = self._resume(job, blocks, layout, scan.number)
+        if start is None:
+            log.info("Scan #%d is already whole in %s: left as it is", scan.number,
+                     ", ".join(map(str, files)))
+            return DoneRecord("written", "already whole in its files",
+                              tuple(str(p) for p in files), job.ledger.points(scan.key))
+        job.rows_written = start
+        rows = self._write_rows(job, scan, layout, [b.out for b in blocks], start)
+        if rows is None:
+            return None
+        end_time, end_reason = self.wait_end(scan, job.stop)
+        footer = scan_footer(end_time, end_reason)
+        for block in blocks:
+            block.out.write(footer)
+            block.out.flush()
+            os.fsync(block.out.fileno())
         for path in files:
             log.info("finished recording to '%s' (scan #%d, %d points, %s)",
                      path, scan.number, rows, end_reason)
@@ -86,9 +134,12 @@ class SpecScanWriter(FileScanWriter):
         """Open ``path`` for this scan's block: at its end, or at the recorded start of a
         block a previous owner began. A file not writable now (PermissionError: e.g. made
         read-only or immutable for a while) is waited for, never a failed scan."""
+        confined = ConfinedFile(path, self.roots)
+
         def attempt() -> TextIO:  # waited for while not writable (PermissionError)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return open(path, "a+", encoding="utf-8", newline="\n")
+            folder, fd = confined.open(os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            os.close(folder)
+            return os.fdopen(fd, "a+", encoding="utf-8", newline="\n")
 
         out = self.wait_for_file(job, path, attempt)
         progress = job.ledger.progress(job.scan.key)
@@ -96,6 +147,7 @@ class SpecScanWriter(FileScanWriter):
             size = out.seek(0, os.SEEK_END)
             offset = progress.get(str(path))
             resumed = size > 0 and offset is not None and offset <= size
+            first = progress.get(_first_key(path), 0) if resumed else 0
             if size == 0:
                 out.write(file_header(str(path), datetime.datetime.now().astimezone()))
                 size = out.tell()
@@ -106,35 +158,58 @@ class SpecScanWriter(FileScanWriter):
             out.close()
             raise
         log.info("recording into '%s'", path)
-        return Block(path, out, offset, resumed)
+        return Block(path, out, offset, resumed, first)
 
-    @staticmethod
-    def _resume(blocks: list[Block], layout: SpecLayout, number: int) -> int | None:
+    def _resume(self, job: ScanJob, blocks: list[Block], layout: SpecLayout,
+                number: int) -> int | None:
         """Cut every block after the points all of them hold (a previous owner's partial
         line goes), write the header where it is missing; return the number of points
         already on disk, where writing goes on (the memory tracker may have freed them from
         Redis). None when every block is already whole, footer included (Redis came back
-        from an older snapshot): nothing is touched, later blocks stay."""
-        ends, whole = [], []
+        from an older snapshot): nothing is touched, later blocks stay. A block followed
+        by lines this writer did not write is never cut: the scan goes on in a new block
+        (:meth:`_continue`)."""
+        ends, whole, counts, foreign = [], [], [], []
         for block in blocks:
-            with open(block.path, "rb") as f:
-                f.seek(block.offset)
-                text = f.read()
+            text = read_from(block.out, block.offset)
             ends.append(point_ends(text, layout) if block.resumed else None)
+            foreign.append(block.resumed and not written_by_us(text, ends[-1], layout))
             whole.append(ends[-1] is not None and text[ends[-1][-1]:].startswith(FOOTER_START))
+            counts.append(block.first + (len(ends[-1]) - 1 if ends[-1] is not None else 0))
         if all(whole):
             return None
-        start = 0 if any(e is None for e in ends) else min(len(e) for e in ends) - 1
-        for block, block_ends in zip(blocks, ends):
-            if start:
-                block.out.truncate(block.offset + block_ends[start])
-                log.info("resuming scan #%d in %s after its %d points on disk",
-                         number, block.path, start)
+        start = min(counts)
+        for block, block_ends, not_ours in zip(blocks, ends, foreign):
+            if not_ours or start < block.first:
+                self._continue(job, block, layout, start)
+            elif block_ends is not None:
+                block.out.truncate(block.offset + block_ends[start - block.first])
+                if start:
+                    log.info("resuming scan #%d in %s after its %d points on disk",
+                             number, block.path, start)
             else:
                 block.out.truncate(block.offset)
-                block.out.write(scan_header(layout))
+                block.out.write(scan_header(layout) + (
+                    continued(number, block.first, "the header was cut") if block.first else ""))
                 block.out.flush()
         return start
+
+    @staticmethod
+    def _continue(job: ScanJob, block: Block, layout: SpecLayout, start: int) -> None:
+        """Go on with the scan from point ``start`` in a new block at the end of the file,
+        whose ``#C`` line says why (the file changed after the block began)."""
+        size = block.out.seek(0, os.SEEK_END)
+        why = (f"{block.path} changed after byte {block.offset} while the writer was down "
+               "(another program wrote to it): not cut; the scan goes on here")
+        log.warning("Scan #%d: %s: lines the writer did not write follow its block: not "
+                    "cut; the scan goes on in a new block from point %d", layout.number,
+                    block.path, start)
+        progress = job.ledger.progress(job.scan.key)
+        progress.update({str(block.path): size, _first_key(block.path): start})
+        job.ledger.set_progress(job.scan.key, progress)
+        block.out.write(scan_header(layout) + (continued(layout.number, start, why) if start else ""))
+        block.out.flush()
+        block.offset, block.first = size, start
 
     def _write_rows(self, job: ScanJob, scan: Any, layout: SpecLayout, outs: list[TextIO],
                     start: int) -> int | None:

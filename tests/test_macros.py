@@ -106,3 +106,28 @@ def test_default_session_is_the_door_name(door, redis_url, scan_dir, tmp_path):
     store = DataStore(redis_url)
     _, keys = store.search_existing_scans(number=last_scan_id(door))
     assert store.load_scan(keys[0]).session == "door_sr_1"  # the Door door/sr/1
+
+
+def test_redis_set_spool_and_redis_config_show_the_spool(door, redis_url, scan_dir, tmp_path):
+    """The spool folder is a Sardana environment variable; redis_config shows what it holds;
+    a folder that cannot be written is told, and scans are then published all the same."""
+    folder = tmp_path / "spool"
+    result = run_ok(door, "redis_set_spool", str(folder))
+    assert door.get_env("RedisSpoolDir") == str(folder)
+    assert any(f"{folder}: empty" in line for line in result.output), result.output
+    config = run_ok(door, "redis_config")
+    assert any(line.strip().startswith("Spool") and str(folder) in line
+               for line in config.output), config.output
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    bad = run_ok(door, "redis_set_spool", str(blocked / "spool"))
+    assert any("cannot be written" in line for line in bad.warning), bad.warning
+    configure(door, redis_url, scan_dir)
+    scan = door.run("ascan", "mot01", 0, 1, 3, 0.01)
+    assert scan.ok, scan.error
+    assert any("points are kept in memory only" in line for line in scan.warning), scan.warning
+    number = last_scan_id(door)
+    assert len(read_published(redis_url, number, tmp_path).streams["mot01"]) == 4
+    run_ok(door, "redis_set_spool", "")
+    with pytest.raises(KeyError):
+        door.get_env("RedisSpoolDir")

@@ -220,7 +220,8 @@ class ScanPublisher:
         """Ask for the scan to be closed with ``end``; wait up to ``wait`` seconds.
 
         Returns True when the scan is closed in Redis (False: it still is being
-        published, from the spool, in the background).
+        published, from the spool, in the background). Returns at once while Redis is
+        known to be unreachable: the next scan must not wait for it.
         """
         info = end_scan_info(end)
         h5maps = build_h5maps(self.description, end) if self.description else {}
@@ -229,7 +230,11 @@ class ScanPublisher:
         self._end_info = info
         self._end_requested.set()
         self._wakeup.set()
-        return self._done.wait(wait) and self.state is S.CLOSED
+        deadline = time.monotonic() + wait
+        while not self._done.wait(0.02):  # no waiting on a Redis known to be away
+            if time.monotonic() > deadline or self._failing_since is not None:
+                return False
+        return self.state is S.CLOSED
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the publisher is done (closed or abandoned)."""

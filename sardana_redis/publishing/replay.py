@@ -15,7 +15,7 @@ from sardana_redis.publishing.spool import Spool, SpoolUnavailable
 
 log = logging.getLogger(__name__)
 
-_replaying: set[tuple[str, int]] = set()
+_replaying: dict[tuple[str, int], ScanPublisher] = {}  #: replays of this process, by scan
 _replaying_lock = threading.Lock()
 
 
@@ -27,15 +27,17 @@ def replay(spool: Spool, url: str | None = None) -> list[ScanPublisher]:
         log.debug("no spool to replay: %s", exc)
         return []
     started = []
+    with _replaying_lock:  # forget the replays that ended
+        for ident in [i for i, p in _replaying.items() if p.wait(0)]:
+            del _replaying[ident]
     for scan in orphans:
         ident = (str(spool.folder), scan.id)
         with _replaying_lock:
             if ident in _replaying or not spool.claim(scan.id, scan.owner):
                 continue
-            _replaying.add(ident)
-        log.warning("Spool %s holds %s (%d points) of a publisher that stopped: publishing "
-                    "it", spool.folder, scan.publication.label, scan.points)
-        publisher = ScanPublisher.resume(url, spool, scan)
+            log.warning("Spool %s holds %s (%d points) of a publisher that stopped: "
+                        "publishing it", spool.folder, scan.publication.label, scan.points)
+            publisher = _replaying[ident] = ScanPublisher.resume(url, spool, scan)
         publisher.start()
         started.append(publisher)
     return started

@@ -342,9 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_redis_url(p)
     p.add_argument("--cleaning-threshold", type=int, default=80,
                    help="percentage of memory usage that triggers cleaning (default: %(default)s)")
-    p.add_argument("--unsaved-threshold", type=int, default=90,
+    p.add_argument("--unsaved-threshold", type=int, default=0,
                    help="percentage of memory usage above which data no writer has saved yet is "
-                        "dropped to keep Redis alive (default: %(default)s)")
+                        "dropped to keep Redis alive; 0: never, publishers keep what a full "
+                        "Redis refuses in their spool (default: %(default)s)")
     p.add_argument("--protected-history", type=float, default=180,
                    help="seconds of recent unsaved data dropped only as a last resort "
                         "(default: %(default)s)")

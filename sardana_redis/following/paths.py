@@ -112,6 +112,8 @@ class ConfinedFile:
     def open_folder(self, create: bool = True) -> tuple[int, list[Identity]]:
         """A handle on the file's folder, walked from the root without following links
         (folders made when missing and ``create``), and the identities met on the way."""
+        if create:  # the root itself, as configured (it may be made on first use)
+            os.makedirs(self.root, exist_ok=True)
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         ids = [_identity(os.fstat(fd))]
         for part in self.parts[:-1]:

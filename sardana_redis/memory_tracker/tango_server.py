@@ -115,9 +115,10 @@ class RedisMemoryTracker(ServiceDevice):
     cleaning_threshold = device_property(dtype=int, default_value=80,
                                          doc="percentage of maxmemory that triggers cleaning "
                                              "(1-100)")
-    unsaved_threshold = device_property(dtype=int, default_value=90,
+    unsaved_threshold = device_property(dtype=int, default_value=0,
                                         doc="percentage of maxmemory above which data no writer "
-                                            "has saved yet is dropped to keep Redis alive (1-100)")
+                                            "has saved yet is dropped to keep Redis alive "
+                                            "(1-100; 0: never)")
     protected_history = device_property(dtype=float, default_value=180,
                                         doc="seconds of recent unsaved data dropped only as a "
                                             "last resort")

@@ -18,10 +18,11 @@ Each monitoring cycle (pipelined: a few round trips whatever the number of scans
 4. above ``cleaning_threshold`` % of ``maxmemory`` memory is freed, down to
    ``FREE_MARGIN`` below the threshold, in this order: closed scans every
    writer has finished with (oldest first); the points writers have already
-   saved, in the streams of scans still being written; then, only to keep
-   Redis alive (above ``unsaved_threshold`` %, 90 by default), unsaved data: closed scans (oldest first), then streams of
-   open scans older than ``protected_history`` seconds, and the protected
-   history last. Every unsaved drop is logged as an ERROR naming the scan,
+   saved, in the streams of scans still being written; then, only when
+   ``unsaved_threshold`` is set (by default never: publishers keep what a full
+   Redis refuses in their spool) and exceeded, unsaved data: closed scans
+   (oldest first), then streams of open scans older than ``protected_history``
+   seconds, and the protected history last. Every unsaved drop is logged as an ERROR naming the scan,
    its streams and points.
 """
 
@@ -78,7 +79,9 @@ class TrackerSettings:
     """The options of ``sardana-redis memory-tracker`` (blissdata's, plus the writers)."""
 
     cleaning_threshold: int = 80  #: % of maxmemory that starts freeing memory
-    unsaved_threshold: int = 90  #: % of maxmemory above which unsaved data may go
+    #: % of maxmemory above which unsaved data may go; 0 (the default): never. Publishers
+    #: keep what a full Redis refuses in their spool: a full Redis only delays data
+    unsaved_threshold: int = 0
     protected_history: float = 180  #: seconds of recent data dropped only as a last resort
     monitoring_period: float = 30  #: seconds between cycles while memory is low
     inactive_scan_deletion: float = 86400  #: seconds without activity before an open scan is closed
@@ -92,8 +95,8 @@ class TrackerSettings:
     def check(self) -> None:
         if not 0 < self.cleaning_threshold <= 100:
             raise ValueError("--cleaning-threshold must be between 1 and 100")
-        if not 0 < self.unsaved_threshold <= 100:
-            raise ValueError("--unsaved-threshold must be between 1 and 100")
+        if not 0 <= self.unsaved_threshold <= 100:
+            raise ValueError("--unsaved-threshold must be between 0 (never) and 100")
         if not 0 < self.cleaning_time_slice <= 100:
             raise ValueError("--cleaning-time-slice must be between 1 and 100")
         for option, value in (("--monitoring-period", self.monitoring_period),
@@ -367,7 +370,8 @@ class MemoryTracker:
         only as long as the unsaved threshold (never below the cleaning one) is exceeded."""
         s = self.settings
         target = limit * max(s.cleaning_threshold - FREE_MARGIN, 1) // 100
-        trigger = limit * max(s.cleaning_threshold, s.unsaved_threshold) // 100
+        trigger = (limit * max(s.cleaning_threshold, s.unsaved_threshold) // 100
+                   if s.unsaved_threshold else math.inf)
         start = used
         oldest = sorted(self._scans.values(), key=lambda s: s.created_ms)
         # 1. closed scans every writer has finished with
@@ -394,9 +398,11 @@ class MemoryTracker:
             log.critical("Unable to free memory ! %s still used (threshold %s)",
                          format_bytes(used), format_bytes(trigger))
         elif used > limit * s.cleaning_threshold // 100:
-            log.warning("%s used: the rest is data the writers have not saved yet, kept "
-                        "(dropped only above %d%% of maxmemory)", format_bytes(used),
-                        max(s.cleaning_threshold, s.unsaved_threshold))
+            log.warning("%s used: the rest is data the writers have not saved yet, kept (%s)",
+                        format_bytes(used),
+                        f"dropped only above {max(s.cleaning_threshold, s.unsaved_threshold)}%"
+                        " of maxmemory" if s.unsaved_threshold else
+                        "never dropped: publishers hold what Redis refuses in their spools")
         return used
 
     def _delete(self, used: int, target: int, scans: list[ScanKeys], saved: bool) -> int:

@@ -93,7 +93,9 @@ class LiveScan:
 
     def finish(self, reason: EndReason = EndReason.SUCCESS, wait: float = 30.0) -> bool:
         """End the scan as the recorder does; True when it is closed in Redis."""
-        return self.publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", reason), wait)
+        self.publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", reason), wait)
+        # finish() returns at once while Redis is away: wait for the publisher itself
+        return self.publisher.wait(wait) and self.publisher.state.name == "CLOSED"
 
     def refs(self, points: int | None = None, kinds: Iterable[str] = ("spec", "nexus")
              ) -> dict[ScanRef, int]:

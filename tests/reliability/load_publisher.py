@@ -70,7 +70,8 @@ def one_round(url: str, doors: range, number: int, points: int, rate: float, dir
             time.sleep(delay)
     summaries = []
     for p in publishers:
-        closed = p.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS), wait=120)
+        p.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS), wait=120)
+        closed = p.wait(120) and p.state.name == "CLOSED"  # finish() returns while Redis is away
         summaries.append({"door": p.description.identity.session, "number": number, "key": p.key,
                           "points": points, "end": time.time(), "closed": closed,
                           "problem": p.problem})

@@ -145,6 +145,7 @@ class Spool:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             db = sqlite3.connect(self.folder / DB_NAME, timeout=10, isolation_level=None,
                                  check_same_thread=False)
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # (a new file only) give space back
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
@@ -203,12 +204,19 @@ class Spool:
         """The scan is closed in Redis: its batches are no longer needed."""
         with self._lock:
             db = self._connect()
-            freed = db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM batches "
-                               "WHERE scan_id=?", (scan_id,)).fetchone()[0]
-            db.execute("BEGIN")
-            db.execute("DELETE FROM batches WHERE scan_id=?", (scan_id,))
-            db.execute("DELETE FROM scans WHERE id=?", (scan_id,))
-            db.execute("COMMIT")
+            try:
+                freed = db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM batches "
+                                   "WHERE scan_id=?", (scan_id,)).fetchone()[0]
+                db.execute("BEGIN")
+                db.execute("DELETE FROM batches WHERE scan_id=?", (scan_id,))
+                db.execute("DELETE FROM scans WHERE id=?", (scan_id,))
+                db.execute("COMMIT")
+                if not db.execute("SELECT 1 FROM scans LIMIT 1").fetchone():
+                    db.execute("PRAGMA incremental_vacuum")  # empty: the file shrinks
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise SpoolUnavailable(f"spool folder {self.folder}: {exc}") from None
             self._bytes -= freed
 
     # --- batches ---------------------------------------------------------

@@ -103,3 +103,19 @@ def test_replay_publishes_what_a_killed_publisher_left(ended, tmp_path):
         if not ended:
             assert "its MacroServer stopped" in scan.info["publication_error"]
     assert "0 scans" in cli("spool", "show", "--spool-dir", str(folder)).stdout
+
+
+def test_the_publisher_refuses_transitions_its_state_machine_does_not_allow(tmp_path):
+    from sardana_redis.publishing.publisher import TRANSITIONS, PublisherState, ScanPublisher
+    from sardana_redis.scan_model import ScanDescription, ScanIdentity
+    from tests.reliability.service_stack import COLUMNS
+
+    description = ScanDescription(ScanIdentity("ascan", 1, "s"), "ascan", "ascan",
+                                  "2026-01-01T00:00:00+00:00", "t", COLUMNS)
+    publisher = ScanPublisher("redis://127.0.0.1:1", description, spool=Spool(tmp_path))
+    assert publisher.state is PublisherState.OPENING
+    with pytest.raises(RuntimeError, match="OPENING -> CLOSING is not allowed"):
+        publisher._to(PublisherState.CLOSING)
+    assert all(not TRANSITIONS[s] for s in (PublisherState.CLOSED, PublisherState.ABANDONED))
+    for state, following in TRANSITIONS.items():
+        assert PublisherState.ABANDONED in following or not following, state

@@ -289,6 +289,17 @@ class WriterLedger:
         self.memory.pop(scan_key, None)
         self.release(scan_key)
 
+    def request_rewrite(self, scan_key: str) -> DoneRecord | None:
+        """Make a finished scan pending again, with no progress: a running instance writes
+        it again (``sardana-redis rewrite``). Returns the done record it had, if any."""
+        before = self.done(scan_key)
+        pipe = self.client.pipeline(transaction=True)
+        for part in ("done", "progress", "points"):
+            pipe.hdel(self._key(part), scan_key)
+        pipe.zadd(self._key("pending"), {scan_key: time.time() * 1000}, nx=True)
+        pipe.execute()
+        return before
+
     # --- liveness ------------------------------------------------------------------
 
     def forget_silent(self, after: float = FORGET_AFTER) -> None:

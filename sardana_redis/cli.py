@@ -213,7 +213,8 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     """Have the running writers write one closed scan again from Redis (after a permission
     was fixed, or its file moved away): the scan is made pending again in each writer's
     ledger and the command waits for their outcome. A scan a writer wrote whose files are
-    all still there is left as it is: move them away first to write it anew."""
+    all still there (the same files) is left as it is: move them away first to write it
+    anew."""
     from sardana_redis.browse import find_scan
     from sardana_redis.following.rewrite import rewrite
 

@@ -4,20 +4,20 @@ The writers own the writing: this only makes the scan pending again in each chos
 writer's ledger (its done record, progress and points removed, see
 :meth:`~sardana_redis.following.ledger.WriterLedger.request_rewrite`), then waits until
 the writer's done record comes back. A scan a writer wrote whose files are all still
-there is left as it is (move them away first to write it anew).
+there, the very files it wrote (same inodes), is left as it is (move them away first to
+write it anew).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import redis
 from blissdata.redis_engine.scan import ScanState
 
-from sardana_redis.following.ledger import DoneRecord, WriterLedger, writer_names
+from sardana_redis.following.ledger import DoneRecord, WriterLedger, inodes, writer_names
 
 
 def _writers(client: redis.Redis, key: str, names: Sequence[str]) -> list[str]:
@@ -32,6 +32,16 @@ def _writers(client: redis.Redis, key: str, names: Sequence[str]) -> list[str]:
     if not known:
         raise LookupError(f"no writer has a record of scan {key}: name one with --writer")
     return known
+
+
+def still_whole(record: DoneRecord | None) -> bool:
+    """The scan was written and each of its files is still the file it was written into."""
+    if record is None or record.status != "written" or not record.files:
+        return False
+    now = inodes(record.files)
+    if not record.inodes:  # a record of an older version: the files are there
+        return len(now) == len(record.files)
+    return all(now.get(path) == ino for path, ino in record.inodes.items())
 
 
 def outcome(name: str, record: DoneRecord) -> str:
@@ -52,8 +62,7 @@ def rewrite(client: redis.Redis, scan: Any, names: Sequence[str], wait: float,
     for name in _writers(client, key, names):
         ledger = WriterLedger(client, name)
         before = ledger.done(key)
-        if before is not None and before.status == "written" and before.files and \
-                all(Path(f).exists() for f in before.files):
+        if still_whole(before):
             say(f"{name}: already whole in {', '.join(before.files)}: left as it is "
                 "(move the files away first to write the scan anew)")
             continue

@@ -50,6 +50,7 @@ from sardana_redis.scan_model import (
 from tests.recorder_helpers import SESSION, configure, last_scan_id, read_published, run_ok
 from tests.reliability.accounting import CaseResult, tally
 from tests.services import wait_done, writer_process
+from tests.spec_files import read_spec
 
 USERS_EXAMPLE = Path(__file__).resolve().parents[2] / "sardana_redis" / "users.conf.example"
 ROLES = ("admin", "publisher", "spec-writer", "nexus-writer", "memory-tracker", "reader")
@@ -281,6 +282,13 @@ def test_every_role_with_its_own_user(secured, tmp_path, monkeypatch, reliabilit
     assert shown.returncode == 0, shown.stderr
     assert "spec-writer: alive" in shown.stdout and "nexus-writer: alive" in shown.stdout
     texts = read_as_reader(secured, tmp_path)
+    (root / "scans.dat").rename(tmp_path / "moved.dat")  # written again, as spec-writer
+    for key in keys:
+        out = cli("rewrite", key, "--writer", "spec-writer", "--wait", "30",
+                  redis_url=secured.url("spec-writer"))
+        assert out.returncode == 0 and "spec-writer: written" in out.stdout, out
+        texts += [out.stdout, out.stderr]
+    assert read_spec(root / "scans.dat") == read_spec(tmp_path / "moved.dat")  # but #E, #D
     for service in services:
         service.stop()
     published = {(kind, str(root / f"scans.{ext}"), n): POINTS

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import h5py
+
 from tests.publish import FakeScan, publish
 from tests.services import wait_done, writer_process
 from tests.spec_files import read_spec
+from tests.test_nexus_writer_service import entries, nexus_files
 
 WRITER = "spec-writer"
 POINTS = 12
@@ -58,3 +61,30 @@ def test_a_file_moved_away_is_written_again_by_the_running_writer(redis_url, roo
         running.end()
     finally:
         service.stop()
+
+
+def test_a_failed_nexus_scan_is_written_once_the_user_fixed_its_file(redis_url, root, tmp_path):
+    """The file holds a foreign entry of the scan's name: the scan fails (never overwritten);
+    rewritten as is it fails again; once the user moved the file away, it is written."""
+    target = root / "f.h5"
+    with h5py.File(target, "w") as f:
+        f.create_group("entry1").create_dataset("keep", data=42)
+    service = writer_process("nexus-writer", redis_url, root, tmp_path / "nexus.log").start()
+    try:
+        key = publish(redis_url, 1, None, points=POINTS, info=nexus_files([target]))
+        assert wait_done(redis_url, key, "nexus-writer").status == "failed"
+
+        out = rewrite(redis_url, key)  # the writers that know the scan: nexus-writer
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "nexus-writer: failed (" in out.stdout and "never overwritten" in out.stdout
+
+        target.rename(tmp_path / "foreign.h5")
+        out = rewrite(redis_url, "1", "--session", "tests")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"nexus-writer: written (end reason SUCCESS): {target}, {POINTS} point(s)" \
+            in out.stdout
+    finally:
+        service.stop()
+    assert entries(target) == {"entry1": list(range(POINTS))}
+    with h5py.File(tmp_path / "foreign.h5", "r") as f:
+        assert list(f) == ["entry1"] and f["entry1/keep"][()] == 42

@@ -33,6 +33,13 @@ def _add_redis_url(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_scan(parser: argparse.ArgumentParser) -> None:
+    """``--redis-url``, a scan key or number and ``--session``, as ``show`` takes them."""
+    _add_redis_url(parser)
+    parser.add_argument("scan", help="scan key (esrf:scan:...) or number (the last scan with it)")
+    parser.add_argument("--session", help="with a number: the scan of this session")
+
+
 def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
     _add_redis_url(parser)
     parser.add_argument("--root", action="append", type=Path, required=True,
@@ -200,6 +207,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     names = plot(scan, output)
     print(f"{output}: {', '.join(names)}")
     return 0
+
+
+def cmd_rewrite(args: argparse.Namespace) -> int:
+    """Have the running writers write one closed scan again from Redis (after a permission
+    was fixed, or its file moved away): the scan is made pending again in each writer's
+    ledger and the command waits for their outcome. A scan a writer wrote whose files are
+    all still there (the same files) is left as it is: move them away first to write it
+    anew."""
+    from sardana_redis.browse import find_scan
+    from sardana_redis.following.rewrite import rewrite
+
+    scan = find_scan(_store(args.redis_url), args.scan, args.session)
+    client = redis.Redis.from_url(args.redis_url)
+    return 0 if rewrite(client, scan, args.writer or (), args.wait) else 1
 
 
 def _tls_files(args: argparse.Namespace) -> "TLSFiles | None":
@@ -393,12 +414,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("show", cmd_show), ("plot", cmd_plot)):
         p = sub.add_parser(name, help=func.__doc__.split(":")[0].split("(")[0].strip().lower(),
                            description=func.__doc__)
-        _add_redis_url(p)
-        p.add_argument("scan", help="scan key (esrf:scan:...) or number (the last scan with it)")
-        p.add_argument("--session", help="with a number: the scan of this session")
+        _add_scan(p)
         if name == "plot":
             p.add_argument("--output", "-o", type=Path, help="PNG file (default: scan<N>.png)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("rewrite", help="have the running writers write one scan again",
+                       description=cmd_rewrite.__doc__)
+    _add_scan(p)
+    p.add_argument("--writer", action="append",
+                   help="writer name, e.g. spec-writer or nexus-writer (repeat; default: "
+                        "every writer whose ledger has the scan)")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for the writers' outcome (default: %(default)s)")
+    p.set_defaults(func=cmd_rewrite)
 
     p = sub.add_parser("spool", help="show or replay a publisher spool",
                        description=cmd_spool.__doc__)

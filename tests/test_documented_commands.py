@@ -89,6 +89,8 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "sardana-redis memory-tracker": (_TRACKER, _UNITS, _DEMO),
     "sardana-redis writers": ("tests/test_writers_command.py::test_writers_command_shows_alive_waiting_and_stopped",),
     "sardana-redis scans": ("tests/test_browse.py::test_scans_lists_with_filters",),
+    "sardana-redis rewrite": (
+        "tests/test_rewrite_command.py::test_a_file_moved_away_is_written_again_by_the_running_writer",),
     "sardana-redis spool": ("tests/test_spool.py::test_replay_publishes_what_a_killed_publisher_left",),
     "sardana-redis show": ("tests/test_browse.py::test_show_one_scan",),
     "sardana-redis plot": ("tests/test_browse.py::test_plot_writes_a_png_of_the_plotted_curves",),
@@ -114,7 +116,7 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "redis-cli info": ("tests/test_packaging.py::test_bundled_redis_cli_runs_the_documented_commands",),
     "redis-cli --user": ("tests/reliability/test_access_control.py::"
                          "test_wrong_password_is_a_clear_error_that_does_not_echo_it",
-                         "tests/reliability/test_access_control.py: admin.acl_log()",
+                         "tests/reliability/test_access_control.py: admin.acl_log(count=1000)",
                          "why: the tests read ACL LOG through redis-py, not redis-cli"),
     "silx view": ("tests/test_nexus_layout.py::test_links_and_nxdata_point_at_existing_items",
                   "why: a GUI; the default NXdata plot it opens is what the test checks"),
@@ -143,7 +145,8 @@ PLACEHOLDERS = {
     "URL": "redis://localhost:6379", "DIR": "/tmp/dir", "N": "6380", "ADDR": "127.0.0.1",
     "SIZE": "4gb", "CLASS": "RedisMemoryTracker", "INSTANCE": "bl13", "<instance>": "bl13",
     "D": "bl13/redis/x", "K=V": "redis_url=redis://localhost:6379", "SCAN": "12",
-    "SESSION": "door_bl13_1", "BEAMLINE": "bl13", "PROPOSAL": "ihch1234",
+    "SESSION": "door_bl13_1", "BEAMLINE": "bl13", "PROPOSAL": "ihch1234", "NAME": "spec-writer",
+    "SECONDS": "120",
 }
 
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any
 
@@ -95,6 +96,20 @@ class DoneRecord:
     files: tuple[str, ...] = ()
     points: int = 0
     time: float = 0.0
+    #: each file's inode when the scan was done: a file moved away (or replaced) since then
+    #: no longer holds the scan (``sardana-redis rewrite``)
+    inodes: Mapping[str, int] = field(default_factory=dict)
+
+
+def inodes(files: tuple[str, ...]) -> dict[str, int]:
+    """The inode of each of ``files`` that exists."""
+    out = {}
+    for path in files:
+        try:
+            out[path] = os.stat(path).st_ino
+        except OSError:
+            continue
+    return out
 
 
 #: Scans whose progress a writer process remembers (for scans Redis loses).
@@ -277,17 +292,30 @@ class WriterLedger:
             return None
         data = json.loads(raw)
         return DoneRecord(data["status"], data.get("detail", ""), tuple(data.get("files", ())),
-                          int(data.get("points", 0)), float(data.get("time", 0.0)))
+                          int(data.get("points", 0)), float(data.get("time", 0.0)),
+                          dict(data.get("inodes") or {}))
 
     def mark_done(self, scan_key: str, record: DoneRecord) -> None:
         """Record the outcome, forget the scan's progress and pending entry, release it."""
         payload: dict[str, Any] = {"status": record.status, "detail": record.detail,
                                    "files": list(record.files), "points": record.points,
-                                   "time": record.time or time.time()}
+                                   "time": record.time or time.time(),
+                                   "inodes": record.inodes or inodes(record.files)}
         self._mark_done(keys=[self._key(k) for k in ("done", "pending", "progress", "points")],
                         args=[scan_key, json.dumps(payload)])
         self.memory.pop(scan_key, None)
         self.release(scan_key)
+
+    def request_rewrite(self, scan_key: str) -> DoneRecord | None:
+        """Make a finished scan pending again, with no progress: a running instance writes
+        it again (``sardana-redis rewrite``). Returns the done record it had, if any."""
+        before = self.done(scan_key)
+        pipe = self.client.pipeline(transaction=True)
+        for part in ("done", "progress", "points"):
+            pipe.hdel(self._key(part), scan_key)
+        pipe.zadd(self._key("pending"), {scan_key: time.time() * 1000}, nx=True)
+        pipe.execute()
+        return before
 
     # --- liveness ------------------------------------------------------------------
 

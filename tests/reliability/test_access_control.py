@@ -33,6 +33,7 @@ from blissdata.redis_engine.store import DataStore
 from sardana_redis.cli import build_parser
 from sardana_redis.datastore import init_db
 from sardana_redis.local_stack.redis_server import RedisStackServer
+from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.redis_stack import TLSFiles, find_redis_stack, server_command
@@ -49,6 +50,7 @@ from sardana_redis.scan_model import (
 from tests.recorder_helpers import SESSION, configure, last_scan_id, read_published, run_ok
 from tests.reliability.accounting import CaseResult, tally
 from tests.services import wait_done, writer_process
+from tests.spec_files import read_spec
 
 USERS_EXAMPLE = Path(__file__).resolve().parents[2] / "sardana_redis" / "users.conf.example"
 ROLES = ("admin", "publisher", "spec-writer", "nexus-writer", "memory-tracker", "reader")
@@ -98,7 +100,7 @@ class SecuredRedis:
         """Redis' ACL log (what was refused, to whom), then cleared."""
         admin = self.admin()
         entries = [f"{e['username']}: {e['reason']} {e['object']} ({e['context']})"
-                   for e in admin.acl_log()]
+                   for e in admin.acl_log(count=1000)]
         admin.acl_log_reset()
         return entries
 
@@ -280,6 +282,13 @@ def test_every_role_with_its_own_user(secured, tmp_path, monkeypatch, reliabilit
     assert shown.returncode == 0, shown.stderr
     assert "spec-writer: alive" in shown.stdout and "nexus-writer: alive" in shown.stdout
     texts = read_as_reader(secured, tmp_path)
+    (root / "scans.dat").rename(tmp_path / "moved.dat")  # written again, as spec-writer
+    for key in keys:
+        out = cli("rewrite", key, "--writer", "spec-writer", "--wait", "30",
+                  redis_url=secured.url("spec-writer"))
+        assert out.returncode == 0 and "spec-writer: written" in out.stdout, out
+        texts += [out.stdout, out.stderr]
+    assert read_spec(root / "scans.dat") == read_spec(tmp_path / "moved.dat")  # but #E, #D
     for service in services:
         service.stop()
     published = {(kind, str(root / f"scans.{ext}"), n): POINTS
@@ -322,6 +331,57 @@ def test_reader_and_writers_are_refused_what_is_not_theirs(secured, tmp_path):
     assert {line.split(":")[0] for line in secured.acl_denials()} == {"reader", "spec-writer",
                                                                       "publisher"}
 
+
+
+def test_writers_publisher_and_tracker_cannot_damage_scans(secured, tmp_path):
+    """Least privilege, measured: a writer writes only its own ledger, never a scan or
+    a stream (its EVALSHA scripts neither); the publisher deletes no scan document and
+    sets nothing but heartbeats; the memory tracker sets no stream as JSON."""
+    first, key = publish_scans(secured.url("publisher"), tmp_path)
+    admin = secured.admin()
+    tracker = redis.Redis.from_url(normalize_redis_url(secured.url("memory-tracker")))
+    closed, = scan_keys.load_keys(tracker, [(first, 0)])  # what the tracker does to a scan
+    scan_keys.close_as_failed(tracker, closed, "test")    # (FCALL, JSON.SET, XADD)
+    scan_keys.trim_before(tracker, closed, POINTS)      # XREVRANGE, XTRIM
+    scan_keys.expire(tracker, [closed], 3600)
+    assert secured.acl_denials() == []
+    stream = "esrf:stream:" + admin.execute_command("JSON.GET", key, "$.state_stream.pk")[2:-2]
+    data = next(iter(scan_keys.load_keys(admin, [(key, 0)])[0].data_keys.values()))
+    before = {k: admin.dump(k) for k in (key, stream, data)}
+    attempts = {}
+    for role in WRITERS:
+        user = redis.Redis.from_url(normalize_redis_url(secured.url(role)))
+        script = user.register_script("return redis.call('DEL', KEYS[1])")
+        attempts |= {
+            f"{role} JSON.SET": lambda u=user: u.execute_command("JSON.SET", key, "$.info.title", '"x"'),
+            f"{role} SET": lambda u=user: u.set(key, "x"),
+            f"{role} DEL scan": lambda u=user: u.delete(key),
+            f"{role} DEL stream": lambda u=user: u.delete(data),
+            f"{role} PEXPIRE": lambda u=user: u.pexpire(key, 1),
+            f"{role} HSET": lambda u=user: u.hset(key, "a", "b"),
+            f"{role} XADD": lambda u=user: u.xadd(data, {"x": 0}),
+            f"{role} XTRIM": lambda u=user: u.xtrim(data, maxlen=0),
+            f"{role} script DEL": lambda s=script: s(keys=[key]),
+        }
+    publisher = redis.Redis.from_url(normalize_redis_url(secured.url("publisher")))
+    attempts |= {
+        "publisher DEL scan": lambda: publisher.delete(key),
+        "publisher SET scan": lambda: publisher.set(key, "x"),
+        "publisher DEL scan history": lambda: publisher.delete("_SCAN_HISTORY_"),
+        "publisher SET ledger": lambda: publisher.set("sardana_redis:writer:spec-writer:cursor", "0"),
+        "tracker JSON.SET stream": lambda: tracker.execute_command("JSON.SET", data, "$", "{}"),
+        "tracker XADD scan": lambda: tracker.xadd(key, {"x": 0}),
+        "tracker SET": lambda: tracker.set(key, "x"),
+    }
+    refused = []
+    for name, attempt in attempts.items():
+        with pytest.raises(redis.ResponseError, match="(?i)permission"):
+            attempt()
+        refused.append(name)
+    assert refused == list(attempts)
+    assert {k: admin.dump(k) for k in before} == before  # nothing changed
+    assert {line.split(":")[0] for line in secured.acl_denials()} == {
+        *WRITERS, "publisher", "memory-tracker"}
 
 def test_wrong_password_is_a_clear_error_that_does_not_echo_it(secured, tmp_path):
     wrong = f"wrong-{secrets.token_hex(6)}"

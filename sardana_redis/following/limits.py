@@ -102,4 +102,4 @@ class ScanLimits:
                 raise ScanRejected(
                     f"stream {name!r}: a point of shape {shape.shape} {shape.dtype} takes "
                     f"{fixed} bytes, more than the limit of {self.max_point_bytes} "
-                    "(--max-point-bytes / max_point_bytes)")
+                    "(--max-point-size / max_point_size)")

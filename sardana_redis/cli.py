@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING
 import redis
 
 from sardana_redis import __version__
+from sardana_redis.following.limits import (
+    MAX_POINT_BYTES,
+    MAX_POINTS,
+    MAX_STREAMS,
+    READ_BUDGET,
+    ScanLimits,
+)
 from sardana_redis.memory_tracker.tracker import parse_memory_size
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
 from sardana_redis.tango_registration import add_tango_register_parser
@@ -60,6 +67,20 @@ def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--max-scans", type=int, default=512,
                         help="scans written at once, one thread each: more wait, pending, "
                              "oldest first (default: %(default)s)")
+    limits = parser.add_argument_group("scan limits", "scans declaring more are refused "
+                                       "(log: Scan KEY #N refused: ...); see docs/writers.md")
+    limits.add_argument("--max-streams", type=int, default=MAX_STREAMS,
+                        help="streams a scan may have (default: %(default)s)")
+    limits.add_argument("--max-points", type=int, default=MAX_POINTS,
+                        help="points a scan may declare or publish per stream "
+                             "(default: %(default)s)")
+    limits.add_argument("--max-point-size", type=parse_memory_size, default=MAX_POINT_BYTES,
+                        metavar="SIZE", help="bytes one point of one stream may take, e.g. "
+                                             "512mb (default: 512mb)")
+    limits.add_argument("--read-budget", type=parse_memory_size, default=READ_BUDGET,
+                        metavar="SIZE", help="bytes of stream data read from Redis at once per "
+                                             "scan, e.g. 64mb: bounds the writer's memory "
+                                             "(default: 64mb)")
 
 
 def _run_follower(follower: "ScanFollower") -> int:
@@ -78,7 +99,12 @@ def _run_follower(follower: "ScanFollower") -> int:
 def _run_writer(args: argparse.Namespace, handler_class: type) -> int:
     from sardana_redis.following.follower import ScanFollower
 
-    handler = handler_class(args.root, args.default_file)
+    try:
+        limits = ScanLimits(max_streams=args.max_streams, max_points=args.max_points,
+                            max_point_bytes=args.max_point_size, read_budget=args.read_budget)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+    handler = handler_class(args.root, args.default_file, limits=limits)
     return _run_follower(ScanFollower(
         args.redis_url, args.name, handler, sessions=args.session, beamlines=args.beamline,
         next_scan_timeout=args.next_scan_timeout, max_scans=args.max_scans))

@@ -25,7 +25,8 @@ from blissdata.redis_engine.scan import ScanState
 from sardana_redis.following.follower import ScanJob
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import OutsideRoots, UnsafePath, confine, expand_pattern
-from sardana_redis.following.scan_rows import wait_prepared
+from sardana_redis.following.limits import ScanLimits
+from sardana_redis.following.scan_rows import ScanRows, stream_shapes, wait_prepared
 from sardana_redis.scan_model import ScanRejected, file_format, parse_time
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class FileScanWriter:
     FORMAT: ClassVar[str] = ""  #: "spec" or "nexus"
 
     def __init__(self, roots: Sequence[Path], default_pattern: str | None = None,
-                 file_lock_poll: float = 0.2, held_poll: float = HELD_POLL) -> None:
+                 file_lock_poll: float = 0.2, held_poll: float = HELD_POLL,
+                 limits: ScanLimits | None = None) -> None:
         if not roots:
             raise ValueError("a writer needs at least one root folder")
         relative = [str(r) for r in roots if not Path(r).is_absolute()]
@@ -95,6 +97,7 @@ class FileScanWriter:
         self.default_pattern = default_pattern
         self.file_lock_poll = file_lock_poll
         self.held_poll = held_poll
+        self.limits = limits or ScanLimits()
 
     def candidate_files(self, scan: Any) -> list[str]:
         """The files this scan asks for (before confinement)."""
@@ -133,6 +136,8 @@ class FileScanWriter:
         job.files = tuple(str(p) for p in files)
         if not files:
             return DoneRecord("skipped", f"no {self.FORMAT} file requested and no default pattern")
+        self.limits.check_count(len(scan.streams))  # before looking at each of them
+        self.limits.check(stream_shapes(scan), scan.info)
         self.check(scan, files)
         if not self._lock_files(job, scan.key, files):
             return None
@@ -147,6 +152,11 @@ class FileScanWriter:
 
     def check(self, scan: Any, files: list[Path]) -> None:
         """Raise :class:`ScanRejected` before any file is touched (default: accept)."""
+
+    def scan_rows(self, scan: Any, names: list[str], start: int) -> ScanRows:
+        """The complete rows of ``names`` from row ``start`` on, read within the limits."""
+        return ScanRows(scan, names, start=start, budget=self.limits.read_budget,
+                        max_points=self.limits.max_points)
 
     def write_scan(self, job: ScanJob, scan: Any, files: list[Path]) -> DoneRecord | None:
         """Write the scan into ``files``; None when ``job.stop`` interrupted it."""

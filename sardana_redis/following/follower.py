@@ -39,6 +39,7 @@ from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger, timetag_score
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
+from sardana_redis.scan_model import ScanRejected
 
 log = logging.getLogger(__name__)
 
@@ -401,6 +402,9 @@ class ScanFollower:
                         break
                     redis_delay = min(redis_delay * 2, 30.0)
                     continue
+                except ScanRejected as exc:  # hostile or absurd: never retried
+                    log.error("Scan %s #%s refused: %s", key, getattr(job.scan, "number", "?"), exc)
+                    record = DoneRecord("failed", f"refused: {exc}", points=job.rows_written)
                 except Exception as exc:
                     if is_disk_full(exc):
                         disk_delay = min(disk_delay * 2, MAX_DISK_RETRY)

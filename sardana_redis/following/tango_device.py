@@ -40,6 +40,8 @@ from tango.server import attribute, device_property
 
 from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import MAX_SCANS, FollowerStatus, ScanFollower, ScanHandler
+from sardana_redis.following.limits import MAX_POINTS, MAX_STREAMS, ScanLimits
+from sardana_redis.memory_tracker.tracker import parse_memory_size
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, normalize_redis_url, redact_redis_url
 from sardana_redis.tango_service import ServiceDevice
 
@@ -74,11 +76,26 @@ class WriterDevice(ServiceDevice):
     max_scans = device_property(dtype=int, default_value=MAX_SCANS,
                                 doc="scans written at once, one thread each: more wait, "
                                     "pending, oldest first")
+    max_streams = device_property(dtype=int, default_value=MAX_STREAMS,
+                                  doc="streams a scan may have: more is refused")
+    max_points = device_property(dtype=int, default_value=MAX_POINTS,
+                                 doc="points a scan may declare or publish per stream: more "
+                                     "is refused")
+    max_point_size = device_property(dtype=str, default_value="512mb",
+                                     doc="bytes one point of one stream may take, e.g. 512mb: "
+                                         "more is refused")
+    read_budget = device_property(dtype=str, default_value="64mb",
+                                  doc="bytes of stream data read from Redis at once per scan, "
+                                      "e.g. 64mb: bounds the writer's memory")
 
     def make_handler(self) -> ScanHandler:
         """The file writer confined to ``root_dirs``, with ``default_file`` for scans that
         request no file (raises ValueError for a bad configuration)."""
-        return self.HANDLER([Path(d) for d in self.root_dirs], self.default_file or None)
+        limits = ScanLimits(max_streams=self.max_streams, max_points=self.max_points,
+                            max_point_bytes=parse_memory_size(self.max_point_size),
+                            read_budget=parse_memory_size(self.read_budget))
+        return self.HANDLER([Path(d) for d in self.root_dirs], self.default_file or None,
+                            limits=limits)
 
     # --- life cycle ----------------------------------------------------------
 

@@ -37,7 +37,7 @@ from sardana_redis.following.file_writer import FileScanWriter, unwritable
 from sardana_redis.following.follower import ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
-from sardana_redis.following.scan_rows import ScanRows, stream_shapes
+from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, collect_targets, create_items
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
@@ -488,7 +488,7 @@ class NexusScanWriter(FileScanWriter):
             numeric = sorted({s for o in outs for s in o.targets.numeric})
             json_streams = sorted({s for o in outs for s in o.targets.json})
             json_values = {s: _json_before(scan, s, start) for s in json_streams}
-            rows = ScanRows(scan, numeric + json_streams, start=start)
+            rows = self.scan_rows(scan, numeric + json_streams, start)
             for batch in rows.batches(stop=job.stop):
                 job.points_seen = rows.points_seen
                 if not batch:

@@ -30,7 +30,7 @@ from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import REDIS_DOWN, ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile
-from sardana_redis.following.scan_rows import ScanRows, stream_shapes
+from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.spec_writer.spec_format import (
     SpecLayout,
     continued,
@@ -213,7 +213,7 @@ class SpecScanWriter(FileScanWriter):
 
     def _write_rows(self, job: ScanJob, scan: Any, layout: SpecLayout, outs: list[TextIO],
                     start: int) -> int | None:
-        rows = ScanRows(scan, layout.streams, start=start)
+        rows = self.scan_rows(scan, layout.streams, start)
         for batch in rows.batches(stop=job.stop):
             job.points_seen = rows.points_seen
             count = len(next(iter(batch.values()))) if batch else 0

@@ -142,11 +142,13 @@ class ServiceStack:
     """Redis Stack, the two writers and the memory tracker, for one fault case."""
 
     def __init__(self, workdir: Path, *, persistence: bool = False, maxmemory: str = "200mb",
-                 redis_options: Iterable[str] = (), more_roots: Iterable[Path] = ()) -> None:
+                 redis_options: Iterable[str] = (), more_roots: Iterable[Path] = (),
+                 writer_options: Iterable[str] = ()) -> None:
         self.workdir = workdir
         self.root = workdir / "data"
         self.root.mkdir(parents=True, exist_ok=True)
         self.more_roots = list(more_roots)  #: other folders the writers may write under
+        self.writer_options = list(writer_options)  #: more options of both writers
         self.redis = RedisStackServer(workdir / "redis", maxmemory=maxmemory,
                                       persistence=persistence, extra=list(redis_options))
         self.services: dict[str, ServiceProcess] = {}
@@ -169,6 +171,7 @@ class ServiceStack:
         service.args += ["--next-scan-timeout", "0.5"]
         for root in self.more_roots:
             service.args += ["--root", str(root)]
+        service.args += self.writer_options
         self.services[name] = service.start()
         return service
 

@@ -207,8 +207,13 @@ def scan_across_db_restart(stack: OwnStack, *macro) -> int:
     """Run ``macro``, stopping the Tango database for ``DB_DOWNTIME`` s while it records;
     its scan number."""
     number = last_scan_id(stack.door) + 1
-    run = stack.door.start(*macro).wait_status("step")
-    time.sleep(0.3)
+    run = stack.door.start(*macro)
+    # in the middle of the scan: its first points are in Redis (the Door's status events
+    # can be late or lost under load, the data cannot)
+    key = scan_key(stack.url, number)
+    live = DataStore(stack.url)
+    wait_for(lambda: len(live.load_scan(key).streams.get("#Pt No") or ()) >= 3,
+             f"scan #{number} recording", 30)
     stack.db.restart(downtime=DB_DOWNTIME)
     run.wait(120)
     return number
@@ -327,6 +332,9 @@ def test_macroserver_killed_mid_scan(own_stack, reliability, tmp_path):
     sardana.start()
     restarted = time.monotonic()
     run_plain(sardana.door_name, "ascan", "mot01", "0", "1", "3", "0.01")  # replays the spool
+    after = scan_key(own_stack.url, number + 1)
+    for writer in WRITERS:  # the file is read once no writer has it open
+        wait_done(own_stack.url, after, writer, 90)
     scan, count = written_scan(own_stack, scan_dir, number, WRITERS, timeout=90)
     written_after = time.monotonic() - restarted
 

@@ -184,6 +184,7 @@ def test_redis_killed_during_a_scan(door, sardana_server, scan_dir, tmp_path):
         redis.kill()
         time.sleep(3)
         redis.start()
+        init_db(redis.url)  # (the publisher does it too: the reader must not race it)
 
         result = run.wait(120)
 

@@ -428,8 +428,8 @@ class ScanPublisher:
                            for name in self._next}
         if self._spool_id is not None:
             self._from_spool = self.spool.batches(self._spool_id, dict(self._confirmed))
-        if not self._memory_only:
-            return
+        if not self._memory_only or self._spool_id is not None and self.spool.error is None:
+            return  # the disk part fills in what the memory part lacks
         self._queue = deque(b for b in self._queue if b.end > self._confirmed[b.stream])
         self._queue_bytes = sum(len(b.payload) for b in self._queue)
         first: dict[str, int] = {}

@@ -23,6 +23,7 @@ recorder tells the user how many points were lost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -159,20 +160,30 @@ class Spool:
         return db
 
     def _write(self, sql: str, rows: Iterable[tuple] | tuple = ()) -> sqlite3.Cursor:
+        rows = rows if isinstance(rows, tuple) else list(rows)
         with self._lock:
-            db = self._connect()
-            try:
-                if isinstance(rows, tuple):
-                    return db.execute(sql, rows)
-                db.execute("BEGIN")
-                cur = db.executemany(sql, rows)
-                db.execute("COMMIT")
-                return cur
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                self.error = f"spool folder {self.folder} cannot be written: {exc}"
-                raise SpoolUnavailable(self.error) from None
+            for attempt in (1, 2):  # a transient error: once more on a new connection
+                db = self._connect()
+                try:
+                    if isinstance(rows, tuple):
+                        return db.execute(sql, rows)
+                    db.execute("BEGIN IMMEDIATE")
+                    cur = db.executemany(sql, rows)
+                    db.execute("COMMIT")
+                    return cur
+                except sqlite3.Error as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                    if attempt == 1:
+                        log.warning("spool %s: %s: reopening it", self.folder, exc)
+                        with contextlib.suppress(sqlite3.Error):
+                            db.close()
+                        self._db = None
+                        continue
+                    self.error = f"spool folder {self.folder} cannot be written: {exc}"
+                    raise SpoolUnavailable(self.error) from None
+        raise AssertionError("unreachable")
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -212,7 +223,7 @@ class Spool:
                 db.execute("DELETE FROM scans WHERE id=?", (scan_id,))
                 db.execute("COMMIT")
                 if not db.execute("SELECT 1 FROM scans LIMIT 1").fetchone():
-                    db.execute("PRAGMA incremental_vacuum")  # empty: the file shrinks
+                    db.execute("PRAGMA incremental_vacuum").fetchall()  # empty: the file shrinks
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")

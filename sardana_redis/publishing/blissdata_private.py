@@ -4,24 +4,10 @@
   acknowledged), so the sink threads every writable stream starts are stopped at once;
 * :func:`load_scan_rw`: a spool replay closes a scan whose publisher died, which
   blissdata only allows to the scan's creator (its own ``delete_scan`` does the same);
-* the sink helpers below, for tests that simulate a publisher dying.
-
-Keeping blissdata's stream sinks from hanging a process when Redis goes away:
-
-Every writable blissdata 2.4 stream owns a "sink": two non-daemon threads that
-send XADDs and read the acknowledgements. The sink only handles Redis *error
-replies*; when the connection itself breaks, its send thread dies and its
-acknowledgement thread waits forever, so the process (a MacroServer) can no
-longer exit, and ``scan.stop()`` blocks on the dead sink.
-
-blissdata offers no public way out, so this module is the one place that
-touches the sink's private attributes (checked against blissdata 2.4.x, the
-version pinned in pyproject.toml):
-
-- :func:`sink_is_broken` tells whether a stream's sink lost its connection or
-  stored an error;
-- :func:`release_sink` ends both sink threads and marks the sink closed, so
-  that a later ``scan.stop()`` only seals the stream server-side.
+* :func:`release_sink`: ends a sink's threads whatever their state (a sink whose
+  connection broke never ends by itself: its acknowledgement thread waits for ever and,
+  being non-daemon, keeps the process from exiting); tests use it to make a publisher
+  "die" without closing its scan.
 """
 
 from __future__ import annotations
@@ -32,18 +18,6 @@ from typing import Any
 def _sink(stream: Any) -> Any | None:
     event_stream = getattr(stream, "_event_stream", stream)
     return getattr(event_stream, "_sink", None)
-
-
-def sink_is_broken(stream: Any) -> bool:
-    """True when the stream's sink stored an error or one of its threads died."""
-    sink = _sink(stream)
-    if sink is None:
-        return False
-    if sink._failure is not None:
-        return True
-    if sink._closing or sink._closed:
-        return False
-    return not (sink._send_thread.is_alive() and sink._recv_thread.is_alive())
 
 
 def release_sink(stream: Any, timeout: float = 1.0) -> None:

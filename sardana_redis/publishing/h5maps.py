@@ -16,7 +16,8 @@ from typing import Any
 import pydantic
 from blissdata.h5map import Dataset, Group, HDF5ItemType, Inline, SoftLink, Stream
 
-from sardana_redis.publishing.scan_info import SARDANA_VERSION, default_axis, is_mesh, json_safe, x_axis
+from sardana_redis.publishing.scan_info import (
+    SARDANA_VERSION, default_axis, is_mesh, json_safe, plotted_columns, x_axis)
 from sardana_redis.scan_model import ScanDescription, ScanEnd, SnapshotItem
 
 PROGRAM = "sardana_redis"
@@ -161,9 +162,7 @@ def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
     (other dimensions "."). Value-reference columns are left out.
     """
     groups: dict[tuple[str, ...], list[str]] = {}
-    for col in sorted(desc.columns, key=lambda c: c.ndim):
-        if not col.plot_type or col.value_ref:
-            continue
+    for col in sorted(plotted_columns(desc), key=lambda c: c.ndim):
         if col.ndim == 0:
             axes = desc.axes[:2] if is_mesh(desc) else [x_axis(desc, col)]
         else:

@@ -100,7 +100,7 @@ def build_plots(desc: ScanDescription) -> list[dict[str, Any]]:
     "1d-plot"s. blissdata's schema has no image plot kind: Flint shows 2D
     channels (``dim`` 2) by itself. Value-reference columns are not plotted.
     """
-    plotted = [c for c in desc.columns if c.plot_type and not c.value_ref]
+    plotted = plotted_columns(desc)
     scalars = [c for c in plotted if c.ndim == 0]
     plots: list[dict[str, Any]] = []
     if is_mesh(desc) and scalars:
@@ -122,6 +122,22 @@ def build_plots(desc: ScanDescription) -> list[dict[str, Any]]:
             plot["x"] = x.stream
         plots.append(plot)
     return plots
+
+
+def plotted_columns(desc: ScanDescription) -> list[Column]:
+    """The columns to plot, shared by every plot the product makes (Flint's
+    ``plots``, the NeXus ``plot_<i>`` groups, ``sardana-redis plot``).
+
+    Those Sardana plots (``plot_type`` set, value references left out); when the
+    measurement group plots nothing, the first scalar channel, so that every scan
+    has a plot (drawn against :func:`x_axis`, that is the first moveable).
+    """
+    plotted = [c for c in desc.columns if c.plot_type and not c.value_ref]
+    if plotted:
+        return plotted
+    first = next((c for c in desc.columns
+                  if c.kind is ColumnKind.CHANNEL and c.ndim == 0 and not c.value_ref), None)
+    return [first] if first is not None else []
 
 
 def is_mesh(desc: ScanDescription) -> bool:

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sardana_redis.custom_data import CustomData
+
 
 class ColumnKind(str, enum.Enum):
     """What a recordlist column holds."""
@@ -160,6 +162,7 @@ class ScanDescription:
     instruments: dict[str, str] = field(default_factory=dict)  #: NeXus path -> NX class
     mesh_shape: tuple[int, ...] | None = None  #: points per moveable for mesh scans
     extra: dict[str, Any] = field(default_factory=dict)  #: JSON-safe Sardana extras
+    custom_data: tuple[CustomData, ...] = ()  #: ``addCustomData`` calls before the scan started
 
     @property
     def entry_name(self) -> str:

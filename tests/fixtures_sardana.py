@@ -20,6 +20,9 @@ from sardana_redis.local_stack.door import DoorClient
 from sardana_redis.local_stack.sardana_server import MACRO_PATH, RECORDER_PATH, SardanaServer
 from sardana_redis.local_stack.tango_db import TangoDatabase
 
+#: Macros the tests run (custom data and the like), next to the project's own.
+TEST_MACROS = Path(__file__).parent / "sardana_macros"
+
 
 @pytest.fixture(scope="session")
 def tango_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TangoDatabase]:
@@ -54,7 +57,7 @@ def sardana_server(
         tango_db.tango_host,
         tmp_path_factory.mktemp("sardana"),
         recorder_path=[RECORDER_PATH],
-        macro_path=[MACRO_PATH],
+        macro_path=[MACRO_PATH, TEST_MACROS],
         extra_env=sardana_extra_env,
     )
     with server:

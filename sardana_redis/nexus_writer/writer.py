@@ -38,6 +38,7 @@ from sardana_redis.following.follower import ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import stream_shapes
+from sardana_redis.nexus_writer.custom_data import write_custom_data
 from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, collect_targets, create_items
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
@@ -389,6 +390,8 @@ class _OpenScan:
             values = json_values.get(stream, [])
             for group_name, name, _attributes in places:
                 _write_references(f[group_name], name, stream, values, scan_info)
+        for entry in final_layout.children:
+            write_custom_data(f, entry, scan_info)
         self.nexus.commit()
 
     def close(self) -> None:

@@ -63,6 +63,8 @@ from sardana_redis.publishing.spool import (
     process_owner,
     spool_for,
 )
+from sardana_redis.custom_data import CustomData
+from sardana_redis.publishing.close_hold import CloseHold
 from sardana_redis.publishing.transport import LiveScan, RedisFull, ScanClosed, ScanGone
 from sardana_redis.redis_url import redact_redis_url
 from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
@@ -180,6 +182,9 @@ class ScanPublisher:
         self._last_beat = -math.inf
         self._outage_told = False
         self._notices: deque[tuple[str, str]] = deque()
+        self._custom_data: list[CustomData] = []  #: added during or after the scan
+        self._hold: CloseHold | None = None  #: keeps the scan open for custom data
+        self._delivered = threading.Event()  #: every point in Redis, the close held
         self._end_requested = threading.Event()
         self._wakeup = threading.Event()  #: records to take (set by push)
         self._send_wakeup = threading.Event()  #: batches to send (set by the spooler)
@@ -216,13 +221,26 @@ class ScanPublisher:
         if not self._wakeup.is_set():
             self._wakeup.set()
 
-    def finish(self, end: ScanEnd, wait: float = 10.0) -> bool:
+    def add_custom_data(self, item: CustomData) -> bool:
+        """Custom data added while the scan runs or after its end; False when the scan
+        is already closed (or being closed) in Redis: then it cannot be published."""
+        with self._lock:
+            if self.state in FINAL or self.state is S.CLOSING:
+                return False
+            self._custom_data.append(item)
+        return True
+
+    def finish(self, end: ScanEnd, wait: float = 10.0, hold: CloseHold | None = None) -> bool:
         """Ask for the scan to be closed with ``end``; wait up to ``wait`` seconds.
 
         Returns True when the scan is closed in Redis (False: it still is being
         published, from the spool, in the background). Returns at once while Redis is
-        known to be unreachable: the next scan must not wait for it.
+        known to be unreachable: the next scan must not wait for it. With a ``hold``,
+        the scan stays open (every point in Redis) until the hold is released, for
+        custom data added after the end (:meth:`add_custom_data`); True then means
+        every point is in Redis.
         """
+        self._hold = hold
         info = end_scan_info(end)
         h5maps = build_h5maps(self.description, end) if self.description else {}
         if h5maps:
@@ -232,6 +250,8 @@ class ScanPublisher:
         self._wakeup.set()
         deadline = time.monotonic() + wait
         while not self._done.wait(0.02):  # no waiting on a Redis known to be away
+            if self._delivered.is_set():
+                return True
             if time.monotonic() > deadline or self._failing_since is not None:
                 return False
         return self.state is S.CLOSED
@@ -328,7 +348,11 @@ class ScanPublisher:
                 self._send()
                 self._beat()
                 if self._all_taken.is_set() and self._caught_up():
-                    self._to(S.CLOSING)
+                    if self._hold is not None and not self._hold.released:
+                        self._delivered.set()
+                    else:
+                        with self._lock:  # no custom data accepted from now on
+                            self._to(S.CLOSING)
             if self.state is S.CLOSING:
                 self._close()
         except ScanClosed as exc:
@@ -582,6 +606,12 @@ class ScanPublisher:
 
     def _close(self) -> None:
         info = dict(self._end_info)
+        if self._custom_data:
+            sardana = self.publication.info.get("sardana")
+            sardana = dict(sardana) if isinstance(sardana, dict) else {}
+            before = sardana.get("custom_data") if isinstance(sardana.get("custom_data"), list) else []
+            info["sardana"] = {**sardana,
+                               "custom_data": [*before, *(c.to_json() for c in self._custom_data)]}
         if self.points_lost:
             info["end_reason"] = EndReason.FAILURE.value
             info["publication_error"] = f"{self.points_lost} points lost: {self.problem}"

@@ -305,3 +305,28 @@ def describe_end(env: Mapping[str, Any]) -> ScanEnd:
         extra={k: _json_safe(env.get(k)) for k in ("deadtime", "motiontime", "acqtime")
                if env.get(k) is not None},
     )
+
+
+#: Sardana macro states once a macro's code has run to its end.
+MACRO_ENDED = frozenset({"finish", "stop", "abort", "exception"})
+
+
+def top_macro(macro: Any) -> Any:
+    """The top-level macro a (scan) macro runs under (itself when run directly)."""
+    seen = set()
+    while macro is not None and id(macro) not in seen:
+        seen.add(id(macro))
+        try:
+            parent = macro.getParentMacro()
+        except Exception:
+            break
+        if parent is None:
+            break
+        macro = parent
+    return macro
+
+
+def macro_running(macro: Any) -> bool:
+    """True while ``macro``'s code runs (Sardana's macro status is not an ended one)."""
+    status = macro.getMacroStatus()
+    return not (isinstance(status, dict) and status.get("state") in MACRO_ENDED)

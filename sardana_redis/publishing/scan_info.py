@@ -67,7 +67,7 @@ def build_scan_info(desc: ScanDescription) -> dict[str, Any]:
             "scan_dir": desc.scan_dir,
             "mesh_shape": desc.mesh_shape,
             **desc.extra,
-        }),
+        }) | ({"custom_data": [c.to_json() for c in desc.custom_data]} if desc.custom_data else {}),
     }
     count_time = _finite(desc.count_time)
     if count_time is not None:

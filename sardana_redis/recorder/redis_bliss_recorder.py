@@ -17,14 +17,23 @@ published (and closed) by the next recorder start.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
 from sardana.macroserver.scan.recorder import DataRecorder
 
+from sardana_redis.custom_data import CustomData, Phase, describe_custom_data
+from sardana_redis.publishing.close_hold import CUSTOM_DATA_WAIT, CloseHold, HoldsByMacro
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.publishing.replay import replay_in_background
-from sardana_redis.publishing.sardana_adapter import URL_VARIABLE, describe_end, describe_scan
+from sardana_redis.publishing.sardana_adapter import (
+    URL_VARIABLE,
+    describe_end,
+    describe_scan,
+    macro_running,
+    top_macro,
+)
 from sardana_redis.publishing.spool import SPOOL_VARIABLE, spool_for
 from sardana_redis.redis_url import DEFAULT_REDIS_URL
 
@@ -33,6 +42,7 @@ CLOSE_WAIT = 10.0
 
 _publishing: dict[int, "RedisBlissRecorder"] = {}  # id(recordlist) -> the recorder publishing it
 _publishing_lock = threading.Lock()
+_holds = HoldsByMacro()  # scans kept open for custom data, by top-level macro
 
 
 class RedisBlissRecorder(DataRecorder):
@@ -43,6 +53,8 @@ class RedisBlissRecorder(DataRecorder):
         self.filename = filename
         self.macro = macro
         self._publisher: ScanPublisher | None = None
+        self._ended: ScanPublisher | None = None  #: the scan ended: custom data may still come
+        self._custom_before: list[CustomData] = []
         self._warned = False
 
     def getFormat(self) -> str:
@@ -76,8 +88,11 @@ class RedisBlissRecorder(DataRecorder):
             if id(recordlist) in _publishing:
                 return  # another RedisBlissRecorder publishes this scan
             _publishing[id(recordlist)] = self
+        _holds.release(id(top_macro(self.macro)))  # scans before this one may close
         try:
-            description = describe_scan(recordlist.getEnviron(), self.macro, self._get_env)
+            description = dataclasses.replace(
+                describe_scan(recordlist.getEnviron(), self.macro, self._get_env),
+                custom_data=tuple(self._custom_before))
             url = self._get_env(URL_VARIABLE, DEFAULT_REDIS_URL)
             spool = spool_for(self._get_env(SPOOL_VARIABLE))
             replay_in_background(spool)  # what a MacroServer that died left behind
@@ -102,8 +117,14 @@ class RedisBlissRecorder(DataRecorder):
         publisher, self._publisher = self._publisher, None
         if publisher is None:
             return
+        root = top_macro(self.macro)
+        hold = CloseHold(lambda: macro_running(root)) if root is not None else None
+        if hold is not None:
+            _holds.add(id(root), hold)
+        self._ended = publisher
         try:
-            closed = publisher.finish(describe_end(recordlist.getEnviron()), wait=CLOSE_WAIT)
+            closed = publisher.finish(describe_end(recordlist.getEnviron()), wait=CLOSE_WAIT,
+                                      hold=hold)
         except Exception as exc:
             self._warn_once(f"cannot end the scan in Redis: {exc}")
             return
@@ -118,3 +139,16 @@ class RedisBlissRecorder(DataRecorder):
                 f"Redis is back"))
         if publisher.placeholders:
             self.debug("placeholders published for missing values: %s", publisher.placeholders)
+
+    def _addCustomData(self, value: Any, name: str, **kwargs: Any) -> None:
+        """Sardana's custom data: published with the scan (see :mod:`sardana_redis.custom_data`)."""
+        publisher = self._publisher or self._ended
+        if publisher is None:
+            self._custom_before.append(describe_custom_data(value, name, Phase.BEFORE, **kwargs))
+            return
+        phase = Phase.DURING if self._publisher is not None else Phase.AFTER
+        if not publisher.add_custom_data(describe_custom_data(value, name, phase, **kwargs)):
+            self._tell("warning", (
+                f"RedisBlissRecorder: custom data {name!r} is not published: its scan was "
+                f"already closed in Redis (a scan waits for custom data until its macro ends, "
+                f"the next scan starts, or {CUSTOM_DATA_WAIT:g} s after its end)"))

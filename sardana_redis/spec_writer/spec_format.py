@@ -15,10 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from sardana_redis.custom_data import Phase, read_custom_data
 from sardana_redis.scan_model import ScanRejected, StreamShape, parse_time
 
 #: Snapshot values per #O/#P line, as SPEC and Sardana write them.
 SNAPSHOT_PER_LINE = 8
+#: The ``#D`` line's date, as SPEC_FileRecorder writes it (``ctime`` pads the day with a blank).
+SPEC_DATE = "%a %b %d %H:%M:%S %Y"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class SpecLayout:
     mca: tuple[tuple[str, str, int], ...] = ()  #: (stream, label, length) of 1D channels
     not_written: tuple[str, ...] = ()  #: streams noted but not dumped (2D, references)
     snapshot: tuple[tuple[str, Any], ...] = ()  #: (label, value) of the pre-scan snapshot
+    custom_before: str = ""  #: ``#UVAR`` lines of custom data added before the scan started
 
     @property
     def streams(self) -> list[str]:
@@ -108,7 +112,16 @@ def layout_from_scan(number: Any, info: Mapping[str, Any],
         mca=tuple(mca),
         not_written=tuple(not_written),
         snapshot=_snapshot(info),
+        custom_before=custom_lines(info, before=True),
     )
+
+
+def custom_lines(info: Mapping[str, Any], before: bool) -> str:
+    """The ``#UVAR`` lines (SPEC_FileRecorder's, in Sardana's ``SPEC_CUSTOM_DATA_FORMAT``)
+    of the custom data added before the scan started, or of those added later."""
+    items, _ = read_custom_data(info)
+    return "".join(c.spec_line for c in items
+                   if c.spec_line and (c.phase is Phase.BEFORE) == before)
 
 
 def file_header(path: str, created: datetime.datetime) -> str:
@@ -125,9 +138,10 @@ def _multi_lines(char: str, sep: str, items: Sequence[Any]) -> str:
 
 def scan_header(layout: SpecLayout) -> str:
     """``#S`` ... ``#L``: the header of one scan block."""
-    start = layout.start_time.ctime()
-    lines = [f"\n#S {layout.number} {layout.title}\n", f"#U {layout.user}\n",
-             f"#D {start}\n", f"#C Acquisition started at {start}\n"]
+    start = layout.start_time
+    lines = [layout.custom_before,  # written before the scan's header, as Sardana does
+             f"\n#S {layout.number} {layout.title}\n", f"#U {layout.user}\n",
+             f"#D {start.strftime(SPEC_DATE)}\n", f"#C Acquisition started at {start.ctime()}\n"]
     lines.append(_multi_lines("O", "  ", [label for label, _ in layout.snapshot]))
     lines.append(_multi_lines("P", " ", [value for _, value in layout.snapshot]))
     for stream in layout.not_written:
@@ -227,7 +241,8 @@ def failed(reason: str) -> str:
     return f"{FAILED.decode()}{one_line(reason)}\n"
 
 
-def scan_footer(end_time: datetime.datetime, end_reason: str) -> str:
-    """The closing ``#C`` lines."""
-    return f"{FOOTER_START.decode()}{end_time.ctime()}\n#C End reason: {end_reason}\n"
+def scan_footer(end_time: datetime.datetime, end_reason: str, custom: str = "") -> str:
+    """The closing ``#C`` lines, with the ``#UVAR`` lines of custom data added while the
+    scan ran or after it (Sardana appends the latter after its closing line)."""
+    return f"{FOOTER_START.decode()}{end_time.ctime()}\n{custom}#C End reason: {end_reason}\n"
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from sardana_redis.custom_data import read_custom_data
 from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import REDIS_DOWN, ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
@@ -34,6 +35,7 @@ from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.spec_writer.spec_format import (
     SpecLayout,
     continued,
+    custom_lines,
     data_lines,
     failed,
     file_header,
@@ -119,7 +121,10 @@ class SpecScanWriter(FileScanWriter):
         if rows is None:
             return None
         end_time, end_reason = self.wait_end(scan, job.stop)
-        footer = scan_footer(end_time, end_reason)
+        _, refused = read_custom_data(scan.info)
+        for why in refused:
+            log.warning("Scan #%d: %s: not written", scan.number, why)
+        footer = scan_footer(end_time, end_reason, custom_lines(scan.info, before=False))
         for block in blocks:
             block.out.write(footer)
             block.out.flush()

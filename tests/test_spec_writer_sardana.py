@@ -9,7 +9,7 @@ import pytest
 
 from tests.recorder_helpers import configure, last_scan_id, run_ok
 from tests.services import scan_key, wait_done, writer_process
-from tests.spec_files import assert_same_scan, scan_block
+from tests.spec_files import assert_same_block_text, assert_same_scan, scan_block
 
 WRITER = "spec-writer"
 SCANS = {
@@ -38,6 +38,7 @@ def check_written(redis_url: str, scan_dir: Path, number: int) -> None:
     assert record.files == (str(scan_dir / "scans.dat"),)
     assert_same_scan(scan_block(scan_dir / "scans.dat", number),
                      scan_block(scan_dir / "oracle.dat", number))
+    assert_same_block_text(scan_dir / "scans.dat", scan_dir / "oracle.dat", number)
 
 
 @pytest.mark.parametrize("name", SCANS)

@@ -3,7 +3,7 @@
 :func:`layout_from_scan` reads what a scan declares (``scan_info`` and its
 streams) into a :class:`SpecLayout`; :func:`scan_header`, :func:`data_lines`
 and :func:`scan_footer` turn it and batches of complete rows into text.
-Values are written with Python's shortest round-tripping representation.
+Values are written as Sardana writes them (:mod:`.number_text`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from sardana_redis.custom_data import Phase, read_custom_data
 from sardana_redis.scan_model import ScanRejected, StreamShape, parse_time
+from sardana_redis.spec_writer.number_text import rows_text, spectra_text
 
 #: Snapshot values per #O/#P line, as SPEC and Sardana write them.
 SNAPSHOT_PER_LINE = 8
@@ -155,38 +154,18 @@ def scan_header(layout: SpecLayout) -> str:
     return "".join(lines)
 
 
-def _column_text(values: Any) -> list[str]:
-    """Shortest round-tripping text of each value (``nan`` for missing ones)."""
-    if isinstance(values, np.ndarray):
-        if values.dtype.kind in "biuf":
-            return list(map(repr, values.tolist()))
-        values = values.tolist()
-    return [repr(v) if isinstance(v, float) else str(v) for v in values]
-
-
-def _row_format(values: Any) -> tuple[str, list]:
-    """A ``%`` conversion for one column and its values: numbers through ``%r``
-    (Python's shortest round-tripping text), anything else as text."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        return "%r", values.tolist()
-    return "%s", _column_text(values)
-
-
 def data_lines(layout: SpecLayout, batch: Mapping[str, Any]) -> str:
-    """The ``@A`` and data lines of a batch of complete rows."""
-    rows: list[str] = []
-    if layout.columns:
-        formats, columns = zip(*(_row_format(batch[stream]) for stream, _ in layout.columns))
-        rows = list(map((" ".join(formats) + "\n").__mod__, zip(*columns)))
+    """The ``@A`` and data lines of a batch of complete rows (see :mod:`.number_text`)."""
+    rows = rows_text([batch[stream] for stream, _ in layout.columns]) if layout.columns else []
     if not layout.mca:
-        return "".join(rows)
-    spectra = [batch[stream] for stream, _, _ in layout.mca]
-    out = []
+        return "\n".join(rows) + "\n" if rows else ""
+    spectra = [spectra_text(batch[stream]) for stream, _, _ in layout.mca]
+    lines = []
     for i in range(len(spectra[0])):
-        out += ["@A " + " ".join(_column_text(spectrum[i])) + "\n" for spectrum in spectra]
+        lines += [spectrum[i] for spectrum in spectra]
         if rows:
-            out.append(rows[i])
-    return "".join(out)
+            lines.append(rows[i])
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def point_ends(block: bytes, layout: SpecLayout) -> list[int] | None:

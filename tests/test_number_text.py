@@ -58,3 +58,10 @@ def test_spectra_at_once_equal_one_by_one(dtype):
         spectra = spectra.astype(dtype)
         assert spectra_text(spectra) == ["@A " + "".join(f"{t} " for t in column_text(row))
                                          for row in spectra]
+
+
+def test_any_byte_order():
+    values = np.array([0.1, 1e-9, 3.0], dtype=">f8")
+    assert column_text(values) == ["0.1", "1e-09", "3.0"]
+    assert column_text(np.array([1, 2], dtype=">i4")) == ["1", "2"]
+    assert spectra_text(np.array([[1, 2]], dtype=">i8")) == ["@A 1 2 "]

@@ -32,8 +32,15 @@ def _one_by_one(values: np.ndarray) -> list[str]:
     return [str(v) for v in values]  # numpy's own text of float32, float16, bool...
 
 
+def _native(values: np.ndarray) -> np.ndarray:
+    """C-ordered, in this machine's byte order (what orjson takes)."""
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
+    return np.ascontiguousarray(values)
+
+
 def _orjson_tokens(values: np.ndarray) -> list[str]:
-    text = orjson.dumps(np.ascontiguousarray(values), option=_NUMPY).decode("ascii")
+    text = orjson.dumps(values, option=_NUMPY).decode("ascii")
     return text[1:-1].split(",")
 
 
@@ -49,7 +56,7 @@ def column_text(values: Any) -> list[str]:
     """``str`` of every value of a 1D column, as SPEC_FileRecorder writes each of them."""
     if not isinstance(values, np.ndarray):
         return [repr(v) if isinstance(v, float) else str(v) for v in values]
-    values = values.reshape(-1)
+    values = _native(values).reshape(-1)
     if not len(values):
         return []
     kind = values.dtype.kind
@@ -76,11 +83,12 @@ _COMMA_TO_BLANK = bytes.maketrans(b",", b" ")
 def _spectra_at_once(spectra: np.ndarray) -> list[str] | None:
     """The ``@A`` lines of a batch whose every value orjson writes as ``str`` does, made
     from orjson's text of the whole batch (no object per value); None otherwise."""
+    spectra = _native(spectra)
     kind = spectra.dtype.kind
     if not (kind in "iu" and spectra.dtype.itemsize <= 8) and not (
             kind == "f" and spectra.dtype in PLAIN_RANGE and _plain(spectra).all()):
         return None
-    text = orjson.dumps(np.ascontiguousarray(spectra), option=_NUMPY)  # [[a,b],[c,d]]
+    text = orjson.dumps(spectra, option=_NUMPY)  # [[a,b],[c,d]]
     body = text[2:-2].translate(_COMMA_TO_BLANK).replace(b"] [", b" \n@A ")
     return (b"@A " + body + b" ").decode("ascii").split("\n")
 

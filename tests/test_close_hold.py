@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 

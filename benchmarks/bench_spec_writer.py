@@ -38,7 +38,7 @@ from benchmarks.writer_side_by_side import (SideBySide, WriterProcess, follow_in
                                             ledger_from_now, report_side_by_side,
                                             run_side_by_side, stopping, wait_done)
 from sardana_redis.redis_url import normalize_redis_url
-from sardana_redis.spec_writer import spec_format, writer as writer_module
+from sardana_redis.spec_writer import number_text, spec_format, writer as writer_module
 from sardana_redis.spec_writer.spec_format import SpecLayout
 from sardana_redis.spec_writer.writer import SpecScanWriter
 
@@ -181,6 +181,39 @@ def bench_formatter(npoints: int) -> dict[str, float]:
     return out
 
 
+def number_values(n: int) -> dict[str, np.ndarray]:
+    """Columns of ``n`` values: what detectors give, and the hard cases."""
+    rng = np.random.default_rng(1)
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, 2.2e-308, 1.7e308])
+    return {
+        "float64 random (17 digits)": rng.random(n) * 1e4,
+        "float64 counts (integral)": rng.poisson(1000.0, n).astype("float64"),
+        "float64 any magnitude (1e-40..1e40)": rng.normal(size=n) * 10.0 ** rng.uniform(-40, 40, n),
+        "float64 with subnormals, -0.0, nan, inf (1 in 8)": np.where(
+            rng.random(n) < 0.125, rng.choice(special, n), rng.random(n)),
+        "float32 random": (rng.random(n) * 1e4).astype("float32"),
+    }
+
+
+def bench_number_text(n: int) -> list[list[str]]:
+    """``number_text.column_text`` against ``str``/``repr`` one by one (what Sardana's
+    SPEC_FileRecorder does): ns per value, and the text compared value for value."""
+    rows = []
+    for name, values in number_values(n).items():
+        one = (lambda v=values: list(map(repr, v.tolist()))) if values.dtype == np.float64 \
+            else (lambda v=values: [str(x) for x in v])
+        t0 = time.perf_counter()
+        expected = one()
+        slow = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        got = number_text.column_text(values)
+        fast = time.perf_counter() - t0
+        rows.append([name, f"{slow / n * 1e9:.0f}", f"{fast / n * 1e9:.0f}", f"{slow / fast:.1f}x",
+                     "identical" if got == expected else
+                     f"{sum(a != b for a, b in zip(got, expected))} differ"])
+    return rows
+
+
 def best_in_process(url: str, root: Path, name: str, path: Path, number: int, npoints: int,
                     spectra: bool, repeats: int) -> dict[str, float]:
     """Publish one complete scan, then write it ``repeats`` times in process (a fresh writer
@@ -313,6 +346,10 @@ def report(thr: dict[str, Any], fmt: dict[str, float], lags: dict[float, dict],
     print(f"data_lines alone: {fmt['scalars']:,.0f} points/s (values above), "
           f"{fmt['random']:,.0f} points/s (counters random floats), "
           f"{fmt['spectra']:,.0f} spectra/s")
+    print_table("Number text: orjson where its text is Python's (number_text.column_text) "
+                "against str/repr one by one (SPEC_FileRecorder's str(value))",
+                ["values", "str/repr (ns/value)", "column_text (ns/value)", "speed-up", "text"],
+                thr["number_text"])
     print(f"target >= {TARGET_POINTS_S:,} points/s: "
           f"{verdict(n / sc['seconds'] >= TARGET_POINTS_S)}; target >= {TARGET_SPECTRA_S:,} "
           f"spectra/s: {verdict(ns / sp['seconds'] >= TARGET_SPECTRA_S)}\n")
@@ -340,6 +377,7 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
         with stopping(WriterProcess("spec-writer", redis_srv.url, root, "bench-cli",
                                     root / "spec-writer.log")) as proc:
             thr = bench_throughput(redis_srv.url, root, npoints, nspectra, repeats, proc)
+            thr["number_text"] = bench_number_text(20_000 if quick else 200_000)
             for k, rate in enumerate(RATES):  # the same writer process, still running
                 lags[rate] = bench_lag(redis_srv.url, root, rate, duration, 10 + k)
         workdir = root / "sardana"

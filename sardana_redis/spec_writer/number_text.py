@@ -7,8 +7,9 @@ widened ``0.10000000149011612``), plain digits for integers, ``True``/``False``,
 shortest round-trip) formats a whole numpy column in about 0.25 µs a value, with
 the same digits wherever both write plain decimals. orjson's text is taken there
 (float64: 1e-4 <= |x| < 1e16 and 0; float32: 1e-4 <= |x| < 1e6 and 0, where numpy
-switches to exponents); Python and numpy format the other values (exponents,
-NaN, infinities, float16, booleans) one by one. The result is the same text as
+switches to exponents). A float64 orjson writes with an exponent keeps orjson's
+digits with Python's exponent (``1e-7`` -> ``1e-07``); Python and numpy format the
+other values (NaN, infinities, float16, booleans, ...) one by one. The result is the same text as
 ``str`` gives, value for value (tests/test_number_text.py checks random values,
 subnormals, -0.0, NaN and infinities).
 """
@@ -67,8 +68,14 @@ def column_text(values: Any) -> list[str]:
     tokens = _orjson_tokens(values)
     plain = _plain(values)
     if not plain.all():
+        wide = values.dtype == np.float64
         for i in np.flatnonzero(~plain).tolist():
-            tokens[i] = repr(float(values[i])) if values.dtype == np.float64 else str(values[i])
+            token = tokens[i]
+            if wide and "e" in token:  # the same digits; Python's exponent: sign, 2+ digits
+                mantissa, _, exponent = token.partition("e")
+                tokens[i] = f"{mantissa}e{int(exponent):+03d}"
+            else:
+                tokens[i] = repr(float(values[i])) if wide else str(values[i])
     return tokens
 
 

@@ -3,6 +3,7 @@
 #   make demo    the main job: Redis Stack + Tango DB + demo Sardana + writers + scans
 #   make demo-keep  the same, left running (Ctrl-C stops it) to try it from spock
 #   make test    the test suite (real Redis Stack, real Tango, real Sardana)
+#   make test-quick  the tests without servers (pure logic, golden files): seconds
 #   make bench   the benchmarks in benchmarks/
 #   make reliability  the load/fault/hostile-input suite at full scale, with its table
 
@@ -11,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo demo-keep test bench reliability clean
+.PHONY: venv demo demo-keep test test-quick bench reliability clean
 
 venv: $(STAMP)
 
@@ -30,6 +31,9 @@ demo-keep: venv
 
 test: venv
 	$(BIN)/python -m pytest --basetemp=.pytest-tmp
+
+test-quick: venv
+	$(BIN)/python -m pytest -m 'not stack' --basetemp=.pytest-tmp
 
 reliability: venv
 	RELIABILITY_SCALE=full RELIABILITY_REPORT=reliability-report.md \

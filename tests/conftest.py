@@ -4,6 +4,22 @@ from sardana_redis.local_stack.services import ServiceProcess
 
 pytest_plugins = ["tests.fixtures_redis", "tests.fixtures_sardana", "tests.reliability.report"]
 
+#: Fixtures that start servers (Redis Stack, the Tango database, Sardana).
+STACK_FIXTURES = frozenset({"redis_server", "empty_redis_url", "redis_url", "small_redis",
+                            "tango_db", "sardana_server", "door"})
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stack: needs real servers (Redis Stack, Tango, Sardana); "
+                                       "the quick subset is pytest -m 'not stack'")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use a server fixture, or live in tests/reliability, are marked ``stack``."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())) or "reliability" in item.path.parts:
+            item.add_marker(pytest.mark.stack)
+
 
 @pytest.fixture(autouse=True)
 def _stop_services(monkeypatch):

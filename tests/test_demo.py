@@ -23,6 +23,8 @@ import pytest
 from sardana_redis.local_stack.redis_server import free_port
 from tests.doc_commands import ROOT
 
+pytestmark = pytest.mark.stack  # starts servers or runs the commands in processes
+
 
 def processes_with(marker: str) -> list[str]:
     """Command lines of the running processes whose environment holds ``marker``."""

@@ -47,6 +47,8 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     # make targets
     "make demo": (_DEMO, *_DEMO_FAILS, "tests/test_demo.py::test_make_runs_this_module"),
     "make test": ("Makefile: $(BIN)/python -m pytest", "why: it runs this test suite"),
+    "make test-quick": ("Makefile: $(BIN)/python -m pytest -m 'not stack'",
+                        "why: it runs the part of this test suite without servers"),
     "make venv": ("Makefile: $(BIN)/python -m pip install --quiet -e '.[test]'",
                   "why: a fresh virtualenv needs the network (PyPI); run on a fresh clone"),
     "make bench": _BENCH,

@@ -61,6 +61,7 @@ def test_init_db_refuses_a_database_with_foreign_keys(empty_redis_url):
         init_db(empty_redis_url, timeout=0.2)
 
 
+@pytest.mark.stack
 def test_init_db_unreachable_server_is_a_clear_error():
     out = subprocess.run(
         [sys.executable, "-m", "sardana_redis", "init-db", "--redis-url", "redis://127.0.0.1:1"],

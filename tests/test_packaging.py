@@ -4,6 +4,8 @@ package folder command of README.md, ``install-redis-stack --wheel`` and the bun
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import shlex
 import shutil
@@ -16,6 +18,8 @@ import redis
 
 from sardana_redis.redis_stack import MODULE_FILES, find_redis_stack
 from tests.doc_commands import ROOT, documented_commands
+
+pytestmark = pytest.mark.stack  # starts servers or runs the commands in processes
 
 BIN = Path(sys.executable).parent
 SCRIPTS = ("sardana-redis", "RedisSpecWriter", "RedisNexusWriter", "RedisMemoryTracker")

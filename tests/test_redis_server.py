@@ -14,6 +14,8 @@ from sardana_redis import redis_stack
 from sardana_redis.local_stack.redis_server import free_port
 from sardana_redis.redis_stack import RedisStackNotFound, find_redis_stack
 
+pytestmark = pytest.mark.stack  # starts servers or runs the commands in processes
+
 
 def test_session_server_has_both_modules(redis_server):
     client = redis.Redis.from_url(redis_server.url)

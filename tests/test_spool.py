@@ -73,6 +73,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("ended", [True, False], ids=["ended", "killed-mid-scan"])
+@pytest.mark.stack
 def test_replay_publishes_what_a_killed_publisher_left(ended, tmp_path):
     """A publisher killed while Redis was down: `spool replay` creates the scan with every
     point and closes it (its real end if it had ended, else FAILURE)."""

@@ -158,6 +158,7 @@ with DeviceTestContext(Dying, properties={"root_dirs": ["/tmp"]}, host="127.0.0.
 """
 
 
+@pytest.mark.stack
 def test_fault_when_the_follower_thread_dies(tmp_path):
     socket_dir = make_unix_socket_dir()
     try:

@@ -3,6 +3,8 @@ what they wait for, read from the heartbeats the writers keep in their ledgers."
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -10,6 +12,8 @@ from pathlib import Path
 
 from tests.h5_readers import Reader
 from tests.reliability.service_stack import stacks, wait_for  # noqa: F401 (stacks: a fixture)
+
+pytestmark = pytest.mark.stack  # starts servers or runs the commands in processes
 
 
 def writers(url: str, *options: str) -> str:

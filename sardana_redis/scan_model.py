@@ -43,11 +43,12 @@ class ScanRejected(ValueError):
 
 
 def parse_time(value: Any) -> datetime.datetime:
-    """A local datetime from an ISO 8601 string (now when missing or malformed)."""
+    """A datetime from an ISO 8601 string, in the time zone the string gives (the
+    MacroServer's, as Sardana writes its times), else local; now when missing or malformed."""
     if isinstance(value, str):
         try:
             parsed = datetime.datetime.fromisoformat(value)
-            return parsed.astimezone() if parsed.tzinfo else parsed
+            return parsed if parsed.tzinfo else parsed.astimezone()
         except ValueError:
             pass
     return datetime.datetime.now().astimezone()

@@ -112,15 +112,46 @@ class FollowerStatus:
     scans_failed: int = 0
     last_scan: str = ""
     last_files: tuple[str, ...] = ()
-    active: dict[str, ScanJob] = field(default_factory=dict)
+    active: dict[str, ScanJob] = field(default_factory=dict)  #: change with track/untrack
     stalled: dict[str, str] = field(default_factory=dict)  #: scans that cannot be written now: why
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    # the follower's threads (one per scan) change the status through these, under the lock
+
+    def track(self, key: str, job: ScanJob) -> None:
+        with self._lock:
+            self.active[key] = job
+
+    def untrack(self, key: str) -> None:
+        with self._lock:
+            self.active.pop(key, None)
+            self.stalled.pop(key, None)
+
+    def stall(self, key: str, why: str) -> None:
+        with self._lock:
+            self.stalled[key] = why
+
+    def count(self, key: str, record: DoneRecord) -> None:
+        """A scan done: written (the last one, its files) or failed."""
+        with self._lock:
+            if record.status == "written":
+                self.scans_written += 1
+                self.last_scan, self.last_files = key, record.files
+            elif record.status == "failed":
+                self.scans_failed += 1
+
+    def jobs(self) -> list[tuple[str, ScanJob]]:
+        """The scans being written (a copy)."""
+        with self._lock:
+            return list(self.active.items())
 
     @property
     def blocked(self) -> dict[str, str]:
         """The scans that cannot be written now, and why: stalled (disk full), or waiting
         for a file another program holds."""
-        blocked = dict(self.stalled)
-        for key, job in list(self.active.items()):
+        with self._lock:
+            blocked = dict(self.stalled)
+        for key, job in self.jobs():
             if job.waiting:
                 blocked.setdefault(key, job.waiting)
         return blocked
@@ -128,7 +159,7 @@ class FollowerStatus:
     @property
     def lag_points(self) -> int:
         """Points published but not yet written, over the scans being written."""
-        return sum(max(job.points_seen - job.rows_written, 0) for job in list(self.active.values()))
+        return sum(max(job.points_seen - job.rows_written, 0) for _, job in self.jobs())
 
 
 #: blissdata's stream of new scans: one entry ``{key: <scan key>}`` per scan.
@@ -196,7 +227,7 @@ class ScanFollower:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop following; scans being written are left to be resumed (never half-marked)."""
         self._stopping.set()
-        for job in list(self.status.active.values()):
+        for _, job in self.status.jobs():
             job.stop.set()
         deadline = time.monotonic() + timeout
         for thread in [*self._threads, *self._workers.values()]:
@@ -356,8 +387,9 @@ class ScanFollower:
             return
         except Exception as exc:  # a malformed scan must not stop the service
             log.error("Scan %s cannot be read: %s: %s", key, type(exc).__name__, exc)
-            ledger.mark_done(key, DoneRecord("failed", f"cannot read the scan: {type(exc).__name__}: {exc}"))
-            self.status.scans_failed += 1
+            record = DoneRecord("failed", f"cannot read the scan: {type(exc).__name__}: {exc}")
+            ledger.mark_done(key, record)
+            self.status.count(key, record)
             return
         if reason:
             ledger.mark_done(key, DoneRecord("skipped", reason))
@@ -371,7 +403,7 @@ class ScanFollower:
             log.info("Scan %s is scan %s published again after Redis lost it: going on "
                      "after what its files hold", key, lost)
         log.info("Processing scan %s", key)
-        self.status.active[key] = job
+        self.status.track(key, job)
         thread = threading.Thread(target=self._work, args=(key, job), daemon=True,
                                   name=f"{self.name}-scan-{getattr(scan, 'number', '?')}")
         self._workers[key] = thread
@@ -418,11 +450,10 @@ class ScanFollower:
                 if record is None:  # interrupted: left for a resume
                     break
                 job.ledger.mark_done(key, record)
-                self._count(key, record)
+                self.status.count(key, record)
                 break
         finally:
-            self.status.active.pop(key, None)
-            self.status.stalled.pop(key, None)
+            self.status.untrack(key)
             self._workers.pop(key, None)
             if job.stop.is_set():
                 job.ledger.release(key)
@@ -433,7 +464,7 @@ class ScanFollower:
         message = (f"cannot write {files}: {exc}".splitlines()[0] +
                    f"; not marked done (kept in Redis), retrying in {retry:.0f} s")
         log.error("Scan %s #%s: %s", key, getattr(job.scan, "number", "?"), message)
-        self.status.stalled[key] = message
+        self.status.stall(key, message)
 
     def _still_in_redis(self, key: str, job: ScanJob) -> bool:
         """After an outage: reload the scan (waiting while Redis is still down); False,
@@ -447,20 +478,12 @@ class ScanFollower:
             except REDIS_DOWN:
                 if job.stop.wait(1.0):
                     return False
-        self.status.scans_failed += 1
+        self.status.count(key, DoneRecord("failed", "gone from Redis"))
         log.error("Scan %s #%s is gone from Redis (restarted without its data, or deleted): "
                   "%s keep the %d points written before; the rest of the scan is lost",
                   key, getattr(job.scan, "number", "?"), ", ".join(job.files) or "its files",
                   job.rows_written)
         return False
-
-    def _count(self, key: str, record: DoneRecord) -> None:
-        status = self.status
-        if record.status == "written":
-            status.scans_written += 1
-            status.last_scan, status.last_files = key, record.files
-        elif record.status == "failed":
-            status.scans_failed += 1
 
     def _heartbeat(self) -> None:
         """Record the points on disk of the scans being written, for the memory tracker
@@ -469,19 +492,22 @@ class ScanFollower:
         renewed = time.monotonic()
         while not self._stopping.wait(min(PROGRESS_PERIOD, self.lease / 3)):
             self._beat()
-            active = list(self.status.active.items())
-            try:
-                written = {key: job.rows_written for key, job in active if job.rows_written}
-                if written:  # a job starting again says nothing until it knows where it is
-                    active[0][1].ledger.set_points(written)
-            except REDIS_DOWN:
-                pass
+            active = self.status.jobs()
+            by_ledger: dict[int, tuple[WriterLedger, dict[str, int]]] = {}
+            for key, job in active:  # a job starting again says nothing until it knows where it is
+                if job.rows_written:
+                    by_ledger.setdefault(id(job.ledger), (job.ledger, {}))[1][key] = job.rows_written
+            for ledger, written in by_ledger.values():  # each job's progress through its own ledger
+                try:
+                    ledger.set_points(written)
+                except REDIS_DOWN:
+                    pass
             if time.monotonic() - renewed < self.lease / 3:
                 continue
             renewed = time.monotonic()
             for key, job in active:
                 try:
-                    if not job.ledger.renew(key) and self.status.active.get(key) is job:
+                    if not job.ledger.renew(key) and (key, job) in self.status.jobs():
                         # (a job that just ended released its lease: nothing lost)
                         log.warning("Scan %s: lease lost to another instance, stopping", key)
                         job.stop.set()

@@ -21,7 +21,8 @@ from sardana_redis.following.limits import (
     READ_BUDGET,
     ScanLimits,
 )
-from sardana_redis.memory_tracker.tracker import parse_memory_size
+from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
+from sardana_redis.memory_tracker.settings import parse_memory_size
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
 from sardana_redis.tango_registration import add_tango_register_parser
 
@@ -130,23 +131,15 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
     import threading
 
     from sardana_redis.datastore import init_db
-    from sardana_redis.memory_tracker.tracker import TrackerSettings, run
+    from sardana_redis.memory_tracker.settings import SettingError
+    from sardana_redis.memory_tracker.settings import from_arguments as settings_from_arguments
+    from sardana_redis.memory_tracker.tracker import run
     from sardana_redis.redis_url import with_socket_timeouts
 
-    settings = TrackerSettings(
-        cleaning_threshold=args.cleaning_threshold, unsaved_threshold=args.unsaved_threshold,
-        protected_history=args.protected_history,
-        monitoring_period=args.monitoring_period,
-        inactive_scan_deletion=args.inactive_scan_deletion,
-        publisher_timeout=args.publisher_timeout,
-        closed_scan_deletion=args.closed_scan_deletion,
-        cleaning_time_slice=args.cleaning_time_slice,
-        writers=tuple(args.writer) if args.writer is not None else None,
-        max_memory=args.max_memory, writer_grace=args.writer_grace)
     try:
-        settings.check()
-    except ValueError as exc:
-        raise RuntimeError(str(exc)) from None
+        settings = settings_from_arguments(args)
+    except SettingError as exc:
+        raise RuntimeError(exc.for_command_line()) from None
     for handler in logging.getLogger().handlers:  # blissdata's memory_tracker log format
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
     url = with_socket_timeouts(args.redis_url, connect=5, read=30)
@@ -156,8 +149,8 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         run(redis.Redis.from_url(url), settings, stop)
-    except ValueError as exc:  # no maxmemory
-        raise RuntimeError(str(exc)) from None
+    except SettingError as exc:  # no maxmemory
+        raise RuntimeError(exc.for_command_line()) from None
     except KeyboardInterrupt:
         pass
     return 0
@@ -387,38 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                        " Same options as blissdata's memory_tracker, plus --writer, --max-memory and "
                        "--writer-grace.")
     _add_redis_url(p)
-    p.add_argument("--cleaning-threshold", type=int, default=80,
-                   help="percentage of memory usage that triggers cleaning (default: %(default)s)")
-    p.add_argument("--unsaved-threshold", type=int, default=0,
-                   help="percentage of memory usage above which data no writer has saved yet is "
-                        "dropped to keep Redis alive; 0: never, publishers keep what a full "
-                        "Redis refuses in their spool (default: %(default)s)")
-    p.add_argument("--protected-history", type=float, default=180,
-                   help="seconds of recent unsaved data dropped only as a last resort "
-                        "(default: %(default)s)")
-    p.add_argument("--monitoring-period", type=float, default=30,
-                   help="seconds between cycles while memory is low (default: %(default)s)")
-    p.add_argument("--inactive-scan-deletion", type=float, default=86400,
-                   help="seconds without activity before an open scan is closed as FAILURE "
-                        "(default: %(default)s)")
-    p.add_argument("--publisher-timeout", type=float, default=60,
-                   help="seconds without data nor heartbeat from its publisher (sardana-redis "
-                        "recorders) before an open scan is closed as FAILURE (default: %(default)s)")
-    p.add_argument("--closed-scan-deletion", type=int, default=604800,
-                   help="expiration of closed scans, in seconds, once saved (default: %(default)s)")
-    p.add_argument("--cleaning-time-slice", type=int, default=20,
-                   help="percentage of the oldest unsaved live history dropped per step when "
-                        "nothing else is left (default: %(default)s)")
+    add_tracker_arguments(p)
     p.add_argument("--init-db", action="store_true", help="initialise an empty Redis for blissdata")
-    p.add_argument("--writer", action="append",
-                   help="writer name whose unsaved data is kept (repeat; default: every writer "
-                        "that ever followed this Redis)")
-    p.add_argument("--max-memory", type=parse_memory_size,
-                   help="memory limit when Redis has no maxmemory (e.g. 4gb)")
-    p.add_argument("--writer-grace", type=float, default=86400,
-                   help="seconds a writer that is not alive (no heartbeat) is still waited for; "
-                        "then the scans it has not written expire without it, logged as "
-                        "ERROR (default: %(default)s)")
     p.set_defaults(func=cmd_memory_tracker)
 
     p = sub.add_parser("writers", help="show the writers: alive, lag, failures, waits",

@@ -41,7 +41,7 @@ from tango.server import attribute, device_property
 from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import MAX_SCANS, FollowerStatus, ScanFollower, ScanHandler
 from sardana_redis.following.limits import MAX_POINTS, MAX_STREAMS, ScanLimits
-from sardana_redis.memory_tracker.tracker import parse_memory_size
+from sardana_redis.memory_tracker.settings import parse_memory_size
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, normalize_redis_url, redact_redis_url
 from sardana_redis.tango_service import ServiceDevice
 

@@ -29,7 +29,6 @@ OFF       stopped by the ``Stop`` command: nothing expires or is freed
 from __future__ import annotations
 
 import logging
-import re
 import threading
 
 import redis
@@ -38,26 +37,15 @@ from tango.server import attribute, device_property
 
 from sardana_redis import datastore
 from sardana_redis.memory_tracker import tracker as tracking
-from sardana_redis.memory_tracker.tracker import (
-    parse_memory_size,
-    MemoryTracker,
-    TrackerCounters,
-    TrackerSettings,
-    format_bytes,
-)
+from sardana_redis.memory_tracker.settings import SettingError, TrackerSettings, specs, tango_properties
+from sardana_redis.memory_tracker.settings import from_properties as settings_from_properties
+from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerCounters, format_bytes
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, redact_redis_url, with_socket_timeouts
 from sardana_redis.tango_service import ServiceDevice, run_server
 
 #: Not ``__name__``: run with ``python -m``, that is ``__main__``, outside the
 #: ``sardana_redis`` logger that ``log_level`` sets.
 log = logging.getLogger("sardana_redis.memory_tracker.tango_server")
-
-
-def _as_property_names(message: str) -> str:
-    """The tracker's messages name command-line options: ``--max-memory`` -> ``the
-    max_memory property``."""
-    return re.sub(r"--([a-z][a-z-]*)",
-                  lambda m: f"the {m.group(1).replace('-', '_')} property", message)
 
 
 def memory_usage(counters: TrackerCounters) -> float:
@@ -86,8 +74,11 @@ class TrackerThread(threading.Thread):
         try:
             tracking.run(self.client, self.tracker.settings, self.stopping, self.tracker,
                          setup=setup, report=self._report)
-        except (ValueError, datastore.DatabaseNotReady) as exc:  # no maxmemory, not blissdata
-            self.failure = _as_property_names(str(exc))
+        except SettingError as exc:  # no maxmemory
+            self.failure = exc.for_tango()
+            log.error("%s: memory tracker stopped: %s", self.device, self.failure)
+        except (ValueError, datastore.DatabaseNotReady) as exc:  # not a blissdata Redis
+            self.failure = str(exc)
             log.error("%s: memory tracker stopped: %s", self.device, self.failure)
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -112,43 +103,9 @@ class RedisMemoryTracker(ServiceDevice):
 
     redis_url = device_property(dtype=str, default_value=DEFAULT_REDIS_URL,
                                 doc="Redis URL of the blissdata scans")
-    cleaning_threshold = device_property(dtype=int, default_value=80,
-                                         doc="percentage of maxmemory that triggers cleaning "
-                                             "(1-100)")
-    unsaved_threshold = device_property(dtype=int, default_value=0,
-                                        doc="percentage of maxmemory above which data no writer "
-                                            "has saved yet is dropped to keep Redis alive "
-                                            "(1-100; 0: never)")
-    protected_history = device_property(dtype=float, default_value=180,
-                                        doc="seconds of recent unsaved data dropped only as a "
-                                            "last resort")
-    monitoring_period = device_property(dtype=float, default_value=30,
-                                        doc="seconds between cycles while memory is low")
-    inactive_scan_deletion = device_property(dtype=float, default_value=86400,
-                                             doc="seconds without activity before an open scan "
-                                                 "is closed as FAILURE")
-    publisher_timeout = device_property(dtype=float, default_value=60,
-                                        doc="seconds without data nor heartbeat from its "
-                                            "publisher (sardana-redis recorders) before an open "
-                                            "scan is closed as FAILURE")
-    closed_scan_deletion = device_property(dtype=int, default_value=604800,
-                                           doc="expiration of closed scans, in seconds, "
-                                               "once saved")
-    cleaning_time_slice = device_property(dtype=int, default_value=20,
-                                          doc="percentage of the oldest unsaved live history "
-                                              "dropped per step when nothing else is left (1-100)")
     init_db = device_property(dtype=bool, default_value=False,
                               doc="initialise an empty Redis for blissdata at start")
-    writers = device_property(dtype=(str,), default_value=[],
-                              doc="writer names whose unsaved data is kept (empty: every "
-                                  "writer that ever followed this Redis)")
-    writer_grace = device_property(dtype=float, default_value=86400,
-                                   doc="seconds a writer that is not alive (no heartbeat) is "
-                                       "still waited for; then the scans it has not written "
-                                       "expire without it, logged as ERROR")
-    max_memory = device_property(dtype=str, default_value="",
-                                 doc="memory limit when Redis has no maxmemory, e.g. 4gb "
-                                     "(empty: Redis' own)")
+    locals().update(tango_properties(device_property))  # the tracker's settings (settings.py)
 
     # --- life cycle ----------------------------------------------------------
 
@@ -165,26 +122,11 @@ class RedisMemoryTracker(ServiceDevice):
         self._settings = self._make_settings()
 
     def _make_settings(self) -> TrackerSettings:
-        """The tracker settings from the properties (ValueError when invalid)."""
+        """The tracker settings from the properties (ValueError naming the property)."""
         try:
-            max_memory = parse_memory_size(self.max_memory) if self.max_memory.strip() else None
-        except ValueError as exc:
-            raise ValueError(f"max_memory: {exc}") from None
-        settings = TrackerSettings(
-            cleaning_threshold=self.cleaning_threshold, unsaved_threshold=self.unsaved_threshold,
-            protected_history=self.protected_history,
-            monitoring_period=self.monitoring_period,
-            inactive_scan_deletion=self.inactive_scan_deletion,
-            publisher_timeout=self.publisher_timeout,
-            closed_scan_deletion=self.closed_scan_deletion,
-            cleaning_time_slice=self.cleaning_time_slice,
-            writers=tuple(self.writers) or None, max_memory=max_memory,
-            writer_grace=self.writer_grace)
-        try:
-            settings.check()
-        except ValueError as exc:
-            raise ValueError(_as_property_names(str(exc))) from None
-        return settings
+            return settings_from_properties({name: getattr(self, name) for name in specs()})
+        except SettingError as exc:
+            raise ValueError(exc.for_tango()) from None
 
     def _start(self) -> None:
         """Track with a new thread and tracker (counters start again from 0)."""

@@ -42,6 +42,9 @@ from sardana_redis.following.ledger import KEY_PREFIX as WRITER_PREFIX
 from sardana_redis.following.ledger import last_beat, timetag_score, writer_names
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.memory_tracker.scan_keys import ScanKeys
+from sardana_redis.memory_tracker.settings import SettingError, TrackerSettings
+
+__all__ = ["MemoryTracker", "TrackerCounters", "TrackerSettings", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -58,57 +61,6 @@ def format_bytes(nbytes: float) -> str:
     suffixes = ["B", "KB", "MB", "GB", "TB", "PB"]
     exp = min(int(math.log(nbytes, 1024)), len(suffixes) - 1)
     return f"{nbytes / 1024**exp:.4g}{suffixes[exp]}"
-
-
-def parse_memory_size(text: str) -> int:
-    """``512mb``, ``4gb``, ``1048576``: bytes (powers of 1024, as Redis reads them)."""
-    units = {"kb": 1024, "mb": 1024**2, "gb": 1024**3, "k": 1024, "m": 1024**2, "g": 1024**3, "b": 1}
-    text = text.strip().lower()
-    number, unit = text.rstrip("kmgb"), text[len(text.rstrip("kmgb")):]
-    try:
-        value = float(number) * units.get(unit or "b", 0)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ValueError(f"not a memory size: {text!r} (e.g. 512mb, 4gb)")
-    return int(value)
-
-
-@dataclass(frozen=True)
-class TrackerSettings:
-    """The options of ``sardana-redis memory-tracker`` (blissdata's, plus the writers)."""
-
-    cleaning_threshold: int = 80  #: % of maxmemory that starts freeing memory
-    #: % of maxmemory above which unsaved data may go; 0 (the default): never. Publishers
-    #: keep what a full Redis refuses in their spool: a full Redis only delays data
-    unsaved_threshold: int = 0
-    protected_history: float = 180  #: seconds of recent data dropped only as a last resort
-    monitoring_period: float = 30  #: seconds between cycles while memory is low
-    inactive_scan_deletion: float = 86400  #: seconds without activity before an open scan is closed
-    publisher_timeout: float = 60  #: same, for scans whose publisher sends heartbeats
-    closed_scan_deletion: int = 604800  #: expiration of closed scans, seconds
-    cleaning_time_slice: int = 20  #: % of the oldest unsaved live history dropped per step
-    writers: tuple[str, ...] | None = None  #: writer names to respect; None: every writer seen
-    max_memory: int | None = None  #: bytes, when the server has no maxmemory
-    writer_grace: float = 86400  #: seconds a writer not alive is still waited for
-
-    def check(self) -> None:
-        if not 0 < self.cleaning_threshold <= 100:
-            raise ValueError("--cleaning-threshold must be between 1 and 100")
-        if not 0 <= self.unsaved_threshold <= 100:
-            raise ValueError("--unsaved-threshold must be between 0 (never) and 100")
-        if not 0 < self.cleaning_time_slice <= 100:
-            raise ValueError("--cleaning-time-slice must be between 1 and 100")
-        for option, value in (("--monitoring-period", self.monitoring_period),
-                              ("--inactive-scan-deletion", self.inactive_scan_deletion),
-                              ("--publisher-timeout", self.publisher_timeout),
-                              ("--closed-scan-deletion", self.closed_scan_deletion)):
-            if value <= 0:
-                raise ValueError(f"{option} must be more than 0")
-        if self.protected_history < 0:
-            raise ValueError("--protected-history must not be negative")
-        if self.writer_grace < 0:
-            raise ValueError("--writer-grace must not be negative")
 
 
 @dataclass
@@ -151,8 +103,8 @@ class MemoryTracker:
         configured = int(self.client.info("memory")["maxmemory"])
         limit = configured or self.settings.max_memory or 0
         if not limit:
-            raise ValueError("Redis has no 'maxmemory' configured: set it in blredis.conf "
-                             "(or CONFIG SET maxmemory), or give --max-memory")
+            raise SettingError("max_memory", "is needed: Redis has no 'maxmemory' configured "
+                                             "(set it in blredis.conf, or CONFIG SET maxmemory)")
         self.counters.max_memory = limit
         return limit
 

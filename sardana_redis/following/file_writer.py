@@ -22,12 +22,14 @@ from typing import Any, ClassVar, TypeVar
 from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.scan import ScanState
 
+from sardana_redis.following.file_queue import FileQueue
 from sardana_redis.following.follower import ScanJob
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import OutsideRoots, UnsafePath, confine, expand_pattern
 from sardana_redis.following.limits import ScanLimits
 from sardana_redis.following.scan_rows import ScanRows, stream_shapes, wait_prepared
-from sardana_redis.scan_model import ScanRejected, file_format, parse_time
+from sardana_redis.published_scan import PublishedScan
+from sardana_redis.scan_model import ScanRejected, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -50,33 +52,13 @@ def unwritable(exc: BaseException) -> str:
     return ""
 
 
-def requested_files(info: Mapping[str, Any], fmt: str) -> list[str]:
-    """The files of format ``fmt`` a scan requested (untrusted input, checked)."""
-    sardana = info.get("sardana", {})
-    if not isinstance(sardana, Mapping):
-        raise ScanRejected("scan_info.sardana is not a mapping")
-    files = sardana.get("requested_files")
-    if files is None:
-        return []
-    if not isinstance(files, list):
-        raise ScanRejected("scan_info.sardana.requested_files is not a list")
-    out = []
-    for entry in files:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
-            raise ScanRejected("malformed entry in scan_info.sardana.requested_files")
-        if (entry.get("format") or file_format(entry["path"])) == fmt:
-            out.append(entry["path"])
-    return out
-
-
 def scan_fields(scan: Any) -> dict[str, Any]:
     """Identity fields of a scan, for default file patterns."""
-    info = scan.info if isinstance(scan.info, Mapping) else {}
+    published = PublishedScan.parse(scan.info)
     fields = {k: getattr(scan, k, None) for k in
               ("session", "proposal", "collection", "dataset", "name", "number")}
-    sardana = info.get("sardana")
-    fields["beamline"] = sardana.get("beamline") if isinstance(sardana, Mapping) else None
-    fields["date"] = parse_time(info.get("start_time")).strftime("%Y%m%d")
+    fields["beamline"] = published.beamline
+    fields["date"] = parse_time(published.info.get("start_time")).strftime("%Y%m%d")
     return fields
 
 
@@ -98,11 +80,11 @@ class FileScanWriter:
         self.file_lock_poll = file_lock_poll
         self.held_poll = held_poll
         self.limits = limits or ScanLimits()
+        self._queue = FileQueue()
 
     def candidate_files(self, scan: Any) -> list[str]:
         """The files this scan asks for (before confinement)."""
-        info = scan.info if isinstance(scan.info, Mapping) else {}
-        files = requested_files(info, self.FORMAT)
+        files = PublishedScan.parse(scan.info).files_of(self.FORMAT)
         if not files and self.default_pattern:
             files = [expand_pattern(self.default_pattern, scan_fields(scan))]
         return files
@@ -129,11 +111,20 @@ class FileScanWriter:
         return list(dict.fromkeys(files))
 
     def handle(self, job: ScanJob) -> DoneRecord | None:
+        try:
+            return self._handle(job)
+        finally:
+            self._queue.leave(job.seq)
+            job.queued.set()
+
+    def _handle(self, job: ScanJob) -> DoneRecord | None:
         scan = wait_prepared(job.store, job.scan, stop=job.stop)
         if scan is None:
             return None
         files = self.targets(scan)
         job.files = tuple(str(p) for p in files)
+        self._queue.join(job.seq, job.files)
+        job.queued.set()
         if not files:
             return DoneRecord("skipped", f"no {self.FORMAT} file requested and no default pattern")
         self.limits.check_count(len(scan.streams))  # before looking at each of them
@@ -163,9 +154,11 @@ class FileScanWriter:
         raise NotImplementedError
 
     def _lock_files(self, job: ScanJob, key: str, files: list[Path]) -> bool:
-        """Wait until this scan owns every file (scans are written one after the other)."""
+        """Wait until this scan owns every file: scans are written one after the other,
+        in the order they were handed over (:mod:`.file_queue`)."""
         for path in files:
-            while not job.ledger.lock_file(str(path), key):
+            while not (self._queue.my_turn(job.seq, str(path))
+                       and job.ledger.lock_file(str(path), key)):
                 if job.stop.wait(self.file_lock_poll):
                     return False
         return True

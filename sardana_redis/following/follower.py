@@ -23,6 +23,7 @@ its files are written whole.
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import socket
@@ -38,6 +39,7 @@ from blissdata.exceptions import NoScanAvailable, ScanLoadError, ScanNotFoundErr
 from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger, timetag_score
 from sardana_redis.memory_tracker import scan_keys
+from sardana_redis.published_scan import PublishedScan
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 from sardana_redis.scan_model import ScanRejected
 
@@ -55,6 +57,8 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_DISK_RETRY = 30.0
 #: Default cap on the scans one instance writes at once (one thread each).
 MAX_SCANS = 512
+#: Longest time a scan handed over holds up the next one before queuing for its files.
+QUEUE_WAIT = 2.0
 #: Scans, at most, whose waits an instance publishes in its heartbeat.
 BLOCKED_SHOWN = 50
 
@@ -92,6 +96,9 @@ class ScanJob:
     points_seen: int = 0
     #: what the handler waits for now, e.g. "waiting for FILE: held open by another program"
     waiting: str = ""
+    seq: int = 0  #: order in which the follower handed the scan over (history order)
+    #: set once the handler has queued for its files (or ended): the next scan may start
+    queued: threading.Event = field(default_factory=threading.Event)
 
 
 class ScanHandler(Protocol):
@@ -208,6 +215,7 @@ class ScanFollower:
         self._ledger: WriterLedger | None = None
         self._lock = threading.Lock()
         self._ledger_memory: dict[str, dict[str, Any]] = {}
+        self._seq = itertools.count(1)
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -396,7 +404,7 @@ class ScanFollower:
             return
         if not ledger.claim(key):
             return
-        job = ScanJob(self._store, scan, ledger)
+        job = ScanJob(self._store, scan, ledger, seq=next(self._seq))
         info = scan.info if isinstance(scan.info, dict) else {}
         lost = ledger.carry_over(key, info.get("republished_from"))
         if lost:
@@ -408,13 +416,15 @@ class ScanFollower:
                                   name=f"{self.name}-scan-{getattr(scan, 'number', '?')}")
         self._workers[key] = thread
         thread.start()
+        # scans into one file are written in history order: the next scan starts once this
+        # one has queued for its files (bounded: a scan slow to prepare holds no one up long)
+        job.queued.wait(QUEUE_WAIT)
 
     def _filtered_out(self, scan: Any) -> str:
         if self.sessions and scan.session not in self.sessions:
             return f"session {scan.session!r} not followed"
         if self.beamlines:
-            sardana = scan.info.get("sardana") if isinstance(scan.info, dict) else None
-            beamline = sardana.get("beamline") if isinstance(sardana, dict) else None
+            beamline = PublishedScan.parse(scan.info).beamline
             if beamline not in self.beamlines:
                 return f"beamline {beamline!r} not followed"
         return ""

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sardana_redis.custom_data import Phase, read_custom_data
+from sardana_redis.custom_data import Phase
+from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, StreamShape, parse_time
 from sardana_redis.spec_writer.number_text import rows_text, spectra_text
 
@@ -53,21 +54,11 @@ def spec_label(label: str) -> str:
     return "".join(c for c in str(label).replace(" ", "_") if c.isalnum() or c == "_") or "_"
 
 
-def _ordered_streams(info: Mapping[str, Any], streams: Mapping[str, StreamShape]) -> list[tuple[str, str]]:
+def _ordered_streams(published: PublishedScan, streams: Mapping[str, StreamShape]) -> list[tuple[str, str]]:
     """(stream, label) in Sardana's column order when the scan says it, else stream order."""
-    sardana = info.get("sardana")
-    columns = sardana.get("columns") if isinstance(sardana, Mapping) else None
-    ordered: list[tuple[str, str]] = []
-    if isinstance(columns, list):
-        for column in columns:
-            if not isinstance(column, Mapping):
-                raise ScanRejected("scan_info.sardana.columns holds a non-mapping entry")
-            stream = column.get("stream")
-            if isinstance(stream, str) and stream in streams:
-                ordered.append((stream, str(column.get("label") or stream)))
+    ordered = [(c.stream, c.label) for c in published.columns if c.stream in streams]
     listed = {s for s, _ in ordered}
-    ordered += [(s, s) for s in streams if s not in listed]
-    return ordered
+    return ordered + [(s, s) for s in streams if s not in listed]
 
 
 def _snapshot(info: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -82,15 +73,14 @@ def _snapshot(info: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 def layout_from_scan(number: Any, info: Mapping[str, Any],
                      streams: Mapping[str, StreamShape]) -> SpecLayout:
     """The SPEC layout of a scan; :class:`ScanRejected` when its description is unusable."""
-    if not isinstance(info, Mapping):
-        raise ScanRejected("scan_info is not a mapping")
+    published = PublishedScan.parse(info)
     if isinstance(number, bool) or not isinstance(number, int):
         raise ScanRejected(f"scan number {number!r} is not an integer")
     title = info.get("title", "")
     if not isinstance(title, str):
         raise ScanRejected("scan_info.title is not a string")
     columns, mca, not_written = [], [], []
-    for stream, label in _ordered_streams(info, streams):
+    for stream, label in _ordered_streams(published, streams):
         shape = streams[stream]
         if shape.dtype == "json" or len(shape.shape) >= 2:
             not_written.append(stream)
@@ -111,15 +101,14 @@ def layout_from_scan(number: Any, info: Mapping[str, Any],
         mca=tuple(mca),
         not_written=tuple(not_written),
         snapshot=_snapshot(info),
-        custom_before=custom_lines(info, before=True),
+        custom_before=custom_lines(published, before=True),
     )
 
 
-def custom_lines(info: Mapping[str, Any], before: bool) -> str:
+def custom_lines(published: PublishedScan, before: bool) -> str:
     """The ``#UVAR`` lines (SPEC_FileRecorder's, in Sardana's ``SPEC_CUSTOM_DATA_FORMAT``)
     of the custom data added before the scan started, or of those added later."""
-    items, _ = read_custom_data(info)
-    return "".join(c.spec_line for c in items
+    return "".join(c.spec_line for c in published.custom_data
                    if c.spec_line and (c.phase is Phase.BEFORE) == before)
 
 

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sardana_redis.custom_data import read_custom_data
 from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import REDIS_DOWN, ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile
+from sardana_redis.published_scan import PublishedScan
 from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.spec_writer.spec_format import (
     SpecLayout,
@@ -121,10 +121,10 @@ class SpecScanWriter(FileScanWriter):
         if rows is None:
             return None
         end_time, end_reason = self.wait_end(scan, job.stop)
-        _, refused = read_custom_data(scan.info)
-        for why in refused:
+        published = PublishedScan.parse(scan.info)  # as closed: with the custom data added late
+        for why in published.refused:
             log.warning("Scan #%d: %s: not written", scan.number, why)
-        footer = scan_footer(end_time, end_reason, custom_lines(scan.info, before=False))
+        footer = scan_footer(end_time, end_reason, custom_lines(published, before=False))
         for block in blocks:
             block.out.write(footer)
             block.out.flush()

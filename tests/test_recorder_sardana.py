@@ -70,22 +70,6 @@ def test_scan_is_published_like_sardana_wrote_it(name, door, plotted, redis_url,
         assert {i["x"] for i in plots[0]["items"]} == {x}
 
 
-@pytest.fixture(scope="module")
-def _mg_1d_2d_created(door):
-    """A measurement group with a counter, the 1D channel and the 2D channel."""
-    run_ok(door, "defmeas", "mg_1d2d", ["ct01", "oned01", "twod01"])
-    run_ok(door, "set_meas_conf", "plottype", "spectrum", ["oned01"], "mg_1d2d")
-    run_ok(door, "set_meas_conf", "plottype", "image", ["twod01"], "mg_1d2d")
-    return "mg_1d2d"
-
-
-@pytest.fixture
-def mg_1d_2d(door, _mg_1d_2d_created):
-    """The 1D/2D measurement group, active for this test."""
-    door.set_env(ActiveMntGrp=_mg_1d_2d_created)
-    return _mg_1d_2d_created
-
-
 def test_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_path):
     configure(door, redis_url, scan_dir)
 

@@ -94,7 +94,7 @@ def _declared_scalars(info: Mapping, scalars: list[str]) -> Panel | None:
 
 
 def _mesh(info: Mapping, x: str, y: str, value: str) -> Panel:
-    points = (_int(_channel(info, x).get("axis_points")), _int(_channel(info, y).get("axis_points")))
+    points = tuple(_int(_channel(info, axis).get("axis_points")) for axis in (x, y))
     return Panel("mesh", (value,), x=x, y=y, grid=points if all(points) else None)
 
 
@@ -169,7 +169,8 @@ def _scalars(scan: Any, names: list[str | None]) -> list[np.ndarray | None]:
     return [a[:length] if a is not None else None for a in arrays]
 
 
-def _grid(x: np.ndarray, y: np.ndarray, grid: tuple[int, int] | None) -> tuple[int, int, bool] | None:
+def _grid(x: np.ndarray, y: np.ndarray,
+          grid: tuple[int, int] | None) -> tuple[int, int, bool] | None:
     """(points along x, along y, x is the fast axis) when the positions fill a regular grid."""
     def distinct(v: np.ndarray) -> int:
         span = float(np.ptp(v)) if len(v) else 0.0

@@ -132,7 +132,7 @@ def test_plot_draws_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_
 
     curves, spectrum, frame = _plot(redis_url, number, tmp_path).panels
 
-    assert (curves.xlabel, list(curves.curves)) == ("mot01", ["ct01"])  # nothing plotted: ct01
+    assert (curves.xlabel, list(curves.curves)) == ("mot01", ["ct01"])  # only 1D/2D plotted: ct01
     np.testing.assert_array_equal(curves.curves["ct01"][1], oracle["ct01"])
     assert spectrum.title == "oned01 (point 3)"
     np.testing.assert_array_equal(spectrum.curves["oned01"][1], oracle["oned01"][-1])

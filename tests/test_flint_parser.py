@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from sardana_redis.publishing.scan_info import build_scan_info
 from tests.recorder_helpers import configure, last_scan_id, read_published, run_ok
 from tests.side_env import flint_python
+from tests.test_scan_info import ALL_DESCS, nothing_to_declare_desc, spectrum_with_x_desc
 
 SCRIPT = Path(__file__).with_name("flint_plots.py")
 
@@ -57,11 +59,16 @@ def flint(door, module_redis_url, _mg_1d_2d_created, tmp_path_factory) -> dict[s
     numbers = _run_scans(door, module_redis_url, folder, _mg_1d_2d_created)
     infos = {name: read_published(module_redis_url, number, folder).info
              for name, number in numbers.items()}
+    parsed = flint_parse(python, infos)
+    return {name: {**parsed[name], "info": infos[name]} for name in infos}
+
+
+def flint_parse(python: Path, infos: dict[str, dict]) -> dict[str, dict]:
+    """What Flint's parser builds for each scan_info (tests/flint_plots.py)."""
     proc = subprocess.run([str(python), str(SCRIPT)], input=json.dumps(infos),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    parsed = json.loads(proc.stdout)
-    return {name: {**parsed[name], "info": infos[name]} for name in infos}
+    return json.loads(proc.stdout)
 
 
 def _parsed(flint: dict, name: str) -> dict:
@@ -109,8 +116,22 @@ def test_1d_and_2d_channels_get_a_curve_a_1d_plot_and_an_image_plot(flint):
     result = _parsed(flint, "1d_2d")
     assert result["channels"]["oned01"] == 1 and result["channels"]["twod01"] == 2
     [curve_plot] = _of_class(result, "CurvePlot")
-    assert _curves(curve_plot) == {("mot01", "ct01")}  # nothing plotted: the first counter
+    assert _curves(curve_plot) == {("mot01", "ct01")}  # only 1D/2D plotted: the first counter
     [one_dim] = _of_class(result, "OneDimDataPlot")
     assert [(i["x"], i["y"]) for i in one_dim["items"]] == [("<index>", "oned01")]
     [image] = _of_class(result, "ImagePlot")
     assert [i["image"] for i in image["items"]] == ["twod01"]
+
+
+def test_hand_made_scan_infos():
+    """Cases the demo Sardana cannot make: a 1D x axis channel, nothing to declare, odd labels."""
+    descs = {make.__name__: make for make in (*ALL_DESCS, spectrum_with_x_desc,
+                                              nothing_to_declare_desc)}
+    parsed = flint_parse(flint_python(), {n: build_scan_info(make()) for n, make in descs.items()})
+    results = {name: _parsed(parsed, name) for name in descs}
+    [one_dim] = _of_class(results["spectrum_with_x_desc"], "OneDimDataPlot")
+    assert [(i["x"], i["y"]) for i in one_dim["items"]] == [("energy", "oned01")]
+    assert [(p["class"], [(i["x"], i["y"]) for i in p["items"]])
+            for p in results["nothing_to_declare_desc"]["plots"]] == [
+        ("OneDimDataPlot", [("<index>", "oned01")])]
+    assert _curves(_of_class(results["timescan_desc"], "CurvePlot")[0]) == {("dt", "ct01")}

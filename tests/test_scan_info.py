@@ -203,12 +203,23 @@ def test_detectors():
     assert "twod02" in chain["scalars"]
 
 
+def spectrum_with_x_desc() -> ScanDescription:
+    """oned01 plotted against the 1D channel energy."""
+    return describe([point_nb(3), motor("mot01"), counter(1),
+                     column("energy", key="expchan/oned/2", shape=(8,)),
+                     column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1,
+                            plot_axes=("energy",)), dt()], npoints=3)
+
+
+def nothing_to_declare_desc() -> ScanDescription:
+    """No scalar channel, a 1D channel without x axis."""
+    return describe([point_nb(3), motor("mot01"),
+                     column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1), dt()],
+                    npoints=3)
+
+
 def test_spectrum_with_an_x_axis_channel_is_a_1d_plot():
-    columns = [point_nb(3), motor("mot01"), counter(1),
-               column("energy", key="expchan/oned/2", shape=(8,)),
-               column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1,
-                      plot_axes=("energy",)), dt()]
-    info = build_scan_info(describe(columns, npoints=3))
+    info = build_scan_info(spectrum_with_x_desc())
     assert info["plots"][1:] == [{"kind": "1d-plot", "name": "oned01", "x": "energy",
                                   "items": [{"kind": "curve", "y": "oned01"}]}]
 
@@ -223,9 +234,7 @@ def test_only_images_plotted_keeps_the_first_counter_as_curve():
 
 def test_nothing_to_declare_leaves_plots_out():
     """An empty ``plots`` list would stop Flint from inferring its own plots."""
-    columns = [point_nb(3), motor("mot01"),
-               column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1), dt()]
-    info = build_scan_info(describe(columns, npoints=3))
+    info = build_scan_info(nothing_to_declare_desc())
     validate_scan_info(info)
     assert "plots" not in info
 

@@ -37,7 +37,8 @@ def _bliss_info(scan_type: str = "ascan", mesh: bool = False) -> dict:
     axes = ["axis:roby", "axis:robz"] if mesh else ["axis:roby"]
     channels = {a: {"dim": 0, **({"axis_id": i, "axis_points": 3} if mesh else {})}
                 for i, a in enumerate(axes)}
-    channels |= {"timer:elapsed_time": {"dim": 0, "unit": "s"}, "timer:epoch": {"dim": 0, "unit": "s"},
+    channels |= {"timer:elapsed_time": {"dim": 0, "unit": "s"},
+                 "timer:epoch": {"dim": 0, "unit": "s"},
                  "simulation_diode_sampling_controller:diode": {"dim": 0},
                  "simu1:spectrum": {"dim": 1}}
     return {"type": scan_type, "channels": channels, "devices": {

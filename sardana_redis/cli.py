@@ -240,7 +240,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     print(f"{output}: {', '.join(names)}")
     for line in result.not_drawn:
         print(f"not drawn: {line}", file=sys.stderr)
-    return 0
+    return 0 if result.panels else 1
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 SPECTRA_MODES = ("last", "waterfall")
 #: panels in one PNG (scalars, spectra, images); the others are listed as not drawn
 MAX_PANELS = 6
+#: curves in one panel (each read whole, up to MAX_VALUES points)
+MAX_CURVES = 16
 #: values read for one panel: points of one curve, pixels of a frame, waterfall values
 MAX_VALUES = 1 << 24
 
@@ -86,7 +88,7 @@ def _declared_scalars(info: Mapping, scalars: list[str]) -> Panel | None:
                 if all(item.get(k) in scalars for k in ("x", "y", "value")):
                     return _mesh(info, item["x"], item["y"], item["value"])
         elif plot.get("kind") == "curve-plot":
-            ys = [i["y"] for i in items if i.get("y") in scalars]
+            ys = list(dict.fromkeys(i["y"] for i in items if i.get("y") in scalars))[:MAX_CURVES]
             if ys:
                 x = next((i["x"] for i in items if i.get("x") in scalars), None)
                 return Panel("curves", tuple(ys), x=x)
@@ -288,6 +290,14 @@ def plot(scan: Any, output: Path, spectra: str = "last") -> PlotResult:
     panels = panels[:MAX_PANELS]
     if not panels:
         raise ValueError(f"scan {scan.key} has no numeric stream to plot")
+    # names come from Redis: "$...$" must not be parsed as math (a parse error at savefig)
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        drawn = _draw(plt, scan, info, panels, output, spectra, not_drawn)
+    return PlotResult(drawn, not_drawn)
+
+
+def _draw(plt: Any, scan: Any, info: Mapping, panels: list[Panel], output: Path, spectra: str,
+          not_drawn: list[str]) -> list[DrawnPanel]:
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1 + 3.5 * len(panels)), squeeze=False)
     drawn = []
     try:
@@ -312,4 +322,4 @@ def plot(scan: Any, output: Path, spectra: str = "last") -> PlotResult:
         fig.savefig(output, dpi=100)
     finally:
         plt.close(fig)
-    return PlotResult(drawn, not_drawn)
+    return drawn

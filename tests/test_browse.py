@@ -146,3 +146,22 @@ def test_plot_draws_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_
               "--spectra", "waterfall", "-o", str(tmp_path / "cli.png"))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"{tmp_path / 'cli.png'}: ct01, oned01, twod01"
+
+
+def test_plot_a_foreign_scan_without_plots_and_odd_names(redis_url, tmp_path):
+    """A scan not from Sardana (no ``plots``, BLISS-like devices), names that matplotlib
+    would parse as math: the first counter against the axis, labels kept as they are."""
+    devices = {"axis": {"name": "axis", "channels": ["axis:$x_"], "triggered_devices": ["c"]},
+               "c": {"name": "c", "channels": ["$\\frac{$", "c:_y"]}}
+    publish(redis_url, 7, None, session="bliss", info={"title": "$\\alpha$", "devices": devices},
+            streams={"axis:$x_": "float64", "$\\frac{$": "float64", "c:_y": "float64"})
+    scan = find_scan(open_data_store(redis_url, init=False), "7", "bliss")
+
+    result = plot(scan, tmp_path / "odd.png")
+
+    [panel] = result.panels
+    assert (panel.xlabel, list(panel.curves)) == ("axis:$x_", ["$\\frac{$"])
+    x, y = panel.curves["$\\frac{$"]
+    np.testing.assert_array_equal(x, np.arange(5) / 10)
+    np.testing.assert_array_equal(y, np.arange(5) / 10)
+    assert (tmp_path / "odd.png").stat().st_size > 1000

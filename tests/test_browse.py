@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import matplotlib.image
 import numpy as np
@@ -122,6 +123,23 @@ def test_plot_draws_a_complete_mesh_as_an_image(door, redis_url, scan_dir, tmp_p
     assert image.shape == (len(ys), len(xs)) == (3, 4)
     for x, y, value in zip(oracle["mot01"], oracle["mot02"], oracle["ct01"]):
         assert image[np.searchsorted(ys, y), np.searchsorted(xs, x)] == value
+
+
+def test_plot_draws_a_stopped_mesh_as_a_scatter(door, redis_url, scan_dir, tmp_path):
+    configure(door, redis_url, scan_dir)
+    run_ok(door, "plotselect", ["ct01"])
+    run = door.start("mesh", "mot01", 0, 1, 9, "mot02", 0, 1, 9, 0.01, False).wait_status("step")
+    time.sleep(0.5)
+    assert run.stop().stopped
+    number = last_scan_id(door)
+
+    [panel] = _plot(redis_url, number, tmp_path).panels
+
+    oracle = oracle_measurement(scan_dir, number)
+    assert 0 < len(oracle["mot01"]) < 100
+    assert panel.title == "ct01 (scatter)" and not panel.images
+    np.testing.assert_array_equal(panel.scatters[0],
+                                  np.column_stack([oracle["mot01"], oracle["mot02"]]))
 
 
 def test_plot_draws_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_path):

@@ -16,6 +16,7 @@ Data in Redis is untrusted: what is read for one panel is bounded (:data:`MAX_VA
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,8 +291,12 @@ def plot(scan: Any, output: Path, spectra: str = "last") -> PlotResult:
     panels = panels[:MAX_PANELS]
     if not panels:
         raise ValueError(f"scan {scan.key} has no numeric stream to plot")
-    # names come from Redis: "$...$" must not be parsed as math (a parse error at savefig)
-    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+    # names come from Redis: "$...$" is not parsed as math (a parse error at savefig), and
+    # characters the font lacks or names too long to fit are not one warning each
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
         drawn = _draw(plt, scan, info, panels, output, spectra, not_drawn)
     return PlotResult(drawn, not_drawn)
 

@@ -103,7 +103,10 @@ def _mg_1d_2d_created(door: DoorClient) -> str:
 
 
 @pytest.fixture
-def mg_1d_2d(door: DoorClient, _mg_1d_2d_created: str) -> str:
-    """The 1D/2D measurement group, active for this test."""
+def mg_1d_2d(door: DoorClient, _mg_1d_2d_created: str) -> Iterator[str]:
+    """The 1D/2D measurement group, active for this test (the default one again after it:
+    module-scoped fixtures of the next module, e.g. a ``plotselect``, run before the reset
+    of :func:`_reset_recorder_env`)."""
     door.set_env(ActiveMntGrp=_mg_1d_2d_created)
-    return _mg_1d_2d_created
+    yield _mg_1d_2d_created
+    door.set_env(ActiveMntGrp=DEFAULT_RECORDER_ENV["ActiveMntGrp"])

@@ -127,7 +127,7 @@ def test_plot_draws_a_complete_mesh_as_an_image(door, redis_url, scan_dir, tmp_p
 
 def test_plot_draws_a_stopped_mesh_as_a_scatter(door, redis_url, scan_dir, tmp_path):
     configure(door, redis_url, scan_dir)
-    run_ok(door, "plotselect", ["ct01"])
+    run_ok(door, "plotselect", ["ct01", "ct02"])
     run = door.start("mesh", "mot01", 0, 1, 9, "mot02", 0, 1, 9, 0.01, False).wait_status("step")
     time.sleep(0.5)
     assert run.stop().stopped

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sardana_redis.publishing.scan_info import build_scan_info
+from tests.fixtures_sardana import DEFAULT_RECORDER_ENV
 from tests.recorder_helpers import configure, last_scan_id, read_published, run_ok
 from tests.side_env import flint_python
 from tests.test_scan_info import ALL_DESCS, nothing_to_declare_desc, spectrum_with_x_desc
@@ -46,7 +47,7 @@ def _run_scans(door, redis_url: str, scan_dir: Path, mg_1d_2d: str) -> dict[str,
         run_ok(door, "ascan", "mot01", 0, 1, 2, 0.01)
         numbers["1d_2d"] = last_scan_id(door)
     finally:
-        door.set_env(ActiveMntGrp="mntgrp01")
+        door.set_env(ActiveMntGrp=DEFAULT_RECORDER_ENV["ActiveMntGrp"])
     return numbers
 
 

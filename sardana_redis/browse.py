@@ -1,4 +1,4 @@
-"""Looking at the scans in Redis: ``sardana-redis scans``, ``show`` and ``plot``.
+"""Looking at the scans in Redis: ``sardana-redis scans`` and ``show`` (``plot``: scan_plot.py).
 
 These work on any blissdata scan (ours, BLISS's), through blissdata's public API.
 """
@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import redis
 from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.store import DataStore
@@ -42,7 +40,7 @@ def _info(scan: Any) -> Mapping[str, Any]:
     return scan.info if isinstance(scan.info, Mapping) else {}
 
 
-def _mappings(value: Any) -> list[Mapping]:
+def untrusted_mappings(value: Any) -> list[Mapping]:
     """The mappings of a list from scan_info (untrusted: anything else is ignored)."""
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
@@ -121,10 +119,11 @@ def describe(scan: Any) -> str:
         if key in info:
             lines.append(f"  {key}: {info[key]}")
     sardana = info.get("sardana")
-    files = _mappings(sardana.get("requested_files") if isinstance(sardana, Mapping) else None)
+    files = untrusted_mappings(
+        sardana.get("requested_files") if isinstance(sardana, Mapping) else None)
     if files:
         lines.append(f"  requested files: {', '.join(str(f.get('path', '?')) for f in files)}")
-    plots = _mappings(info.get("plots"))
+    plots = untrusted_mappings(info.get("plots"))
     if plots:
         lines.append(f"  plots: {', '.join(str(p.get('kind')) for p in plots)}")
     lines.append("  streams:")
@@ -133,44 +132,3 @@ def describe(scan: Any) -> str:
             f"{stream.dtype} {tuple(stream.shape)}"
         lines.append(f"    {name:<20} {kind:<22} {len(stream)} points")
     return "\n".join(lines)
-
-
-def _curves(scan: Any) -> tuple[str | None, list[str]]:
-    """x axis and y streams to plot: Flint's first curve plot, else every scalar stream."""
-    scalars = [n for n, s in scan.streams.items()
-               if getattr(s, "kind", "") != "json" and tuple(s.shape) == ()]
-    for plot in _mappings(_info(scan).get("plots")):
-        if plot.get("kind") == "curve-plot":
-            items = _mappings(plot.get("items"))
-            ys = [i["y"] for i in items if i.get("y") in scalars]
-            x = next((i.get("x") for i in items if i.get("x") in scalars), None)
-            if ys:
-                return x, ys
-    axis = next((n for n in scalars if n not in ("#Pt No", "dt")), None)
-    return axis, [n for n in scalars if n not in (axis, "#Pt No")]
-
-
-def plot(scan: Any, output: Path) -> list[str]:
-    """A PNG of the scan's curves; returns the plotted stream names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x_name, y_names = _curves(scan)
-    if not y_names:
-        raise ValueError(f"scan {scan.key} has no scalar stream to plot")
-    fig, ax = plt.subplots(figsize=(8, 5))
-    try:
-        x = np.asarray(scan.streams[x_name][:]) if x_name else None
-        for name in y_names:
-            y = np.asarray(scan.streams[name][:])
-            n = min(len(y), len(x)) if x is not None else len(y)
-            ax.plot(x[:n] if x is not None else np.arange(n), y[:n], marker=".", label=name)
-        ax.set_xlabel(x_name or "point")
-        ax.set_title(str(_info(scan).get("title") or f"{scan.name} #{scan.number}"))
-        ax.legend()
-        fig.savefig(output, dpi=100)
-    finally:
-        plt.close(fig)
-    return y_names

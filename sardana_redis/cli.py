@@ -24,6 +24,7 @@ from sardana_redis.following.limits import (
 from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
 from sardana_redis.memory_tracker.settings import parse_memory_size
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
+from sardana_redis.scan_plot import SPECTRA_MODES
 from sardana_redis.tango_registration import add_tango_register_parser
 
 if TYPE_CHECKING:
@@ -218,14 +219,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """Write a PNG of one scan's curves (Flint's curve plot, else every scalar stream)."""
-    from sardana_redis.browse import find_scan, plot
+    """Write a PNG of one scan: its curves (Flint's curve plot, else the first counter
+    against the first axis), a mesh as an image (a scatter while the grid is not
+    complete), each 1D channel's last spectrum (or a waterfall) and each 2D channel's
+    last frame."""
+    from sardana_redis.browse import find_scan
+    from sardana_redis.scan_plot import plot
 
     scan = find_scan(_store(args.redis_url), args.scan, args.session)
     output = args.output or Path(f"scan{scan.number}.png")
-    names = plot(scan, output)
+    result = plot(scan, output, spectra=args.spectra)
+    names = dict.fromkeys(s for panel in result.panels for s in panel.streams)
     print(f"{output}: {', '.join(names)}")
-    return 0
+    for line in result.not_drawn:
+        print(f"not drawn: {line}", file=sys.stderr)
+    return 0 if result.panels else 1
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
@@ -406,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_scan(p)
         if name == "plot":
             p.add_argument("--output", "-o", type=Path, help="PNG file (default: scan<N>.png)")
+            p.add_argument("--spectra", choices=SPECTRA_MODES, default="last",
+                           help="1D channels: the last spectrum, or a waterfall of them all "
+                                "(default: %(default)s)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("rewrite", help="have the running writers write one scan again",

@@ -41,3 +41,12 @@ def redis_url(empty_redis_url: str) -> str:
     """URL of the session server, emptied and initialised for blissdata."""
     init_db(empty_redis_url)
     return empty_redis_url
+
+
+@pytest.fixture(scope="module")
+def module_redis_url(redis_server: RedisStackServer) -> str:
+    """URL of the session server, emptied and initialised once for a test module that
+    publishes its scans once and reads them in several tests (use no ``redis_url`` there)."""
+    _flush(redis_server.url)
+    init_db(redis_server.url)
+    return redis_server.url

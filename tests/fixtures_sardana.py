@@ -19,6 +19,7 @@ import pytest
 from sardana_redis.local_stack.door import DoorClient
 from sardana_redis.local_stack.sardana_server import MACRO_PATH, RECORDER_PATH, SardanaServer
 from sardana_redis.local_stack.tango_db import TangoDatabase
+from tests.recorder_helpers import run_ok
 
 #: Macros the tests run (custom data and the like), next to the project's own.
 TEST_MACROS = Path(__file__).parent / "sardana_macros"
@@ -93,3 +94,22 @@ def _reset_recorder_env(request: pytest.FixtureRequest) -> None:
     """Tests using the Door start with no recorder configured by an earlier test."""
     if "door" in request.fixturenames:
         request.getfixturevalue("door").set_env(**DEFAULT_RECORDER_ENV)
+
+
+@pytest.fixture(scope="session")
+def _mg_1d_2d_created(door: DoorClient) -> str:
+    """A measurement group with a counter, the 1D channel and the 2D channel."""
+    run_ok(door, "defmeas", "mg_1d2d", ["ct01", "oned01", "twod01"])
+    run_ok(door, "set_meas_conf", "plottype", "spectrum", ["oned01"], "mg_1d2d")
+    run_ok(door, "set_meas_conf", "plottype", "image", ["twod01"], "mg_1d2d")
+    return "mg_1d2d"
+
+
+@pytest.fixture
+def mg_1d_2d(door: DoorClient, _mg_1d_2d_created: str) -> Iterator[str]:
+    """The 1D/2D measurement group, active for this test (the default one again after it:
+    module-scoped fixtures of the next module, e.g. a ``plotselect``, run before the reset
+    of :func:`_reset_recorder_env`)."""
+    door.set_env(ActiveMntGrp=_mg_1d_2d_created)
+    yield _mg_1d_2d_created
+    door.set_env(ActiveMntGrp=DEFAULT_RECORDER_ENV["ActiveMntGrp"])

@@ -70,22 +70,6 @@ def test_scan_is_published_like_sardana_wrote_it(name, door, plotted, redis_url,
         assert {i["x"] for i in plots[0]["items"]} == {x}
 
 
-@pytest.fixture(scope="module")
-def _mg_1d_2d_created(door):
-    """A measurement group with a counter, the 1D channel and the 2D channel."""
-    run_ok(door, "defmeas", "mg_1d2d", ["ct01", "oned01", "twod01"])
-    run_ok(door, "set_meas_conf", "plottype", "spectrum", ["oned01"], "mg_1d2d")
-    run_ok(door, "set_meas_conf", "plottype", "image", ["twod01"], "mg_1d2d")
-    return "mg_1d2d"
-
-
-@pytest.fixture
-def mg_1d_2d(door, _mg_1d_2d_created):
-    """The 1D/2D measurement group, active for this test."""
-    door.set_env(ActiveMntGrp=_mg_1d_2d_created)
-    return _mg_1d_2d_created
-
-
 def test_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_path):
     configure(door, redis_url, scan_dir)
 
@@ -100,7 +84,10 @@ def test_1d_and_2d_channels(door, mg_1d_2d, redis_url, scan_dir, tmp_path):
     validate_scan_info(info)
     assert info["channels"]["oned01"]["dim"] == 1
     assert info["channels"]["twod01"]["dim"] == 2
-    assert "1d-plot" in [p["kind"] for p in info["plots"]]
+    # only 1D/2D channels plotted: the first counter as curve; oned01 has no 1D x axis, so no
+    # "1d-plot" (Flint's parser fails on one without x): Flint infers it (tests/test_flint_parser.py)
+    assert info["plots"] == [{"kind": "curve-plot", "items": [
+        {"kind": "curve", "x": "mot01", "y": "ct01"}]}]
 
 
 def test_scan_stopped_by_the_user(door, redis_url, scan_dir, tmp_path):

@@ -193,15 +193,50 @@ def test_detectors():
     info = build_scan_info(detectors_desc())
     channels = info["channels"]
     assert [channels[s]["dim"] for s in ("oned01", "twod01", "twod02")] == [1, 2, 0]
-    kinds = [p["kind"] for p in info["plots"]]
-    assert kinds == ["curve-plot", "1d-plot"]
-    assert info["plots"][1] == {"kind": "1d-plot", "name": "oned01",
-                                "items": [{"kind": "curve", "y": "oned01"}]}
+    # oned01 has no 1D x axis: no "1d-plot" (Flint's parser fails on one without x),
+    # Flint infers one against the index
+    assert [p["kind"] for p in info["plots"]] == ["curve-plot"]
     plotted = json.dumps(info["plots"])
     assert "twod01" not in plotted and "twod02" not in plotted
     chain = info["acquisition_chain"]["axis"]
     assert chain["spectra"] == ["oned01"] and chain["images"] == ["twod01"]
     assert "twod02" in chain["scalars"]
+
+
+def spectrum_with_x_desc() -> ScanDescription:
+    """oned01 plotted against the 1D channel energy."""
+    return describe([point_nb(3), motor("mot01"), counter(1),
+                     column("energy", key="expchan/oned/2", shape=(8,)),
+                     column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1,
+                            plot_axes=("energy",)), dt()], npoints=3)
+
+
+def nothing_to_declare_desc() -> ScanDescription:
+    """No scalar channel, a 1D channel without x axis."""
+    return describe([point_nb(3), motor("mot01"),
+                     column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1), dt()],
+                    npoints=3)
+
+
+def test_spectrum_with_an_x_axis_channel_is_a_1d_plot():
+    info = build_scan_info(spectrum_with_x_desc())
+    assert info["plots"][1:] == [{"kind": "1d-plot", "name": "oned01", "x": "energy",
+                                  "items": [{"kind": "curve", "y": "oned01"}]}]
+
+
+def test_only_images_plotted_keeps_the_first_counter_as_curve():
+    columns = [point_nb(3), motor("mot01"), counter(1, plot_type=0),
+               column("twod01", key="expchan/twod/1", shape=(4, 5), plot_type=2), dt()]
+    info = build_scan_info(describe(columns, npoints=3))
+    assert info["plots"] == [{"kind": "curve-plot", "items": [
+        {"kind": "curve", "x": "mot01", "y": "ct01"}]}]
+
+
+def test_nothing_to_declare_leaves_plots_out():
+    """An empty ``plots`` list would stop Flint from inferring its own plots."""
+    info = build_scan_info(nothing_to_declare_desc())
+    validate_scan_info(info)
+    assert "plots" not in info
 
 
 def test_odd_labels_and_metadata_are_json_safe():

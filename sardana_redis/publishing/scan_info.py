@@ -55,7 +55,6 @@ def build_scan_info(desc: ScanDescription) -> dict[str, Any]:
         "channels": {col.stream: _channel_info(desc, col) for col in desc.columns},
         "acquisition_chain": {chain["top_master"]: chain},
         "positioners": _positioners(desc),
-        "plots": build_plots(desc),
         "sardana": json_safe({
             "columns": [
                 {"name": c.key, "label": c.label, "dtype": c.dtype, "shape": c.shape,
@@ -69,6 +68,9 @@ def build_scan_info(desc: ScanDescription) -> dict[str, Any]:
             **desc.extra,
         }) | ({"custom_data": [c.to_json() for c in desc.custom_data]} if desc.custom_data else {}),
     }
+    plots = build_plots(desc)
+    if plots:  # an empty list would keep Flint from inferring its default plots
+        info["plots"] = plots
     count_time = _finite(desc.count_time)
     if count_time is not None:
         info["count_time"] = count_time
@@ -95,13 +97,28 @@ def validate_scan_info(info: dict[str, Any]) -> None:
 def build_plots(desc: ScanDescription) -> list[dict[str, Any]]:
     """Flint plots (``scan_info["plots"]``) from Sardana's plot_type / plot_axes.
 
-    Scalars plotted by Sardana become curves against their x axis (one curve plot
-    per x axis), or one scatter plot for mesh scans; plotted 1D channels become
-    "1d-plot"s. blissdata's schema has no image plot kind: Flint shows 2D
-    channels (``dim`` 2) by itself. Value-reference columns are not plotted.
+    What Flint 2.1's parser does with them decides the shape: a declared ``plots``
+    list replaces Flint's own default curve and scatter plots, and any "1d-plot"
+    replaces every 1D plot Flint would infer.
+
+    - Scalars of :func:`plotted_columns` become curves against their x axis (one
+      curve plot per x axis), or one scatter plot for mesh scans; when only 1D/2D
+      channels are plotted, the first scalar channel is the curve, as Flint would
+      infer it, so that the curve plot is not lost.
+    - Plotted 1D channels become "1d-plot"s only when each has a 1D x axis channel:
+      Flint's parser fails on a "1d-plot" without ``x`` (and gives up the whole
+      scan). Otherwise none is declared and Flint infers one per 1D channel,
+      against the index.
+    - 2D channels (``dim`` 2): blissdata's schema has no image plot kind; Flint
+      makes an image plot of each by itself.
+
+    Value-reference columns are not plotted. An empty list means: let Flint infer
+    (:func:`build_scan_info` then leaves ``plots`` out).
     """
     plotted = plotted_columns(desc)
     scalars = [c for c in plotted if c.ndim == 0]
+    if not scalars:
+        scalars = [c for c in (first_scalar_channel(desc),) if c is not None]
     plots: list[dict[str, Any]] = []
     if is_mesh(desc) and scalars:
         x, y = desc.axes[:2]
@@ -114,14 +131,21 @@ def build_plots(desc: ScanDescription) -> list[dict[str, Any]]:
             item = {"kind": "curve", "y": col.stream} | ({"x": x.stream} if x else {})
             curves.setdefault(x.stream if x else None, []).append(item)
         plots.extend({"kind": "curve-plot", "items": items} for items in curves.values())
-    for col in (c for c in plotted if c.ndim == 1):
-        plot = {"kind": "1d-plot", "name": col.label, "items": [{"kind": "curve", "y": col.stream}]}
-        axes = [_lookup(desc, name) for name in col.plot_axes]
-        x = next((a for a in axes if a is not None and a.ndim == 1 and not a.value_ref), None)
-        if x is not None:
-            plot["x"] = x.stream
-        plots.append(plot)
+    spectra = [(col, spectrum_axis(desc, col)) for col in plotted if col.ndim == 1]
+    if all(x is not None for _, x in spectra):
+        plots.extend({"kind": "1d-plot", "name": col.label, "x": x.stream,
+                      "items": [{"kind": "curve", "y": col.stream}]} for col, x in spectra)
     return plots
+
+
+def spectrum_axis(desc: ScanDescription, col: Column) -> Column | None:
+    """The 1D x axis channel of a 1D column (the first 1D column its ``plot_axes``
+    names, of the same length), else None (plotted against the index)."""
+    for name in col.plot_axes:
+        axis = _lookup(desc, name)
+        if axis is not None and axis is not col and axis.ndim == 1 and axis.shape == col.shape:
+            return axis
+    return None
 
 
 def plotted_columns(desc: ScanDescription) -> list[Column]:
@@ -135,9 +159,15 @@ def plotted_columns(desc: ScanDescription) -> list[Column]:
     plotted = [c for c in desc.columns if c.plot_type and not c.value_ref]
     if plotted:
         return plotted
-    first = next((c for c in desc.columns
-                  if c.kind is ColumnKind.CHANNEL and c.ndim == 0 and not c.value_ref), None)
+    first = first_scalar_channel(desc)
     return [first] if first is not None else []
+
+
+def first_scalar_channel(desc: ScanDescription) -> Column | None:
+    """The first scalar channel (not a moveable, time or point number), the plot
+    every scan can fall back to."""
+    return next((c for c in desc.columns
+                 if c.kind is ColumnKind.CHANNEL and c.ndim == 0 and not c.value_ref), None)
 
 
 def is_mesh(desc: ScanDescription) -> bool:

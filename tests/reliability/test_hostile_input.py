@@ -23,6 +23,7 @@ import itertools
 import json
 import math
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -323,14 +324,20 @@ def file_columns(fmt: str, path: Path, number: int) -> int:
 
 
 def check_browse(stack: Stack, keys: list[str]) -> None:
-    """``sardana-redis scans`` and ``show`` end normally or with a clear error, never a traceback."""
+    """``sardana-redis scans``, ``show`` and ``plot`` end normally or with a clear error (plot:
+    or 1, nothing drawn, each panel saying why), never a traceback."""
     list_scans(DataStore(stack.url), limit=0)
-    for argv in (["scans", "--limit", "0"], *(["show", key] for key in keys)):
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli_main([*argv[:1], "--redis-url", stack.url, *argv[1:]])
-        assert code in (0, 2), (argv, code, err.getvalue())
-        assert code == 0 or "error:" in err.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        png = ["-o", str(Path(folder) / "scan.png")]
+        for argv in (["scans", "--limit", "0"], *(["show", key] for key in keys),
+                     *(["plot", key, *png] for key in keys)):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = cli_main([*argv[:1], "--redis-url", stack.url, *argv[1:]])
+            assert code in (0, 1, 2) if argv[0] == "plot" else code in (0, 2), \
+                (argv, code, err.getvalue())
+            assert code != 2 or "error:" in err.getvalue()
+            assert code != 1 or "not drawn: " in err.getvalue()
 
 
 def run_example(stack: Stack, hostile: Hostile) -> None:

@@ -40,6 +40,19 @@ _POOL = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="h5-compress"
 SCALAR_CHUNK = 4096
 
 
+@dataclass(frozen=True)
+class Compression:
+    """Which datasets are compressed, as Sardana's ``DataCompressionRank`` says for
+    NXscanH5_FileRecorder: those whose rank (the scan dimension included for measured
+    columns, e.g. 1 for a scalar column) is at least ``min_rank``; none when it is negative.
+    HDF5 cannot compress scalar (rank 0) datasets. The default compresses every column."""
+
+    min_rank: int = 1
+
+    def applies(self, rank: int) -> bool:
+        return 0 <= self.min_rank <= rank and rank > 0
+
+
 @dataclass
 class StreamTargets:
     """Where each stream's points go."""
@@ -61,13 +74,21 @@ def _without_nul(value: Any) -> Any:
 
 
 def _decode(item: Any) -> Any:
+    """An inline value as h5py should store it: strings as variable-length UTF-8 (as
+    Sardana's h5py writes ``str``), numbers with their dtype."""
     value = item.decode()
-    if isinstance(value, np.ndarray) and value.dtype.kind in "UO" and value.ndim == 0:
-        value = value.item() if value.dtype.kind == "U" else value[()]
+    if isinstance(value, np.ndarray) and value.dtype.kind in "UO":
+        if value.ndim == 0:
+            value = value.item() if value.dtype.kind == "U" else value[()]
+        else:
+            value = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()],
+                             dtype=h5py.string_dtype()).reshape(value.shape)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
     return _without_nul(value)
 
 
-def _set_attributes(obj: Any, attributes: Mapping[str, Any]) -> None:
+def set_attributes(obj: Any, attributes: Mapping[str, Any]) -> None:
     for name, item in attributes.items():
         value = _decode(item)
         if isinstance(value, bytes):
@@ -76,18 +97,18 @@ def _set_attributes(obj: Any, attributes: Mapping[str, Any]) -> None:
 
 
 def create_items(parent: h5py.Group, group: Group, streams: Mapping[str, StreamShape],
-                 targets: StreamTargets) -> None:
+                 targets: StreamTargets, compression: Compression = Compression()) -> None:
     """Create ``group``'s attributes (when missing) and children under ``parent``."""
     for name, value in group.attributes.items():
         if name not in parent.attrs:
-            _set_attributes(parent, {name: value})
+            set_attributes(parent, {name: value})
     for name, item in group.children.items():
         if name in parent:
             if isinstance(item, Group) and isinstance(parent.get(name, getlink=True), h5py.HardLink):
-                create_items(parent[name], item, streams, targets)
+                create_items(parent[name], item, streams, targets, compression)
             continue
         if isinstance(item, Group):
-            create_items(parent.create_group(name), item, streams, targets)
+            create_items(parent.create_group(name), item, streams, targets, compression)
         elif isinstance(item, SoftLink):
             parent[name] = h5py.SoftLink(item.target_path)
         elif isinstance(item, ExternalLink):
@@ -95,20 +116,25 @@ def create_items(parent: h5py.Group, group: Group, streams: Mapping[str, StreamS
         elif isinstance(item, VirtualDataset):
             _create_virtual(parent, name, item)
         elif isinstance(item, Dataset):
-            _create_dataset(parent, name, item, streams, targets)
+            _create_dataset(parent, name, item, streams, targets, compression)
         else:
             log.warning("%s/%s: %s items are not written", parent.name, name, type(item).__name__)
 
 
 def _create_dataset(parent: h5py.Group, name: str, item: Dataset,
-                    streams: Mapping[str, StreamShape], targets: StreamTargets) -> None:
+                    streams: Mapping[str, StreamShape], targets: StreamTargets,
+                    compression: Compression) -> None:
     if not isinstance(item.value, Stream):
         data = _decode(item.value)
-        dset = parent.create_dataset(name, data=data)
-        _set_attributes(dset, item.attributes)
+        compressed = isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and \
+            compression.applies(data.ndim)
+        dset = parent.create_dataset(name, data=data, compression="gzip" if compressed else None)
+        set_attributes(dset, item.attributes)
         return
     stream = item.value.stream
     shape = streams.get(stream)
+    if shape is None and stream in targets.json:
+        return  # a JSON stream's dataset, written at the end
     if shape is None:
         log.warning("%s/%s: stream %r is not in the scan", parent.name, name, stream)
         return
@@ -119,11 +145,11 @@ def _create_dataset(parent: h5py.Group, name: str, item: Dataset,
     if not _writable(point):
         log.warning("%s/%s: stream %r of shape %s is not written", parent.name, name, stream, point)
         return
-    options = COMPRESSION if point else {}
+    options = COMPRESSION if compression.applies(1 + len(point)) else {}
     chunks = (1, *point) if point else (SCALAR_CHUNK,)
     dset = parent.create_dataset(name, shape=(0, *point), maxshape=(None, *point),
                                  dtype=shape.dtype, chunks=chunks, **options)
-    _set_attributes(dset, item.attributes)
+    set_attributes(dset, item.attributes)
     targets.numeric.setdefault(stream, []).append(dset)
 
 
@@ -158,7 +184,7 @@ def _create_virtual(parent: h5py.Group, name: str, item: VirtualDataset) -> None
         start = source.vspace.start
         layout[start[0]] = vsource
     dset = parent.create_virtual_dataset(name, layout, fillvalue=0)
-    _set_attributes(dset, item.attributes)
+    set_attributes(dset, item.attributes)
 
 
 def _shuffled_deflate(point: np.ndarray) -> bytes:

@@ -19,6 +19,7 @@ readers").
 
 from __future__ import annotations
 
+import datetime
 import errno
 import logging
 import os
@@ -38,7 +39,8 @@ from sardana_redis.following.follower import ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import stream_shapes
-from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, collect_targets, create_items
+from sardana_redis.nexus_writer.h5_layout import (
+    Compression, StreamTargets, append, collect_targets, create_items, set_attributes)
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
 
@@ -319,8 +321,8 @@ def _with_end(layout: Group, end_time: Any, end_reason: str) -> Group:
 class _OpenScan:
     """One file being written for one scan (``nexus``: it, opened for changes)."""
 
-    def __init__(self, nexus: NexusFile, layout: Group,
-                 shapes: Mapping[str, StreamShape], resuming: bool, start: int = 0) -> None:
+    def __init__(self, nexus: NexusFile, layout: Group, shapes: Mapping[str, StreamShape],
+                 resuming: bool, start: int = 0, compression: Compression = Compression()) -> None:
         self.path = nexus.path
         self.layout = layout
         self.nexus = nexus
@@ -341,7 +343,8 @@ class _OpenScan:
                             raise ScanRejected(f"{entry} already exists in {self.path}: never overwritten")
                         del self.file[entry]
                         log.info("resuming in %s: %s written again", self.path, entry)
-                create_items(self.file, layout, shapes, targets=self.targets)
+                _file_attributes(self.file, self.path)
+                create_items(self.file, layout, shapes, self.targets, compression)
             names = {s: [d.name for d in ds] for s, ds in self.targets.numeric.items()}
             self.swmr = nexus.start_swmr()
             if self.swmr:  # the same datasets, in the file reopened in SWMR mode
@@ -384,11 +387,12 @@ class _OpenScan:
         """Reopen without SWMR (journaled; waiting while a reader holds the file) and add
         what SWMR cannot: end items, strings, references; then commit."""
         self.file = f = self.nexus.open_end()
-        create_items(f, final_layout, {}, StreamTargets())
+        create_items(f, final_layout, {}, StreamTargets(json=dict(self.targets.json)))
         for stream, places in self.targets.json.items():
             values = json_values.get(stream, [])
-            for group_name, name, _attributes in places:
+            for group_name, name, attributes in places:
                 _write_references(f[group_name], name, stream, values, scan_info)
+                set_attributes(f[group_name][name], attributes)
         self.nexus.commit()
 
     def close(self) -> None:
@@ -402,6 +406,27 @@ class _OpenScan:
             self.nexus.close()
 
 
+def _file_attributes(file: h5py.File, path: Path) -> None:
+    """The NXroot attributes of a new file, as NXscanH5_FileRecorder sets them on the files
+    it creates (the NX_class and creator come with the layout)."""
+    if "NX_class" in file.attrs:
+        return
+    file.attrs["file_name"] = str(path)
+    file.attrs["file_time"] = datetime.datetime.now().isoformat()
+    file.attrs["HDF5_Version"] = h5py.version.hdf5_version
+    file.attrs["h5py_version"] = h5py.version.version
+
+
+def compression_of(scan_info: Any) -> Compression:
+    """The compression the scan asks for: Sardana's ``DataCompressionRank`` when the user
+    set it (``scan_info["sardana"]["data_compression_rank"]``), else every column."""
+    sardana = scan_info.get("sardana") if isinstance(scan_info, Mapping) else None
+    rank = sardana.get("data_compression_rank") if isinstance(sardana, Mapping) else None
+    if isinstance(rank, int) and not isinstance(rank, bool):
+        return Compression(min_rank=rank)
+    return Compression()
+
+
 def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
     sardana = scan_info.get("sardana")
     columns = sardana.get("columns") if isinstance(sardana, Mapping) else None
@@ -411,21 +436,44 @@ def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
     return {}
 
 
+def _image_layout(first: re.Match, column: Mapping) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype of one referenced image: those of the first referenced dataset when
+    it can be read, else those the column declares when numeric 2D (Sardana declares
+    ``str`` for referenced channels), else None."""
+    try:
+        with h5py.File(first["file"], "r", locking=False) as src:
+            dset = src[first["dataset"] or "dataset"]
+            if isinstance(dset, h5py.Dataset) and dset.ndim == 2 and dset.dtype.kind in "biuf":
+                return dset.shape, dset.dtype
+    except (OSError, KeyError, ValueError, TypeError):
+        pass
+    shape, dtype = column.get("shape"), column.get("dtype")
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(shape, list) and len(shape) == 2 and \
+            all(isinstance(d, int) and d > 0 for d in shape) and dtype.kind in "biuf":
+        return tuple(shape), dtype
+    return None
+
+
 def _write_references(group: h5py.Group, name: str, stream: str, values: list,
                       scan_info: Mapping) -> None:
-    """Referenced values: a virtual dataset over the detector's files when they all
-    resolve to HDF5 datasets (as Sardana builds it), else the reference strings."""
+    """Referenced values: a virtual dataset (points, height, width) over the detector's
+    files when every value is an ``h5file://`` reference, as Sardana builds it; else the
+    reference strings."""
     strings = [v if isinstance(v, str) else str(v) for v in values]
-    column = _column_meta(scan_info, stream)
-    shape, dtype = column.get("shape"), column.get("dtype")
     matches = [_H5_REFERENCE.match(s) for s in strings]
-    if strings and all(matches) and isinstance(shape, list) and len(shape) == 2 and \
-            all(os.path.isfile(m["file"]) for m in matches):
+    image = _image_layout(matches[0], _column_meta(scan_info, stream)) \
+        if strings and all(matches) else None
+    if image is not None:
+        shape, dtype = image
         try:
-            layout = h5py.VirtualLayout(shape=(len(strings), *shape), dtype=np.dtype(dtype or "float64"))
+            layout = h5py.VirtualLayout(shape=(len(strings), *shape), dtype=dtype)
             for i, m in enumerate(matches):
-                layout[i] = h5py.VirtualSource(m["file"], m["dataset"] or "dataset", shape=tuple(shape))
-            group.create_virtual_dataset(name, layout, fillvalue=-np.inf)
+                layout[i] = h5py.VirtualSource(m["file"], m["dataset"] or "dataset", shape=shape)
+            group.create_virtual_dataset(name, layout, fillvalue=-np.inf if dtype.kind == "f" else 0)
             return
         except (TypeError, ValueError) as exc:
             log.warning("%s/%s: no virtual dataset (%s), references kept", group.name, name, exc)
@@ -473,7 +521,7 @@ class NexusScanWriter(FileScanWriter):
                 nexus = opened.pop(0)
                 layout = layouts.get(nexus.path) or default_layout(scan, shapes)
                 outs.append(_OpenScan(nexus, layout, shapes, resuming=str(nexus.path) in progress,
-                                      start=saved))
+                                      start=saved, compression=compression_of(scan.info)))
                 log.info("recording into '%s'", nexus.path)
             if all(out.complete for out in outs):
                 log.info("Scan #%d is already whole in %s: left as it is", scan.number,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sardana_redis import exact_values
 from sardana_redis.scan_model import ScanRejected, StreamShape, parse_time
 
 #: Snapshot values per #O/#P line, as SPEC and Sardana write them.
@@ -33,6 +34,7 @@ class SpecLayout:
     mca: tuple[tuple[str, str, int], ...] = ()  #: (stream, label, length) of 1D channels
     not_written: tuple[str, ...] = ()  #: streams noted but not dumped (2D, references)
     snapshot: tuple[tuple[str, Any], ...] = ()  #: (label, value) of the pre-scan snapshot
+    snapshot_1d: tuple[tuple[str, str], ...] = ()  #: (label, values) of its 1D items, as #U lines
 
     @property
     def streams(self) -> list[str]:
@@ -76,6 +78,27 @@ def _snapshot(info: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
                  if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
+#: The 1D snapshot dtypes SPEC_FileRecorder writes, and the most items it writes.
+SNAPSHOT_1D_DTYPES = {"float32", "float64", "int8", "int16", "int32", "int64",
+                      "uint8", "uint16", "uint32", "uint64"}
+SNAPSHOT_1D_MAX = 100
+
+
+def _snapshot_1d(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(label, `` v1 v2 ...``) of the 1D snapshot items, the values bit for bit (see
+    :mod:`sardana_redis.exact_values`) and printed as SPEC_FileRecorder prints them."""
+    sardana = info.get("sardana")
+    items = sardana.get("snapshot_1d") if isinstance(sardana, Mapping) else None
+    out = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping) or item.get("dtype") not in SNAPSHOT_1D_DTYPES:
+            continue
+        values = exact_values.decode(item.get("value"))
+        if values is not None and values.ndim == 1:
+            out.append((one_line(item.get("label", "")), "".join(f" {v}" for v in values)))
+    return tuple(out[:SNAPSHOT_1D_MAX])
+
+
 def layout_from_scan(number: Any, info: Mapping[str, Any],
                      streams: Mapping[str, StreamShape]) -> SpecLayout:
     """The SPEC layout of a scan; :class:`ScanRejected` when its description is unusable."""
@@ -108,6 +131,7 @@ def layout_from_scan(number: Any, info: Mapping[str, Any],
         mca=tuple(mca),
         not_written=tuple(not_written),
         snapshot=_snapshot(info),
+        snapshot_1d=_snapshot_1d(info),
     )
 
 
@@ -130,6 +154,7 @@ def scan_header(layout: SpecLayout) -> str:
              f"#D {start}\n", f"#C Acquisition started at {start}\n"]
     lines.append(_multi_lines("O", "  ", [label for label, _ in layout.snapshot]))
     lines.append(_multi_lines("P", " ", [value for _, value in layout.snapshot]))
+    lines += [f"#U{i:02d} {label} = {values}\n" for i, (label, values) in enumerate(layout.snapshot_1d)]
     for stream in layout.not_written:
         lines.append(f"#C {one_line(stream)}: not written in SPEC (2D or referenced data)\n")
     lines.append(f"#N {len(layout.columns)}\n")

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import h5py
@@ -34,10 +35,28 @@ from sardana_redis.scan_model import StreamShape
 
 log = logging.getLogger(__name__)
 
+try:  # the same deflate streams as zlib's, made 2-4 times faster
+    from zlib_ng import zlib_ng as _deflate
+except ImportError:  # pragma: no cover - zlib-ng is a dependency
+    _deflate = zlib
+
 #: gzip level 1 with shuffle: readable everywhere, fast enough for 2D frames.
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+#: Deflate level of scalar columns (a whole chunk compressed once): as small as blisswriter's.
+SCALAR_LEVEL = 4
 _POOL = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="h5-compress")
-SCALAR_CHUNK = 4096
+#: Points per chunk of scalar columns: a power of two covering the scan's declared points,
+#: within these bounds (SCALAR_CHUNK when the scan does not say).
+SCALAR_CHUNK, MIN_SCALAR_CHUNK, MAX_SCALAR_CHUNK = 4096, 16, 131072
+#: Skip filters 0 and 1 (shuffle, deflate): a chunk stored as it is.
+_UNFILTERED = 0b11
+
+
+def scalar_chunk(npoints: Any) -> int:
+    """Points per chunk of the scalar columns of a scan declaring ``npoints`` (0: unknown)."""
+    if not isinstance(npoints, int) or isinstance(npoints, bool) or npoints <= 0:
+        return SCALAR_CHUNK
+    return min(max(1 << (npoints - 1).bit_length(), MIN_SCALAR_CHUNK), MAX_SCALAR_CHUNK)
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,7 @@ class Compression:
     HDF5 cannot compress scalar (rank 0) datasets. The default compresses every column."""
 
     min_rank: int = 1
+    scalar_chunk: int = SCALAR_CHUNK  #: points per chunk of scalar columns
 
     def applies(self, rank: int) -> bool:
         return 0 <= self.min_rank <= rank and rank > 0
@@ -60,6 +80,8 @@ class StreamTargets:
     numeric: dict[str, list[h5py.Dataset]] = field(default_factory=dict)
     #: JSON streams: (parent group name in file, dataset name, attributes)
     json: dict[str, list[tuple[str, str, dict[str, Any]]]] = field(default_factory=dict)
+    #: compressed scalar datasets, by HDF5 path: their chunks being filled
+    packers: dict[str, ChunkPacker] = field(default_factory=dict)
 
 
 def _without_nul(value: Any) -> Any:
@@ -146,7 +168,7 @@ def _create_dataset(parent: h5py.Group, name: str, item: Dataset,
         log.warning("%s/%s: stream %r of shape %s is not written", parent.name, name, stream, point)
         return
     options = COMPRESSION if compression.applies(1 + len(point)) else {}
-    chunks = (1, *point) if point else (SCALAR_CHUNK,)
+    chunks = (1, *point) if point else (compression.scalar_chunk,)
     dset = parent.create_dataset(name, shape=(0, *point), maxshape=(None, *point),
                                  dtype=shape.dtype, chunks=chunks, **options)
     set_attributes(dset, item.attributes)
@@ -187,11 +209,11 @@ def _create_virtual(parent: h5py.Group, name: str, item: VirtualDataset) -> None
     set_attributes(dset, item.attributes)
 
 
-def _shuffled_deflate(point: np.ndarray) -> bytes:
+def _shuffled_deflate(point: np.ndarray, level: int = COMPRESSION["compression_opts"]) -> bytes:
     """One chunk as HDF5's shuffle + deflate filters store it (readers need no plugin)."""
     raw = np.ascontiguousarray(point)
     shuffled = raw.view(np.uint8).reshape(-1, raw.dtype.itemsize).T.tobytes()
-    return zlib.compress(shuffled, COMPRESSION["compression_opts"])
+    return _deflate.compress(shuffled, level)
 
 
 def _write_frames(dset: h5py.Dataset, start: int, values: np.ndarray, pool: ThreadPoolExecutor) -> None:
@@ -205,13 +227,106 @@ def _write_frames(dset: h5py.Dataset, start: int, values: np.ndarray, pool: Thre
         dset.id.write_direct_chunk((start + i, *offset), chunk)
 
 
-def append(targets: StreamTargets, batch: Mapping[str, Any]) -> None:
-    """Append a batch of complete rows to the numeric stream datasets."""
+class ChunkPacker:
+    """Appends to a compressed scalar dataset chunk by chunk, compressing each chunk once.
+
+    Under SWMR, HDF5 never reuses the file space a rewritten chunk leaves: compressing a
+    growing chunk again at every batch would leave its former copies in the file. Whole
+    chunks are compressed once (in parallel threads); the points of the last, partial chunk
+    wait in memory. When ``show`` asks for them (a scan followed live), the partial chunk is
+    written compressed and padded to a fixed size (the deflate filter ignores what follows
+    the end of its stream), so it is rewritten in place each time; that chunk keeps its
+    padded size. The dataset's extent is always the points on disk: readers never see
+    unwritten points.
+    """
+
+    def __init__(self, dset: h5py.Dataset) -> None:
+        self.length = dset.chunks[0]
+        nbytes = self.length * dset.dtype.itemsize
+        self.slot = nbytes + nbytes // 1000 + 64  #: > zlib's deflateBound(nbytes)
+        size = dset.shape[0]
+        self.start = size - size % self.length  #: first point of the partial chunk
+        self.tail = np.asarray(dset[self.start:size])
+        self.padded = bool(len(self.tail)) and \
+            len(dset.id.read_direct_chunk((self.start,))[1]) == self.slot
+
+    def append(self, dset: h5py.Dataset, values: Any, show: bool) -> None:
+        values = np.asarray(values, dtype=dset.dtype)
+        pending = np.concatenate((self.tail, values)) if len(self.tail) else values
+        full = len(pending) - len(pending) % self.length
+        chunks = [pending[i:i + self.length] for i in range(0, full, self.length)]
+        self.tail = pending[full:]
+        if chunks:
+            dset.resize(self.start + full, axis=0)
+            if self.padded:  # on disk at its padded size: rewritten in place
+                self._write_padded(dset, chunks.pop(0))
+                self.start += self.length
+                self.padded = False
+            compress = partial(_shuffled_deflate, level=SCALAR_LEVEL)
+            for data in _POOL.map(compress, chunks) if len(chunks) > 1 else map(compress, chunks):
+                dset.id.write_direct_chunk((self.start,), data)
+                self.start += self.length
+        if show and len(self.tail):
+            dset.resize(self.start + len(self.tail), axis=0)
+            self._write_padded(dset, self.tail)
+            self.padded = True
+
+    def close(self, dset: h5py.Dataset) -> None:
+        """At the end: the partial chunk (compressed, at its padded size if it has one)."""
+        if not len(self.tail):
+            return
+        dset.resize(self.start + len(self.tail), axis=0)
+        if self.padded:
+            self._write_padded(dset, self.tail)
+        else:
+            dset.id.write_direct_chunk((self.start,), _shuffled_deflate(self._whole(dset, self.tail),
+                                                                        SCALAR_LEVEL))
+
+    def _whole(self, dset: h5py.Dataset, values: np.ndarray) -> np.ndarray:
+        chunk = np.zeros(self.length, dtype=dset.dtype)
+        chunk[:len(values)] = values
+        return chunk
+
+    def _write_padded(self, dset: h5py.Dataset, values: np.ndarray) -> None:
+        raw = np.ascontiguousarray(self._whole(dset, values))
+        data = zlib.compress(raw.view(np.uint8).reshape(-1, raw.dtype.itemsize).T.tobytes(), 1)
+        dset.id.write_direct_chunk((self.start,), data + bytes(self.slot - len(data)))
+
+
+def _packed(dset: h5py.Dataset) -> bool:
+    return dset.ndim == 1 and dset.compression == "gzip" and bool(dset.shuffle)
+
+
+def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True) -> None:
+    """Append a batch of complete rows to the numeric stream datasets; ``show``: make every
+    point visible to readers now (a live scan), else compressed scalar columns may keep the
+    points of their last partial chunk until more come or :func:`close_packed`."""
     for stream, values in batch.items():
         for dset in targets.numeric.get(stream, ()):
+            if _packed(dset):
+                packer = targets.packers.get(dset.name)
+                if packer is None:
+                    packer = targets.packers[dset.name] = ChunkPacker(dset)
+                packer.append(dset, values, show)
+                continue
             start = dset.shape[0]
             dset.resize(start + len(values), axis=0)
             if dset.ndim >= 3 and dset.compression == "gzip" and dset.shuffle:
                 _write_frames(dset, start, np.asarray(values, dtype=dset.dtype), _POOL)
             else:
                 dset[start:] = values
+
+
+def close_packed(targets: StreamTargets) -> None:
+    """Write what the compressed scalar columns hold back (the end of the scan)."""
+    for datasets in targets.numeric.values():
+        for dset in datasets:
+            packer = targets.packers.get(dset.name)
+            if packer is not None:
+                packer.close(dset)
+
+
+def rows_on_disk(targets: StreamTargets) -> int | None:
+    """Points every stream dataset holds (None without any)."""
+    sizes = [d.shape[0] for ds in targets.numeric.values() for d in ds]
+    return min(sizes) if sizes else None

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.nexus_writer.h5_layout import (
-    Compression, StreamTargets, append, collect_targets, create_items, set_attributes)
+    Compression, StreamTargets, append, close_packed, collect_targets, create_items, rows_on_disk,
+    scalar_chunk, set_attributes)
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
 
@@ -325,6 +327,7 @@ class _OpenScan:
                  resuming: bool, start: int = 0, compression: Compression = Compression()) -> None:
         self.path = nexus.path
         self.layout = layout
+        self._next_show = 0.0
         self.nexus = nexus
         self.file = nexus.file
         try:
@@ -377,15 +380,27 @@ class _OpenScan:
         for datasets in self.targets.numeric.values():
             for dset in datasets:
                 dset.resize(rows, axis=0)
+        self.targets.packers.clear()
         self.start = rows
 
-    def append(self, batch: Mapping[str, Any]) -> None:
-        append(self.targets, batch)
-        self.file.flush()
+    def append(self, batch: Mapping[str, Any], live: bool) -> None:
+        """Append complete rows (an empty batch: the scan is quiet); ``live``: the reader
+        has caught up with a running scan, readers should see every point soon (at most
+        every :data:`SHOW_EVERY` seconds: see :class:`~.h5_layout.ChunkPacker`)."""
+        show = live and time.monotonic() >= self._next_show
+        if show:
+            self._next_show = time.monotonic() + SHOW_EVERY
+        if batch or show:
+            append(self.targets, batch, show)
+            self.file.flush()
+
+    def rows_on_disk(self) -> int | None:
+        return rows_on_disk(self.targets)
 
     def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
         """Reopen without SWMR (journaled; waiting while a reader holds the file) and add
         what SWMR cannot: end items, strings, references; then commit."""
+        close_packed(self.targets)
         self.file = f = self.nexus.open_end()
         create_items(f, final_layout, {}, StreamTargets(json=dict(self.targets.json)))
         for stream, places in self.targets.json.items():
@@ -417,14 +432,26 @@ def _file_attributes(file: h5py.File, path: Path) -> None:
     file.attrs["h5py_version"] = h5py.version.version
 
 
-def compression_of(scan_info: Any) -> Compression:
+#: Seconds between two showings of the points held back by compressed scalar columns of a
+#: scan followed live, and the memory those points may take (bytes, all columns).
+SHOW_EVERY = 0.5
+HELD_BACK_BUDGET = 64 << 20
+
+
+def compression_of(scan_info: Any, shapes: Mapping[str, StreamShape]) -> Compression:
     """The compression the scan asks for: Sardana's ``DataCompressionRank`` when the user
-    set it (``scan_info["sardana"]["data_compression_rank"]``), else every column."""
-    sardana = scan_info.get("sardana") if isinstance(scan_info, Mapping) else None
+    set it (``scan_info["sardana"]["data_compression_rank"]``), else every column; scalar
+    chunks sized for the points the scan declares, within :data:`HELD_BACK_BUDGET`."""
+    info = scan_info if isinstance(scan_info, Mapping) else {}
+    sardana = info.get("sardana")
     rank = sardana.get("data_compression_rank") if isinstance(sardana, Mapping) else None
+    scalars = sum(1 for s in shapes.values() if s.dtype != "json" and not s.shape)
+    chunk = scalar_chunk(info.get("npoints"))
+    while chunk > 16 and chunk * 8 * scalars > HELD_BACK_BUDGET:
+        chunk //= 2
     if isinstance(rank, int) and not isinstance(rank, bool):
-        return Compression(min_rank=rank)
-    return Compression()
+        return Compression(min_rank=rank, scalar_chunk=chunk)
+    return Compression(scalar_chunk=chunk)
 
 
 def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
@@ -521,7 +548,7 @@ class NexusScanWriter(FileScanWriter):
                 nexus = opened.pop(0)
                 layout = layouts.get(nexus.path) or default_layout(scan, shapes)
                 outs.append(_OpenScan(nexus, layout, shapes, resuming=str(nexus.path) in progress,
-                                      start=saved, compression=compression_of(scan.info)))
+                                      start=saved, compression=compression_of(scan.info, shapes)))
                 log.info("recording into '%s'", nexus.path)
             if all(out.complete for out in outs):
                 log.info("Scan #%d is already whole in %s: left as it is", scan.number,
@@ -539,13 +566,12 @@ class NexusScanWriter(FileScanWriter):
             rows = self.scan_rows(scan, numeric + json_streams, start)
             for batch in rows.batches(stop=job.stop):
                 job.points_seen = rows.points_seen
-                if not batch:
-                    continue
                 for stream in json_streams:
-                    json_values[stream].extend(batch.pop(stream))
+                    json_values[stream].extend(batch.pop(stream, ()))
                 for out in outs:
-                    out.append(batch)
-                job.rows_written = rows.rows_read
+                    out.append(batch, live=rows.caught_up_live)
+                on_disk = [out.rows_on_disk() for out in outs]
+                job.rows_written = min((r for r in on_disk if r is not None), default=rows.rows_read)
             if job.stop.is_set():
                 return None
             end_time, end_reason = self.wait_end(scan, job.stop)

@@ -95,7 +95,7 @@ def _snapshot_1d(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
             continue
         values = exact_values.decode(item.get("value"))
         if values is not None and values.ndim == 1:
-            out.append((one_line(item.get("label", "")), "".join(f" {v}" for v in values)))
+            out.append((one_line(item.get("label", "")), "".join(" " + str(v) for v in values)))
     return tuple(out[:SNAPSHOT_1D_MAX])
 
 

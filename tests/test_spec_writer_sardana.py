@@ -99,7 +99,7 @@ def test_writer_killed_during_a_scan_and_restarted(door, redis_url, scan_dir, tm
 
 def _snapshot_lines(path: Path, number: int) -> list[str]:
     """The #O, #P and #U<nn> lines of scan ``number``'s header."""
-    block = path.read_text().split(f"\n#S {number} ", 1)[1].split("\n#S ", 1)[0]
+    block = ("\n" + path.read_text()).split(f"\n#S {number} ", 1)[1].split("\n#S ", 1)[0]
     return [line for line in block.splitlines() if line[:2] in ("#O", "#P") or
             (line.startswith("#U") and line[2:4].isdigit())]
 

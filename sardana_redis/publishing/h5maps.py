@@ -87,8 +87,8 @@ def build_h5maps(desc: ScanDescription, end: ScanEnd | None = None) -> dict[str,
 
 
 def _measurement(desc: ScanDescription, entry_path: str) -> Group:
-    """One dataset per column (from its stream), the pre-scan snapshot, and links
-    from ``measurement`` to the snapshot values no column shadows."""
+    """One dataset per column (from its stream) and the pre-scan snapshot (linked from
+    the instrument groups only, as Sardana does by default)."""
     children: dict[str, Any] = {}
     plotted = _plot_attributes(desc)
     for col in desc.columns:

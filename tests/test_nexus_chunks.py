@@ -74,6 +74,16 @@ def test_batches_not_shown_are_compressed_once(tmp_path):
         assert dset.id.get_storage_size() < 1000 * 8 / 4
 
 
+def test_a_quiet_live_scan_shows_the_points_held_back(tmp_path):
+    f, targets = make(tmp_path / "quiet.h5")
+    append(targets, {"ct": np.arange(10.0)}, show=False)
+    assert rows_on_disk(targets) == 0
+    append(targets, {}, show=True)  # no new point, but time to show them
+    assert rows_on_disk(targets) == 10
+    np.testing.assert_array_equal(f["ct"][:], np.arange(10.0))
+    f.close()
+
+
 def test_a_resumed_dataset_goes_on_in_its_partial_chunk(tmp_path):
     path = tmp_path / "resumed.h5"
     f, targets = make(path, swmr=False)
@@ -83,7 +93,7 @@ def test_a_resumed_dataset_goes_on_in_its_partial_chunk(tmp_path):
     with h5py.File(path, "a") as f:
         targets = StreamTargets(numeric={"ct": [f["ct"]]})
         packer = ChunkPacker(f["ct"])
-        assert (packer.start, len(packer.tail), packer.padded) == (64, 36, True)
+        assert (packer.start, len(packer.tail), packer.padded, packer.shown) == (64, 36, True, 36)
         append(targets, {"ct": values[100:]}, show=False)
         close_packed(targets)
     with h5py.File(path, "r") as f:

@@ -232,7 +232,8 @@ def snapshot(door):
     run_ok(door, "udefsnap")
 
 
-def test_whole_files_equal_sardanas(door, mg_1d_2d, snapshot, nexus_writer, redis_url, scan_dir):
+def test_whole_files_equal_sardanas(door, mg_1d_2d, snapshot, nexus_writer, redis_url, scan_dir,
+                                    tmp_path):
     """Sardana's NXscanH5_FileRecorder and this writer on the same scans: whole files equal
     but for the differences kept on purpose (checked item by item, value by value)."""
     pattern = f"h5file://{scan_dir}/twod01_{{index:03d}}.h5"
@@ -274,6 +275,7 @@ def test_whole_files_equal_sardanas(door, mg_1d_2d, snapshot, nexus_writer, redi
     with h5py.File(scan_dir / "scans.h5", "r", locking=False) as f:
         assert f.attrs["file_name"] == str(scan_dir / "scans.h5")
     assert_value_references(scan_dir / "scans.h5", scan_dir / "oracle.h5", numbers["value_refs"])
+    assert "WARNING" not in (tmp_path / "writer.log").read_text()  # e.g. "stream ... not in the scan"
     assert_silx_default_plots(scan_dir / "scans.h5")
 
 

@@ -233,14 +233,15 @@ class ChunkPacker:
     Under SWMR, HDF5 never reuses the file space a rewritten chunk leaves: compressing a
     growing chunk again at every batch would leave its former copies in the file. Whole
     chunks are compressed once (in parallel threads); the points of the last, partial chunk
-    wait in memory. When ``show`` asks for them (a scan followed live), the partial chunk is
-    written compressed and padded to a fixed size (the deflate filter ignores what follows
-    the end of its stream), so it is rewritten in place each time; that chunk keeps its
-    padded size. The dataset's extent is always the points on disk: readers never see
-    unwritten points.
+    wait in memory. :meth:`show` (a scan followed live) writes that partial chunk
+    compressed and padded to a fixed size (the deflate filter ignores what follows the end
+    of its stream), so that it is rewritten in place each time; that chunk keeps its padded
+    size. The dataset's extent is always the points on disk: readers never see unwritten
+    points.
     """
 
     def __init__(self, dset: h5py.Dataset) -> None:
+        self.dset = dset
         self.length = dset.chunks[0]
         nbytes = self.length * dset.dtype.itemsize
         self.slot = nbytes + nbytes // 1000 + 64  #: > zlib's deflateBound(nbytes)
@@ -249,48 +250,60 @@ class ChunkPacker:
         self.tail = np.asarray(dset[self.start:size])
         self.padded = bool(len(self.tail)) and \
             len(dset.id.read_direct_chunk((self.start,))[1]) == self.slot
+        self.shown = len(self.tail)  #: points of the partial chunk on disk
 
-    def append(self, dset: h5py.Dataset, values: Any, show: bool) -> None:
+    def append(self, values: Any) -> list[tuple[ChunkPacker, np.ndarray]]:
+        """Take ``values``; returns the chunks they complete, to :meth:`write` compressed
+        (those of every column of a batch compress together, in parallel)."""
+        dset = self.dset
         values = np.asarray(values, dtype=dset.dtype)
         pending = np.concatenate((self.tail, values)) if len(self.tail) else values
         full = len(pending) - len(pending) % self.length
         chunks = [pending[i:i + self.length] for i in range(0, full, self.length)]
         self.tail = pending[full:]
-        if chunks:
-            dset.resize(self.start + full, axis=0)
-            if self.padded:  # on disk at its padded size: rewritten in place
-                self._write_padded(dset, chunks.pop(0))
-                self.start += self.length
-                self.padded = False
-            compress = partial(_shuffled_deflate, level=SCALAR_LEVEL)
-            for data in _POOL.map(compress, chunks) if len(chunks) > 1 else map(compress, chunks):
-                dset.id.write_direct_chunk((self.start,), data)
-                self.start += self.length
-        if show and len(self.tail):
-            dset.resize(self.start + len(self.tail), axis=0)
-            self._write_padded(dset, self.tail)
-            self.padded = True
+        if not chunks:
+            return []
+        dset.resize(self.start + full, axis=0)
+        if self.padded:  # on disk at its padded size: rewritten in place
+            self._write_padded(chunks.pop(0))
+            self.start += self.length
+            self.padded = False
+        self.shown = 0
+        return [(self, chunk) for chunk in chunks]
 
-    def close(self, dset: h5py.Dataset) -> None:
+    def write(self, data: bytes) -> None:
+        """Write the next whole chunk, compressed."""
+        self.dset.id.write_direct_chunk((self.start,), data)
+        self.start += self.length
+
+    def show(self) -> None:
+        """Put the points of the partial chunk on disk (padded: see the class)."""
+        if len(self.tail) > self.shown:
+            self.dset.resize(self.start + len(self.tail), axis=0)
+            self._write_padded(self.tail)
+            self.padded, self.shown = True, len(self.tail)
+
+    def close(self) -> None:
         """At the end: the partial chunk (compressed, at its padded size if it has one)."""
-        if not len(self.tail):
+        if not len(self.tail) or len(self.tail) == self.shown:
             return
-        dset.resize(self.start + len(self.tail), axis=0)
         if self.padded:
-            self._write_padded(dset, self.tail)
-        else:
-            dset.id.write_direct_chunk((self.start,), _shuffled_deflate(self._whole(dset, self.tail),
-                                                                        SCALAR_LEVEL))
+            self.show()
+            return
+        self.dset.resize(self.start + len(self.tail), axis=0)
+        self.dset.id.write_direct_chunk((self.start,), _shuffled_deflate(self._whole(self.tail),
+                                                                         SCALAR_LEVEL))
+        self.shown = len(self.tail)
 
-    def _whole(self, dset: h5py.Dataset, values: np.ndarray) -> np.ndarray:
-        chunk = np.zeros(self.length, dtype=dset.dtype)
+    def _whole(self, values: np.ndarray) -> np.ndarray:
+        chunk = np.zeros(self.length, dtype=self.dset.dtype)
         chunk[:len(values)] = values
         return chunk
 
-    def _write_padded(self, dset: h5py.Dataset, values: np.ndarray) -> None:
-        raw = np.ascontiguousarray(self._whole(dset, values))
+    def _write_padded(self, values: np.ndarray) -> None:
+        raw = self._whole(values)
         data = zlib.compress(raw.view(np.uint8).reshape(-1, raw.dtype.itemsize).T.tobytes(), 1)
-        dset.id.write_direct_chunk((self.start,), data + bytes(self.slot - len(data)))
+        self.dset.id.write_direct_chunk((self.start,), data + bytes(self.slot - len(data)))
 
 
 def _packed(dset: h5py.Dataset) -> bool:
@@ -301,13 +314,14 @@ def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True) 
     """Append a batch of complete rows to the numeric stream datasets; ``show``: make every
     point visible to readers now (a live scan), else compressed scalar columns may keep the
     points of their last partial chunk until more come or :func:`close_packed`."""
+    whole: list[tuple[ChunkPacker, np.ndarray]] = []
     for stream, values in batch.items():
         for dset in targets.numeric.get(stream, ()):
             if _packed(dset):
                 packer = targets.packers.get(dset.name)
-                if packer is None:
+                if packer is None or packer.dset is not dset:
                     packer = targets.packers[dset.name] = ChunkPacker(dset)
-                packer.append(dset, values, show)
+                whole += packer.append(values)
                 continue
             start = dset.shape[0]
             dset.resize(start + len(values), axis=0)
@@ -315,15 +329,20 @@ def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True) 
                 _write_frames(dset, start, np.asarray(values, dtype=dset.dtype), _POOL)
             else:
                 dset[start:] = values
+    compress = partial(_shuffled_deflate, level=SCALAR_LEVEL)
+    chunks = [chunk for _, chunk in whole]
+    for (packer, _), data in zip(whole, _POOL.map(compress, chunks) if len(chunks) > 1
+                                 else map(compress, chunks)):
+        packer.write(data)
+    if show:
+        for packer in targets.packers.values():
+            packer.show()
 
 
 def close_packed(targets: StreamTargets) -> None:
     """Write what the compressed scalar columns hold back (the end of the scan)."""
-    for datasets in targets.numeric.values():
-        for dset in datasets:
-            packer = targets.packers.get(dset.name)
-            if packer is not None:
-                packer.close(dset)
+    for packer in targets.packers.values():
+        packer.close()
 
 
 def rows_on_disk(targets: StreamTargets) -> int | None:

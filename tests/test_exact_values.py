@@ -87,3 +87,24 @@ def test_spec_u_lines_print_values_as_sardana():
         {"label": "hostile", "dtype": "float64", "value": {"base64": 3}}]}}
     sardana = "".join(" " + str(v) for v in values)  # SPEC_FileRecorder's own expression
     assert _snapshot_1d(info) == (("oned 1", sardana),)
+
+
+@pytest.mark.parametrize("rank", [None, -1, 2])
+def test_the_producer_carries_what_the_nexus_and_spec_writers_need(rank):
+    import datetime
+
+    from sardana_redis.publishing.sardana_adapter import describe_scan
+
+    start = datetime.datetime(2026, 11, 27, 10, 0, 0)
+    env = {"serialno": 3, "title": "ascan mot01 0 1 2 0.1", "starttime": start,
+           "scanstarttime": start + datetime.timedelta(seconds=1.5),
+           "DataCompressionRank": -1,  # Sardana always puts it there (-1 when unset)
+           "preScanSnapShot": [Desc("oned", VALUES["oned"]), Desc("mot09", 1.25, "/mirror")]}
+    variables = {} if rank is None else {"DataCompressionRank": rank}
+    desc = describe_scan(env, None, lambda name, default: variables.get(name, default))
+    assert desc.extra["data_compression_rank"] == rank
+    assert desc.extra["scan_start_time"].startswith("2026-11-27T10:00:01.500000")
+    assert desc.start_time.startswith("2026-11-27T10:00:00")
+    assert desc.extra["snapshot_1d"] == [{"label": "oned", "dtype": "float64",
+                                          "value": GOLDEN["oned"]}]
+    assert [(s.shape, s.instrument) for s in desc.snapshot] == [((3,), None), ((), "/mirror")]

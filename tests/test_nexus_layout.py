@@ -89,7 +89,8 @@ def test_ascan_layout():
     assert attr(entry, "NX_class") == "NXentry" and attr(entry, "default") == "plot_1"
     assert value(items["/entry12/definition"]) == "NXscan"
     assert value(items["/entry12/title"]) == desc.title
-    assert value(items["/entry12/start_time"]) == desc.start_time
+    assert value(items["/entry12/start_time"]) == desc.start_time  # no scanstarttime: the macro's
+    assert value(items["/entry12/macro_start_time"]) == desc.start_time
     assert value(items["/entry12/entry_identifier"]) == "12"
     assert value(items["/entry12/user/name"]) == "alice"
     assert attr(items["/entry12/program_name"], "version")

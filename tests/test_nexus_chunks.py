@@ -98,3 +98,21 @@ def test_a_resumed_dataset_goes_on_in_its_partial_chunk(tmp_path):
         close_packed(targets)
     with h5py.File(path, "r") as f:
         np.testing.assert_array_equal(f["ct"][:], values)
+
+
+def test_references_to_a_fifo_or_nothing_never_block(tmp_path):
+    """The writer reads the first referenced file for the images' shape and dtype: a FIFO
+    (or a missing file) is not opened; the column's numeric shape is used, else none."""
+    import os
+
+    from sardana_redis.nexus_writer.writer import _H5_REFERENCE, _image_layout
+
+    fifo = tmp_path / "fifo.h5"
+    os.mkfifo(fifo)
+    first = _H5_REFERENCE.match(f"h5file://{fifo}::/data")
+    assert _image_layout(first, {"shape": [4, 5], "dtype": "str"}) is None
+    assert _image_layout(first, {"shape": [4, 5], "dtype": "uint16"}) == ((4, 5), np.dtype("uint16"))
+    with h5py.File(tmp_path / "img.h5", "w") as f:
+        f["data"] = np.zeros((6, 7), dtype="int32")
+    real = _H5_REFERENCE.match(f"h5file://{tmp_path / 'img.h5'}::/data")
+    assert _image_layout(real, {"dtype": "str"}) == ((6, 7), np.dtype("int32"))

@@ -466,8 +466,11 @@ def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
 def _image_layout(first: re.Match, column: Mapping) -> tuple[tuple[int, ...], np.dtype] | None:
     """Shape and dtype of one referenced image: those of the first referenced dataset when
     it can be read, else those the column declares when numeric 2D (Sardana declares
-    ``str`` for referenced channels), else None."""
+    ``str`` for referenced channels), else None. Only a regular file is opened (a FIFO
+    named by a hostile reference would block)."""
     try:
+        if not os.path.isfile(first["file"]):
+            raise FileNotFoundError(first["file"])
         with h5py.File(first["file"], "r", locking=False) as src:
             dset = src[first["dataset"] or "dataset"]
             if isinstance(dset, h5py.Dataset) and dset.ndim == 2 and dset.dtype.kind in "biuf":

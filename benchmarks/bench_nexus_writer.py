@@ -289,7 +289,8 @@ SIDE_BY_SIDE = SideBySide(
     recorder="NXscanH5_FileRecorder", writer="NeXus writer", command="nexus-writer",
     scan_file="sardana.h5", check=check_sardana_file,
     session="bench-nexus-sardana",  # numbers restart at 1
-    scan=("ascan", "mot01", 0, 10, 200, 0.001), mg=SARDANA_MG, cpu_label="MacroServer CPU")
+    scan=("ascan", "mot01", 0, 10, 200, 0.001), mg=SARDANA_MG, cpu_label="MacroServer CPU",
+    small_intervals=2)
 
 
 # --- tables ------------------------------------------------------------------------------------

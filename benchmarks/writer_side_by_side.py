@@ -152,6 +152,9 @@ class SideBySide:
     scan: tuple
     mg: tuple[str, list[str]] | None = None
     cpu_label: str = "Sardana CPU"
+    #: when set, one more scan of these intervals in each configuration, into a new file
+    #: (``small_<scan_file>``), whose sizes are compared
+    small_intervals: int | None = None
 
     @property
     def configs(self) -> dict[str, str]:
@@ -188,14 +191,14 @@ def run_side_by_side(side: SideBySide, url: str, redis_pid: int, workdir: Path, 
             assert result.ok, (result.status, result.error)
             env["ActiveMntGrp"] = mg
 
-        def configure(config: str) -> None:
+        def configure(config: str, scan_file: str) -> None:
             recorder = side.recorder if config == "a" else "RedisBlissRecorder"
             door.set_env(RedisURL=url, RedisSession=side.session, ScanDir=str(dirs[config]),
-                         ScanFile=[side.scan_file], ScanRecorder=[recorder], DataRecorder=[],
+                         ScanFile=[scan_file], ScanRecorder=[recorder], DataRecorder=[],
                          **env)
 
-        def one_scan(config: str, scan_params: list) -> dict[str, Any]:
-            configure(config)
+        def one_scan(config: str, scan_params: list, scan_file: str = side.scan_file) -> dict[str, Any]:
+            configure(config, scan_file)
             npoints = int(scan_params[3]) + 1
             cpu0 = (cpu_seconds(server.pid), writer.cpu(), cpu_seconds(redis_pid))
             t0 = time.perf_counter()
@@ -218,7 +221,8 @@ def run_side_by_side(side: SideBySide, url: str, redis_pid: int, workdir: Path, 
                 out["file"] = done.time - t1_wall  # the writer's clock when it marked it done
                 out["writer_cpu"] = writer.cpu() - cpu0[1]
             out["redis_cpu"] = cpu_seconds(redis_pid) - cpu0[2]
-            out["checked"] = side.check(dirs[config] / side.scan_file, number, npoints)
+            out["checked"] = side.check(dirs[config] / scan_file, number, npoints)
+            out["size"] = (dirs[config] / scan_file).stat().st_size  # every scan so far
             return out
 
         warm = [params[0], params[1], 1, 10, params[4]]
@@ -227,6 +231,10 @@ def run_side_by_side(side: SideBySide, url: str, redis_pid: int, workdir: Path, 
         for _ in range(rounds):
             for config in side.configs:
                 res[config].append(one_scan(config, params))
+        if side.small_intervals is not None:
+            small = [params[0], params[1], 1, side.small_intervals, params[4]]
+            for config in side.configs:
+                res[config][0]["small_size"] = one_scan(config, small, f"small_{side.scan_file}")["size"]
     checked = {c: runs[0]["checked"] for c, runs in res.items()}
     assert checked["a"] == checked["b"], f"the two files differ: {checked}"
     return res
@@ -234,8 +242,8 @@ def run_side_by_side(side: SideBySide, url: str, redis_pid: int, workdir: Path, 
 
 def report_side_by_side(side: SideBySide, sar: dict[str, list], intervals: int) -> None:
     """The medians of each configuration, every run's wall time and file delay."""
-    med = {c: {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "checked"}
-           for c, runs in sar.items()}
+    med = {c: {k: statistics.median(r[k] for r in runs) for k in runs[0]
+               if k not in ("checked", "small_size")} for c, runs in sar.items()}
     rows = [[f"({c}) {label}", f"{med[c]['wall']:.3f}",
              " ".join(f"{r['wall']:.2f}" for r in sar[c]), f"{med[c]['cpu']:.2f}",
              f"{med[c]['writer_cpu']:.2f}" if c == "b" else "", f"{med[c]['redis_cpu']:.2f}",
@@ -253,4 +261,13 @@ def report_side_by_side(side: SideBySide, sar: dict[str, list], intervals: int) 
         else ""
     print(f"(b) - (a): wall {(med['b']['wall'] - med['a']['wall']) * 1e3:+.0f} ms, "
           f"{side.cpu_label} {(med['b']['cpu'] - med['a']['cpu']) * 1e3:+.0f} ms; (b) file "
-          f"complete after the macro, each run: {files} ms{both}\n")
+          f"complete after the macro, each run: {files} ms{both}")
+    size = {c: runs[-1]["size"] for c, runs in sar.items()}
+    print(f"file sizes, every scan above (warm-up included): (a) {size['a'] / 1e3:,.0f} kB, "
+          f"(b) {size['b'] / 1e3:,.0f} kB, (b)/(a) {size['b'] / size['a']:.2f}")
+    if "small_size" in sar["a"][0]:
+        small = {c: runs[0]["small_size"] for c, runs in sar.items()}
+        print(f"file sizes, one scan of {side.small_intervals + 1} points in a new file: "
+              f"(a) {small['a'] / 1e3:,.1f} kB, (b) {small['b'] / 1e3:,.1f} kB, "
+              f"(b)/(a) {small['b'] / small['a']:.2f}")
+    print()

@@ -30,6 +30,35 @@ DEFAULT_SPEC_FORMAT = "#UVAR {name} {value}\n"
 DEFAULT_NXPATH = "custom_data:NXcollection"
 #: Longest name, path or text kept (a custom datum is a label and a value, not a file).
 MAX_TEXT = 4096
+#: Largest numeric value carried exactly (scan_info is capped at 1 MB by blissdata).
+MAX_VALUE_BYTES = 512 * 1024
+
+
+def encode_value(value: Any) -> dict[str, Any] | None:
+    """What is published of a value: text as it is, numbers and numeric arrays exactly
+    (:mod:`sardana_redis.exact_values`; a boolean as the integer Sardana stores), None for
+    what NXscanH5_FileRecorder cannot store either (boolean arrays, lists of text, objects)."""
+    if isinstance(value, str):
+        return {"dtype": "str", "data": value[:MAX_TEXT]}
+    if isinstance(value, (bool, np.bool_)):
+        value = int(value)
+    elif isinstance(value, np.ndarray) and value.dtype == bool or \
+            isinstance(value, (list, tuple)) and any(isinstance(v, (str, bool, np.bool_)) for v in value):
+        return None
+    return exact_values.encode(value, MAX_VALUE_BYTES)
+
+
+def decode_value(obj: Any) -> np.ndarray | str:
+    """The value :func:`encode_value` published (``ValueError`` when malformed)."""
+    if isinstance(obj, Mapping) and obj.get("dtype") == "str":
+        text = obj.get("data")
+        if isinstance(text, str) and len(text) <= MAX_TEXT:
+            return text
+        raise ValueError("bad text value")
+    value = exact_values.decode(obj, MAX_VALUE_BYTES)
+    if value is None:
+        raise ValueError("bad numeric value")
+    return value
 
 
 class Phase(str, enum.Enum):
@@ -45,7 +74,7 @@ class CustomData:
     """One ``addCustomData(value, name, **kwargs)`` call."""
 
     name: str
-    value: dict[str, Any] | None  #: :func:`exact_values.encode` form; None: not numeric nor text
+    value: dict[str, Any] | None  #: :func:`encode_value` form; None: not storable in NeXus
     phase: Phase
     spec_line: str | None = None  #: the SPEC line, or None when SPEC_FileRecorder skips it
     nxpath: str = DEFAULT_NXPATH
@@ -80,7 +109,7 @@ def describe_custom_data(value: Any, name: Any, phase: Phase, **kwargs: Any) -> 
     dtype = kwargs.get("dtype")
     return CustomData(
         name=name,
-        value=exact_values.encode(value),
+        value=encode_value(value),
         phase=phase,
         spec_line=spec_line(value, name, kwargs.get("spec_custom_fmt", _sardana_spec_format())),
         nxpath=nxpath if isinstance(nxpath, str) and nxpath else DEFAULT_NXPATH,
@@ -121,7 +150,7 @@ def parse_custom_data(obj: Any) -> CustomData:
         raise ValueError("not a mapping")
     value = obj.get("value")
     if value is not None:
-        exact_values.decode(value)  # raises when malformed
+        decode_value(value)  # raises when malformed
     dtype = obj.get("dtype")
     if dtype is not None:
         _text(dtype, "dtype")

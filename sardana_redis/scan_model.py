@@ -111,6 +111,10 @@ class SnapshotItem:
     value: Any  #: JSON-safe scalar or list
     dtype: str
     units: str | None = None
+    shape: tuple[int, ...] = ()
+    instrument: str | None = None  #: NeXus instrument path, e.g. ``/slit``
+    #: the value bit for bit, as :func:`sardana_redis.exact_values.encode` makes it
+    exact: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -96,3 +96,26 @@ def test_writer_killed_during_a_scan_and_restarted(door, redis_url, scan_dir, tm
         check_written(redis_url, scan_dir, first + 1)
     finally:
         service.stop()
+
+
+def _snapshot_lines(path: Path, number: int) -> list[str]:
+    """The #O, #P and #U<nn> lines of scan ``number``'s header."""
+    block = ("\n" + path.read_text()).split(f"\n#S {number} ", 1)[1].split("\n#S ", 1)[0]
+    return [line for line in block.splitlines() if line[:2] in ("#O", "#P") or
+            (line.startswith("#U") and line[2:4].isdigit())]
+
+
+def test_snapshot_lines_equal_sardanas(door, spec_writer, redis_url, scan_dir):
+    """1D snapshot items get their #U<nn> lines, byte for byte as SPEC_FileRecorder's."""
+    configure_spec(door, redis_url, scan_dir)
+    run_ok(door, "defsnap", ["mot01", "oned01"])
+    try:
+        run_ok(door, "ascan", "mot01", 0, 1, 2, 0.01)
+    finally:
+        run_ok(door, "udefsnap")
+    number = last_scan_id(door)
+    check_written(redis_url, scan_dir, number)
+    oracle = _snapshot_lines(scan_dir / "oracle.dat", number)
+    assert any(line.startswith("#U00 oned01 = ") for line in oracle), oracle
+    assert [l for l in _snapshot_lines(scan_dir / "scans.dat", number) if l.startswith("#U")] == \
+        [l for l in oracle if l.startswith("#U")]

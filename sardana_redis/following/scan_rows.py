@@ -174,6 +174,8 @@ class ScanRows:
         self._next_state_check = 0.0
         self._stopped_at: float | None = None
         self._sealed: dict[str, int] = {}  #: length of each sealed stream
+        #: the last batch reached the points published so far, and more may come
+        self.caught_up_live = False
 
     def batches(self, stop: Any = None) -> Iterator[dict[str, Any]]:
         """Yield ``{stream name: values}`` for each new run of complete rows, until every
@@ -195,6 +197,7 @@ class ScanRows:
                                    f"than the limit of {self.max_points} (--max-points / "
                                    "max_points)")
             complete = min(lengths.values())
+            self.caught_up_live = len(self._sealed) < len(streams)
             if complete <= self.rows_read:
                 if len(self._sealed) == len(streams) or self._stopped_unsealed(streams):
                     self._report_incomplete(lengths)
@@ -204,6 +207,7 @@ class ScanRows:
                 yield {}
                 continue
             end = min(complete, self.rows_read + self.rows_per_read)
+            self.caught_up_live = end == complete and len(self._sealed) < len(streams)
             batch = {}
             for name, stream in streams.items():
                 batch[name], problems = read_points(stream, self.rows_read, end)

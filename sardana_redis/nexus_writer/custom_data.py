@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import h5py
-import numpy as np
 
-from sardana_redis import exact_values
-from sardana_redis.custom_data import CustomData, read_custom_data
+from sardana_redis.custom_data import CustomData, decode_value, read_custom_data
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +44,8 @@ def _value(item: CustomData) -> Any:
     """The value to store, or ValueError when Sardana's recorder would not store it."""
     if item.value is None:
         raise ValueError("unsupported data type")
-    value = exact_values.decode(item.value)
-    if isinstance(value, list):  # a list of strings: numpy's str_ dtype, which Sardana refuses
-        raise ValueError("unsupported data type")
-    if isinstance(value, str):
-        kind = "str"
-    else:
-        if value.dtype.kind == "b":
-            value = value.astype(np.int64) if np.ndim(value) == 0 else value
-            kind = "int8" if np.ndim(value) == 0 else "bool"
-        else:
-            kind = value.dtype.name
+    value = decode_value(item.value)
+    kind = "str" if isinstance(value, str) else value.dtype.name
     if (item.dtype or kind) not in SUPPORTED:
         raise ValueError(f"unsupported data type {item.dtype or kind!r}")
     return value

@@ -19,11 +19,13 @@ readers").
 
 from __future__ import annotations
 
+import datetime
 import errno
 import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,9 @@ from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.nexus_writer.custom_data import write_custom_data
-from sardana_redis.nexus_writer.h5_layout import StreamTargets, append, collect_targets, create_items
+from sardana_redis.nexus_writer.h5_layout import (
+    Compression, StreamTargets, append, close_packed, collect_targets, create_items, rows_on_disk,
+    scalar_chunk, set_attributes)
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
 
@@ -320,10 +324,11 @@ def _with_end(layout: Group, end_time: Any, end_reason: str) -> Group:
 class _OpenScan:
     """One file being written for one scan (``nexus``: it, opened for changes)."""
 
-    def __init__(self, nexus: NexusFile, layout: Group,
-                 shapes: Mapping[str, StreamShape], resuming: bool, start: int = 0) -> None:
+    def __init__(self, nexus: NexusFile, layout: Group, shapes: Mapping[str, StreamShape],
+                 resuming: bool, start: int = 0, compression: Compression = Compression()) -> None:
         self.path = nexus.path
         self.layout = layout
+        self._next_show = 0.0
         self.nexus = nexus
         self.file = nexus.file
         try:
@@ -342,7 +347,8 @@ class _OpenScan:
                             raise ScanRejected(f"{entry} already exists in {self.path}: never overwritten")
                         del self.file[entry]
                         log.info("resuming in %s: %s written again", self.path, entry)
-                create_items(self.file, layout, shapes, targets=self.targets)
+                _file_attributes(self.file, self.path)
+                create_items(self.file, layout, shapes, self.targets, compression)
             names = {s: [d.name for d in ds] for s, ds in self.targets.numeric.items()}
             self.swmr = nexus.start_swmr()
             if self.swmr:  # the same datasets, in the file reopened in SWMR mode
@@ -375,21 +381,34 @@ class _OpenScan:
         for datasets in self.targets.numeric.values():
             for dset in datasets:
                 dset.resize(rows, axis=0)
+        self.targets.packers.clear()
         self.start = rows
 
-    def append(self, batch: Mapping[str, Any]) -> None:
-        append(self.targets, batch)
-        self.file.flush()
+    def append(self, batch: Mapping[str, Any], live: bool) -> None:
+        """Append complete rows (an empty batch: the scan is quiet); ``live``: the reader
+        has caught up with a running scan, readers should see every point soon (at most
+        every :data:`SHOW_EVERY` seconds: see :class:`~.h5_layout.ChunkPacker`)."""
+        show = live and time.monotonic() >= self._next_show
+        if show:
+            self._next_show = time.monotonic() + SHOW_EVERY
+        if batch or show:
+            append(self.targets, batch, show)
+            self.file.flush()
+
+    def rows_on_disk(self) -> int | None:
+        return rows_on_disk(self.targets)
 
     def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
         """Reopen without SWMR (journaled; waiting while a reader holds the file) and add
         what SWMR cannot: end items, strings, references; then commit."""
+        close_packed(self.targets)
         self.file = f = self.nexus.open_end()
-        create_items(f, final_layout, {}, StreamTargets())
+        create_items(f, final_layout, {}, StreamTargets(json=dict(self.targets.json)))
         for stream, places in self.targets.json.items():
             values = json_values.get(stream, [])
-            for group_name, name, _attributes in places:
+            for group_name, name, attributes in places:
                 _write_references(f[group_name], name, stream, values, scan_info)
+                set_attributes(f[group_name][name], attributes)
         for entry in final_layout.children:
             write_custom_data(f, entry, scan_info)
         self.nexus.commit()
@@ -405,6 +424,39 @@ class _OpenScan:
             self.nexus.close()
 
 
+def _file_attributes(file: h5py.File, path: Path) -> None:
+    """The NXroot attributes of a new file, as NXscanH5_FileRecorder sets them on the files
+    it creates (the NX_class and creator come with the layout)."""
+    if "NX_class" in file.attrs:
+        return
+    file.attrs["file_name"] = str(path)
+    file.attrs["file_time"] = datetime.datetime.now().isoformat()
+    file.attrs["HDF5_Version"] = h5py.version.hdf5_version
+    file.attrs["h5py_version"] = h5py.version.version
+
+
+#: Seconds between two showings of the points held back by compressed scalar columns of a
+#: scan followed live, and the memory those points may take (bytes, all columns).
+SHOW_EVERY = 0.5
+HELD_BACK_BUDGET = 64 << 20
+
+
+def compression_of(scan_info: Any, shapes: Mapping[str, StreamShape]) -> Compression:
+    """The compression the scan asks for: Sardana's ``DataCompressionRank`` when the user
+    set it (``scan_info["sardana"]["data_compression_rank"]``), else every column; scalar
+    chunks sized for the points the scan declares, within :data:`HELD_BACK_BUDGET`."""
+    info = scan_info if isinstance(scan_info, Mapping) else {}
+    sardana = info.get("sardana")
+    rank = sardana.get("data_compression_rank") if isinstance(sardana, Mapping) else None
+    scalars = sum(1 for s in shapes.values() if s.dtype != "json" and not s.shape)
+    chunk = scalar_chunk(info.get("npoints"))
+    while chunk > 16 and chunk * 8 * scalars > HELD_BACK_BUDGET:
+        chunk //= 2
+    if isinstance(rank, int) and not isinstance(rank, bool):
+        return Compression(min_rank=rank, scalar_chunk=chunk)
+    return Compression(scalar_chunk=chunk)
+
+
 def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
     sardana = scan_info.get("sardana")
     columns = sardana.get("columns") if isinstance(sardana, Mapping) else None
@@ -414,21 +466,47 @@ def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
     return {}
 
 
+def _image_layout(first: re.Match, column: Mapping) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype of one referenced image: those of the first referenced dataset when
+    it can be read, else those the column declares when numeric 2D (Sardana declares
+    ``str`` for referenced channels), else None. Only a regular file is opened (a FIFO
+    named by a hostile reference would block)."""
+    try:
+        if not os.path.isfile(first["file"]):
+            raise FileNotFoundError(first["file"])
+        with h5py.File(first["file"], "r", locking=False) as src:
+            dset = src[first["dataset"] or "dataset"]
+            if isinstance(dset, h5py.Dataset) and dset.ndim == 2 and dset.dtype.kind in "biuf":
+                return dset.shape, dset.dtype
+    except (OSError, KeyError, ValueError, TypeError):
+        pass
+    shape, dtype = column.get("shape"), column.get("dtype")
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(shape, list) and len(shape) == 2 and \
+            all(isinstance(d, int) and d > 0 for d in shape) and dtype.kind in "biuf":
+        return tuple(shape), dtype
+    return None
+
+
 def _write_references(group: h5py.Group, name: str, stream: str, values: list,
                       scan_info: Mapping) -> None:
-    """Referenced values: a virtual dataset over the detector's files when they all
-    resolve to HDF5 datasets (as Sardana builds it), else the reference strings."""
+    """Referenced values: a virtual dataset (points, height, width) over the detector's
+    files when every value is an ``h5file://`` reference, as Sardana builds it; else the
+    reference strings."""
     strings = [v if isinstance(v, str) else str(v) for v in values]
-    column = _column_meta(scan_info, stream)
-    shape, dtype = column.get("shape"), column.get("dtype")
     matches = [_H5_REFERENCE.match(s) for s in strings]
-    if strings and all(matches) and isinstance(shape, list) and len(shape) == 2 and \
-            all(os.path.isfile(m["file"]) for m in matches):
+    image = _image_layout(matches[0], _column_meta(scan_info, stream)) \
+        if strings and all(matches) else None
+    if image is not None:
+        shape, dtype = image
         try:
-            layout = h5py.VirtualLayout(shape=(len(strings), *shape), dtype=np.dtype(dtype or "float64"))
+            layout = h5py.VirtualLayout(shape=(len(strings), *shape), dtype=dtype)
             for i, m in enumerate(matches):
-                layout[i] = h5py.VirtualSource(m["file"], m["dataset"] or "dataset", shape=tuple(shape))
-            group.create_virtual_dataset(name, layout, fillvalue=-np.inf)
+                layout[i] = h5py.VirtualSource(m["file"], m["dataset"] or "dataset", shape=shape)
+            group.create_virtual_dataset(name, layout, fillvalue=-np.inf if dtype.kind == "f" else 0)
             return
         except (TypeError, ValueError) as exc:
             log.warning("%s/%s: no virtual dataset (%s), references kept", group.name, name, exc)
@@ -476,7 +554,7 @@ class NexusScanWriter(FileScanWriter):
                 nexus = opened.pop(0)
                 layout = layouts.get(nexus.path) or default_layout(scan, shapes)
                 outs.append(_OpenScan(nexus, layout, shapes, resuming=str(nexus.path) in progress,
-                                      start=saved))
+                                      start=saved, compression=compression_of(scan.info, shapes)))
                 log.info("recording into '%s'", nexus.path)
             if all(out.complete for out in outs):
                 log.info("Scan #%d is already whole in %s: left as it is", scan.number,
@@ -494,13 +572,12 @@ class NexusScanWriter(FileScanWriter):
             rows = self.scan_rows(scan, numeric + json_streams, start)
             for batch in rows.batches(stop=job.stop):
                 job.points_seen = rows.points_seen
-                if not batch:
-                    continue
                 for stream in json_streams:
-                    json_values[stream].extend(batch.pop(stream))
+                    json_values[stream].extend(batch.pop(stream, ()))
                 for out in outs:
-                    out.append(batch)
-                job.rows_written = rows.rows_read
+                    out.append(batch, live=rows.caught_up_live)
+                on_disk = [out.rows_on_disk() for out in outs]
+                job.rows_written = min((r for r in on_disk if r is not None), default=rows.rows_read)
             if job.stop.is_set():
                 return None
             end_time, end_reason = self.wait_end(scan, job.stop)

@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import pydantic
-from blissdata.h5map import Dataset, Group, HDF5ItemType, Inline, SoftLink, Stream
+from blissdata.h5map import Dataset, Group, HDF5ItemType, Inline, InlineBase64, SoftLink, Stream
 
 from sardana_redis.publishing.scan_info import (
     SARDANA_VERSION, default_axis, is_mesh, json_safe, plotted_columns, x_axis)
-from sardana_redis.scan_model import ScanDescription, ScanEnd, SnapshotItem
+from sardana_redis.scan_model import Column, ScanDescription, ScanEnd, SnapshotItem
 
 PROGRAM = "sardana_redis"
 
@@ -33,7 +33,8 @@ def build_h5map(desc: ScanDescription, end: ScanEnd | None = None) -> Group:
     children: dict[str, Any] = {
         "definition": Dataset(value="NXscan"),
         "program_name": Dataset(value=f"sardana ({PROGRAM})", attributes={"version": SARDANA_VERSION}),
-        "start_time": Dataset(value=desc.start_time),
+        "start_time": Dataset(value=desc.extra.get("scan_start_time") or desc.start_time),
+        "macro_start_time": Dataset(value=desc.start_time),
         "title": Dataset(value=desc.title),
         "entry_identifier": Dataset(value=str(desc.identity.number)),
         "user": Group(attributes={"NX_class": "NXuser"}, children={"name": Dataset(value=desc.user)}),
@@ -50,6 +51,8 @@ def build_h5map(desc: ScanDescription, end: ScanEnd | None = None) -> Group:
         attributes["default"] = next(iter(plots))
     entry = Group(attributes=attributes, children=children)
     root_attributes = {"NX_class": "NXroot", "creator": PROGRAM}
+    if plots:  # the last scan's plot, for silx and h5web (NXroot@default names an entry)
+        root_attributes["default"] = desc.entry_name
     return Group(attributes=root_attributes, children={desc.entry_name: entry})
 
 
@@ -84,8 +87,8 @@ def build_h5maps(desc: ScanDescription, end: ScanEnd | None = None) -> dict[str,
 
 
 def _measurement(desc: ScanDescription, entry_path: str) -> Group:
-    """One dataset per column (from its stream), the pre-scan snapshot, and links
-    from ``measurement`` to the snapshot values no column shadows."""
+    """One dataset per column (from its stream) and the pre-scan snapshot (linked from
+    the instrument groups only, as Sardana does by default)."""
     children: dict[str, Any] = {}
     plotted = _plot_attributes(desc)
     for col in desc.columns:
@@ -101,9 +104,6 @@ def _measurement(desc: ScanDescription, entry_path: str) -> Group:
         if item.value is not None and item.dataset not in snapshot:  # first one wins, as in Sardana
             snapshot[item.dataset] = Dataset(value=_snapshot_value(item),
                                              attributes={"units": item.units} if item.units else {})
-    for name in snapshot:
-        target = f"{entry_path}/measurement/pre_scan_snapshot/{name}"
-        children.setdefault(name, SoftLink(target_path=target))
     children["pre_scan_snapshot"] = Group(attributes={"NX_class": "NXcollection"}, children=snapshot)
     return Group(attributes={"NX_class": "NXcollection"}, children=children)
 
@@ -121,7 +121,11 @@ def _plot_attributes(desc: ScanDescription) -> dict[str, dict[str, Any]]:
 
 
 def _snapshot_value(item: SnapshotItem) -> Any:
-    """Typed inline value; bools stored as int8 and strings as they are, like Sardana."""
+    """Typed inline value, bit for bit when the producer encoded it exactly (numbers:
+    with the dtype Sardana's h5py gives them, bools as int8); strings as they are."""
+    if item.exact is not None:
+        return InlineBase64(dtype=item.exact["dtype"], shape=item.exact["shape"],
+                            value=item.exact["base64"])
     try:
         return Inline(dtype="int8" if item.dtype == "bool" else item.dtype, value=item.value)
     except pydantic.ValidationError:  # not a numeric dtype (str...)
@@ -137,8 +141,12 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Grou
     else NXcollection, as Sardana's _createNXpath does.
     """
     root = Group()
-    for col in desc.columns:
-        parts = [p for p in (col.instrument or "").split("/") if p]
+    snapshot = [(s.instrument, s.dataset, f"{entry_path}/measurement/pre_scan_snapshot/{s.dataset}")
+                for s in desc.snapshot if s.value is not None]
+    for instrument, dataset, target in [
+            *((c.instrument, c.dataset, f"{entry_path}/measurement/{c.dataset}") for c in desc.columns),
+            *snapshot]:
+        parts = [p for p in (instrument or "").split("/") if p]
         if not parts:
             continue
         group, path = root, ""
@@ -149,8 +157,13 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Grou
                 nx_class = nx_class or desc.instruments.get(path, "NXcollection")
                 group.children[name] = Group(attributes={"NX_class": nx_class})
             group = group.children[name]
-        group.children[col.dataset] = SoftLink(target_path=f"{entry_path}/measurement/{col.dataset}")
+        group.children.setdefault(dataset, SoftLink(target_path=target))  # columns first, as Sardana
     return root.children
+
+
+def _plot_rank(col: Column) -> int:
+    """The rank of one point of a plotted column in the file (references become images)."""
+    return len(col.shape) if col.value_ref else col.ndim
 
 
 def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
@@ -159,15 +172,18 @@ def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
 
     Scalars are plotted against their x axis, or against both axes for mesh
     scans (a silx scatter); 1D and 2D columns against the scan's default axis
-    (other dimensions "."). Value-reference columns are left out.
+    (other dimensions "."). Plotted value-reference images are plotted too: the writer
+    makes their virtual dataset of images.
     """
+    images = [c for c in desc.columns if c.value_ref and c.plot_type and len(c.shape) == 2]
     groups: dict[tuple[str, ...], list[str]] = {}
-    for col in sorted(plotted_columns(desc), key=lambda c: c.ndim):
-        if col.ndim == 0:
+    for col in sorted([*plotted_columns(desc), *images], key=_plot_rank):
+        ndim = _plot_rank(col)
+        if ndim == 0:
             axes = desc.axes[:2] if is_mesh(desc) else [x_axis(desc, col)]
         else:
             axes = [default_axis(desc)]
-        names = tuple(a.dataset if a else "." for a in axes) + (".",) * col.ndim
+        names = tuple(a.dataset if a else "." for a in axes) + (".",) * ndim
         groups.setdefault(names, []).append(col.dataset)
     plots = {}
     for i, (axes, signals) in enumerate(groups.items(), start=1):

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sardana_redis import exact_values
 from sardana_redis.scan_model import (
     Column,
     ColumnKind,
@@ -173,6 +174,14 @@ def _instrument_path(instrument: Any) -> str | None:
     return instrument or None
 
 
+def _shape_of(value: Any) -> tuple[int, ...]:
+    """The shape Sardana gives a snapshot value (``numpy.shape``); () when it has none."""
+    try:
+        return tuple(int(d) for d in np.shape(value)) if value is not None else ()
+    except (TypeError, ValueError):
+        return ()
+
+
 def describe_snapshot(snapshot: Iterable[Any]) -> tuple[SnapshotItem, ...]:
     """The pre-scan snapshot (``env['preScanSnapShot']``) as JSON-safe items."""
     items = []
@@ -183,10 +192,14 @@ def describe_snapshot(snapshot: Iterable[Any]) -> tuple[SnapshotItem, ...]:
         if not dataset or dataset in seen:
             continue
         seen.add(dataset)
+        value = getattr(dd, "pre_scan_value", None)
         items.append(SnapshotItem(
             name=str(dd.name), label=label, dataset=dataset,
-            value=_json_safe(getattr(dd, "pre_scan_value", None)),
+            value=_json_safe(value),
             dtype=str(getattr(dd, "dtype", "float64")),
+            shape=_shape_of(value),
+            instrument=_instrument_path(getattr(dd, "instrument", None)),
+            exact=exact_values.encode(value) if value is not None else None,
         ))
     return tuple(items)
 
@@ -241,6 +254,7 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
     intervals = getattr(macro, "nr_intervs", None)
     mesh_shape = tuple(int(n) + 1 for n in intervals) if intervals is not None and len(intervals) > 1 else None
     count_time = _float_or_none(getattr(macro, "integ_time", None))
+    snapshot = describe_snapshot(env.get("preScanSnapShot", ()))
     return ScanDescription(
         identity=identity,
         title=title,
@@ -250,7 +264,7 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
         columns=columns,
         npoints=int(npoints) if isinstance(npoints, (int, np.integer)) and npoints > 0 else 0,
         count_time=count_time,
-        snapshot=describe_snapshot(env.get("preScanSnapShot", ())),
+        snapshot=snapshot,
         files=files,
         scan_dir=str(env["ScanDir"]) if env.get("ScanDir") else None,
         instruments=_instruments(env.get("instrumentlist", ())),
@@ -265,8 +279,22 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
             "sample_info": _json_safe(env.get("SampleInfo", {})),
             "source_info": _json_safe(env.get("SourceInfo", {})),
             "door": door,
+            "scan_start_time": iso_time(env["scanstarttime"]) if env.get("scanstarttime") else None,
+            "data_compression_rank": _int_or_none(get_env("DataCompressionRank", None)),
+            "snapshot_0d": [{"label": s.label, "dtype": s.dtype, "value": s.exact}
+                            for s in snapshot if not s.shape and s.exact is not None],
+            "snapshot_1d": [{"label": s.label, "dtype": s.dtype, "value": s.exact}
+                            for s in snapshot if len(s.shape) == 1 and s.exact is not None],
         },
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    """An int (Sardana's ``DataCompressionRank``...) or None when unset or not an int."""
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _str_or_none(value: Any) -> str | None:

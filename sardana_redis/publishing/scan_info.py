@@ -210,6 +210,8 @@ def json_safe(value: Any) -> Any:
         return None
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, bytes):  # base64 text of an h5map's InlineBase64 value
+        return value.decode("utf-8", "replace")
     return str(value)
 
 

@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from sardana_redis import exact_values
 from sardana_redis.custom_data import Phase
 from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, StreamShape, parse_time
@@ -36,6 +39,7 @@ class SpecLayout:
     mca: tuple[tuple[str, str, int], ...] = ()  #: (stream, label, length) of 1D channels
     not_written: tuple[str, ...] = ()  #: streams noted but not dumped (2D, references)
     snapshot: tuple[tuple[str, Any], ...] = ()  #: (label, value) of the pre-scan snapshot
+    snapshot_1d: tuple[tuple[str, str], ...] = ()  #: (label, values) of its 1D items, as #U lines
     custom_before: str = ""  #: ``#UVAR`` lines of custom data added before the scan started
 
     @property
@@ -62,12 +66,49 @@ def _ordered_streams(published: PublishedScan, streams: Mapping[str, StreamShape
 
 
 def _snapshot(info: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """(label, text) of the scalar snapshot items for ``#O``/``#P``: Sardana's labels and
+    values bit for bit (``snapshot_0d``) as SPEC_FileRecorder writes them, else (scans of
+    other publishers) the BLISS positioners."""
+    exact = _snapshot_items(info, "snapshot_0d", 0)
+    if exact is not None:
+        return tuple((label, str(values[()])) for label, values in exact)
     positioners = info.get("positioners")
     start = positioners.get("positioners_start") if isinstance(positioners, Mapping) else None
     if not isinstance(start, Mapping):
         return ()
     return tuple((spec_label(k), v) for k, v in start.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+#: The 1D snapshot dtypes SPEC_FileRecorder writes, and the most items it writes.
+SNAPSHOT_1D_DTYPES = {"float32", "float64", "int8", "int16", "int32", "int64",
+                      "uint8", "uint16", "uint32", "uint64"}
+SNAPSHOT_1D_MAX = 100
+
+
+def _snapshot_items(info: Mapping[str, Any], key: str, ndim: int) -> list[tuple[str, np.ndarray]] | None:
+    """(label, values) of the snapshot items ``scan_info["sardana"][key]`` carries bit for
+    bit (:mod:`sardana_redis.exact_values`) with a dtype SPEC_FileRecorder writes; None when
+    the scan carries none (another publisher)."""
+    sardana = info.get("sardana")
+    items = sardana.get(key) if isinstance(sardana, Mapping) else None
+    if not isinstance(items, list):
+        return None
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping) or item.get("dtype") not in SNAPSHOT_1D_DTYPES:
+            continue
+        values = exact_values.decode(item.get("value"))
+        if values is not None and values.ndim == ndim:
+            out.append((one_line(item.get("label", "")), values))
+    return out
+
+
+def _snapshot_1d(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(label, `` v1 v2 ...``) of the 1D snapshot items, printed as SPEC_FileRecorder prints them."""
+    items = _snapshot_items(info, "snapshot_1d", 1) or []
+    return tuple((label, "".join(" " + str(v) for v in values))
+                 for label, values in items[:SNAPSHOT_1D_MAX])
 
 
 def layout_from_scan(number: Any, info: Mapping[str, Any],
@@ -101,6 +142,7 @@ def layout_from_scan(number: Any, info: Mapping[str, Any],
         mca=tuple(mca),
         not_written=tuple(not_written),
         snapshot=_snapshot(info),
+        snapshot_1d=_snapshot_1d(info),
         custom_before=custom_lines(published, before=True),
     )
 
@@ -132,6 +174,7 @@ def scan_header(layout: SpecLayout) -> str:
              f"#D {start.strftime(SPEC_DATE)}\n", f"#C Acquisition started at {start.ctime()}\n"]
     lines.append(_multi_lines("O", "  ", [label for label, _ in layout.snapshot]))
     lines.append(_multi_lines("P", " ", [value for _, value in layout.snapshot]))
+    lines += [f"#U{i:02d} {label} = {values}\n" for i, (label, values) in enumerate(layout.snapshot_1d)]
     for stream in layout.not_written:
         lines.append(f"#C {one_line(stream)}: not written in SPEC (2D or referenced data)\n")
     lines.append(f"#N {len(layout.columns)}\n")

@@ -13,6 +13,9 @@ import redis
 from blissdata.exceptions import ScanNotFoundError
 from blissdata.redis_engine.store import DataStore
 
+from sardana_redis.published_scan import PublishedScan
+from sardana_redis.scan_model import ScanRejected
+
 #: Identity fields ``sardana-redis scans`` can filter on.
 FILTERS = ("session", "name", "number", "proposal", "collection", "dataset")
 
@@ -118,11 +121,12 @@ def describe(scan: Any) -> str:
                 "user_name", "publication_error"):
         if key in info:
             lines.append(f"  {key}: {info[key]}")
-    sardana = info.get("sardana")
-    files = untrusted_mappings(
-        sardana.get("requested_files") if isinstance(sardana, Mapping) else None)
+    try:
+        files = [path for path, _ in PublishedScan.parse(info).requested_files]
+    except ScanRejected as exc:  # shown all the same: this is where one looks at it
+        files = [f"(unreadable: {exc})"]
     if files:
-        lines.append(f"  requested files: {', '.join(str(f.get('path', '?')) for f in files)}")
+        lines.append(f"  requested files: {', '.join(files)}")
     plots = untrusted_mappings(info.get("plots"))
     if plots:
         lines.append(f"  plots: {', '.join(str(p.get('kind')) for p in plots)}")

@@ -38,6 +38,7 @@ class PublishedScan:
     beamline: str | None = None
     custom_data: tuple[CustomData, ...] = ()
     refused: tuple[str, ...] = ()  #: parts left out (custom data items), and why
+    data_compression_rank: int | None = None  #: Sardana's ``DataCompressionRank``, when set
 
     @classmethod
     def parse(cls, info: Any) -> "PublishedScan":
@@ -49,11 +50,13 @@ class PublishedScan:
         if not isinstance(sardana, Mapping):
             raise ScanRejected("scan_info.sardana is not a mapping")
         custom, refused = read_custom_data(info)
-        beamline = sardana.get("beamline")
+        beamline, rank = sardana.get("beamline"), sardana.get("data_compression_rank")
         return cls(info=info, columns=_columns(sardana.get("columns")),
                    requested_files=_files(sardana.get("requested_files")),
                    beamline=beamline if isinstance(beamline, str) else None,
-                   custom_data=tuple(custom), refused=tuple(refused))
+                   custom_data=tuple(custom), refused=tuple(refused),
+                   data_compression_rank=rank if isinstance(rank, int) and not isinstance(rank, bool)
+                   else None)
 
     def files_of(self, fmt: str) -> list[str]:
         """The requested files of format ``fmt`` (``"spec"``, ``"nexus"``)."""

@@ -45,6 +45,7 @@ from sardana_redis.nexus_writer.h5_layout import (
     Compression, StreamTargets, append, close_packed, collect_targets, create_items, rows_on_disk,
     scalar_chunk, set_attributes)
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
+from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
 
 log = logging.getLogger(__name__)
@@ -445,25 +446,20 @@ def compression_of(scan_info: Any, shapes: Mapping[str, StreamShape]) -> Compres
     """The compression the scan asks for: Sardana's ``DataCompressionRank`` when the user
     set it (``scan_info["sardana"]["data_compression_rank"]``), else every column; scalar
     chunks sized for the points the scan declares, within :data:`HELD_BACK_BUDGET`."""
-    info = scan_info if isinstance(scan_info, Mapping) else {}
-    sardana = info.get("sardana")
-    rank = sardana.get("data_compression_rank") if isinstance(sardana, Mapping) else None
+    published = PublishedScan.parse(scan_info)
+    rank = published.data_compression_rank
     scalars = sum(1 for s in shapes.values() if s.dtype != "json" and not s.shape)
-    chunk = scalar_chunk(info.get("npoints"))
+    chunk = scalar_chunk(published.info.get("npoints"))
     while chunk > 16 and chunk * 8 * scalars > HELD_BACK_BUDGET:
         chunk //= 2
-    if isinstance(rank, int) and not isinstance(rank, bool):
+    if rank is not None:
         return Compression(min_rank=rank, scalar_chunk=chunk)
     return Compression(scalar_chunk=chunk)
 
 
 def _column_meta(scan_info: Mapping, stream: str) -> Mapping:
-    sardana = scan_info.get("sardana")
-    columns = sardana.get("columns") if isinstance(sardana, Mapping) else None
-    for column in columns if isinstance(columns, list) else ():
-        if isinstance(column, Mapping) and column.get("stream") == stream:
-            return column
-    return {}
+    column = PublishedScan.parse(scan_info).column(stream)
+    return column.meta if column is not None else {}
 
 
 def _image_layout(first: re.Match, column: Mapping) -> tuple[tuple[int, ...], np.dtype] | None:

@@ -26,3 +26,4 @@ def test_a_sardana_scan_and_a_foreign_one():
 def test_malformed_parts_are_rejected_with_what_is_wrong(info):
     with pytest.raises(ScanRejected):
         PublishedScan.parse(info)
+

@@ -114,7 +114,7 @@ class FileScanWriter:
         try:
             return self._handle(job)
         finally:
-            self._queue.leave(job.seq)
+            self._queue.leave(job.scan.key)
             job.queued.set()
 
     def _handle(self, job: ScanJob) -> DoneRecord | None:
@@ -123,7 +123,7 @@ class FileScanWriter:
             return None
         files = self.targets(scan)
         job.files = tuple(str(p) for p in files)
-        self._queue.join(job.seq, job.files)
+        self._queue.join(scan.key, job.files)
         job.queued.set()
         if not files:
             return DoneRecord("skipped", f"no {self.FORMAT} file requested and no default pattern")
@@ -155,10 +155,12 @@ class FileScanWriter:
 
     def _lock_files(self, job: ScanJob, key: str, files: list[Path]) -> bool:
         """Wait until this scan owns every file: scans are written one after the other,
-        in the order they were handed over (:mod:`.file_queue`)."""
+        in the order they were created (:mod:`.file_queue`)."""
+        while not self._queue.my_turn(key, map(str, files)):
+            if job.stop.wait(self.file_lock_poll):
+                return False
         for path in files:
-            while not (self._queue.my_turn(job.seq, str(path))
-                       and job.ledger.lock_file(str(path), key)):
+            while not job.ledger.lock_file(str(path), key):
                 if job.stop.wait(self.file_lock_poll):
                     return False
         return True

@@ -23,7 +23,6 @@ its files are written whole.
 from __future__ import annotations
 
 import errno
-import itertools
 import logging
 import os
 import socket
@@ -96,7 +95,6 @@ class ScanJob:
     points_seen: int = 0
     #: what the handler waits for now, e.g. "waiting for FILE: held open by another program"
     waiting: str = ""
-    seq: int = 0  #: order in which the follower handed the scan over (history order)
     #: set once the handler has queued for its files (or ended): the next scan may start
     queued: threading.Event = field(default_factory=threading.Event)
 
@@ -215,7 +213,6 @@ class ScanFollower:
         self._ledger: WriterLedger | None = None
         self._lock = threading.Lock()
         self._ledger_memory: dict[str, dict[str, Any]] = {}
-        self._seq = itertools.count(1)
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -404,7 +401,7 @@ class ScanFollower:
             return
         if not ledger.claim(key):
             return
-        job = ScanJob(self._store, scan, ledger, seq=next(self._seq))
+        job = ScanJob(self._store, scan, ledger)
         info = scan.info if isinstance(scan.info, dict) else {}
         lost = ledger.carry_over(key, info.get("republished_from"))
         if lost:
@@ -416,7 +413,7 @@ class ScanFollower:
                                   name=f"{self.name}-scan-{getattr(scan, 'number', '?')}")
         self._workers[key] = thread
         thread.start()
-        # scans into one file are written in history order: the next scan starts once this
+        # scans into one file are written in creation order: the next scan starts once this
         # one has queued for its files (bounded: a scan slow to prepare holds no one up long)
         job.queued.wait(QUEUE_WAIT)
 

@@ -52,7 +52,8 @@ def test_rows_and_spectra_as_sardana_writes_them():
 def test_spectra_at_once_equal_one_by_one(dtype):
     rng = np.random.default_rng(3)
     for spectra in (rng.poisson(100, size=(7, 33)), rng.random((5, 16)) * 100,
-                    np.array([[np.nan, 1.0], [1e-9, 2.0]])):
+                    np.array([[np.nan, 1.0], [1e-9, 2.0]]), np.array([[0.0, -0.0], [3.0, 1e15]]),
+                    np.array([[2.0, 4e6], [np.inf, 1.0]]), np.array([[-5.0, 0.0], [12.0, 7.0]])):
         if dtype == np.int32 and spectra.dtype.kind == "f":
             continue
         spectra = spectra.astype(dtype)

@@ -92,12 +92,29 @@ def _spectra_at_once(spectra: np.ndarray) -> list[str] | None:
     from orjson's text of the whole batch (no object per value); None otherwise."""
     spectra = _native(spectra)
     kind = spectra.dtype.kind
+    if kind == "f" and _counts(spectra):  # integral floats (counts): integers' text + ".0"
+        text = orjson.dumps(spectra.astype(np.int64), option=_NUMPY)
+        body = text[2:-2].replace(b",", b".0 ").replace(b"].0 [", b".0 \n@A ")
+        return (b"@A " + body + b".0 ").decode("ascii").split("\n")
     if not (kind in "iu" and spectra.dtype.itemsize <= 8) and not (
             kind == "f" and spectra.dtype in PLAIN_RANGE and _plain(spectra).all()):
         return None
     text = orjson.dumps(spectra, option=_NUMPY)  # [[a,b],[c,d]]
     body = text[2:-2].translate(_COMMA_TO_BLANK).replace(b"] [", b" \n@A ")
     return (b"@A " + body + b" ").decode("ascii").split("\n")
+
+
+def _counts(values: np.ndarray) -> bool:
+    """True for floats that are all whole numbers ``str`` writes as ``<integer>.0`` (plain
+    range, no NaN, no infinity, no -0.0): what detectors count."""
+    if values.dtype not in PLAIN_RANGE or not values.size:
+        return False
+    with np.errstate(invalid="ignore"):
+        if not np.array_equal(values, np.trunc(values)):  # NaN is never equal
+            return False
+        if not float(np.abs(values).max()) < PLAIN_RANGE[values.dtype][1]:
+            return False
+    return not np.signbit(values[values == 0]).any()
 
 
 def spectra_text(spectra: Any) -> list[str]:

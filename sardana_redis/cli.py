@@ -22,7 +22,7 @@ from sardana_redis.following.limits import (
     ScanLimits,
 )
 from sardana_redis.memory_tracker.tracker import parse_memory_size
-from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
+from sardana_redis.redis_url import RedisURLError, default_redis_url, redact_redis_url
 from sardana_redis.tango_registration import add_tango_register_parser
 
 if TYPE_CHECKING:
@@ -35,8 +35,9 @@ log = logging.getLogger("sardana_redis")
 def _add_redis_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL (default: $REDIS_URL or %(default)s); protocol=2 is forced",
+        default=default_redis_url(),
+        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379; here "
+             f"{redact_redis_url(default_redis_url()).replace('%', '%%')}); protocol=2 is forced",
     )
 
 
@@ -322,6 +323,19 @@ def cmd_spool(args: argparse.Namespace) -> int:
     return 0 if not held else 1
 
 
+def cmd_paths(args: argparse.Namespace) -> int:
+    """Print the folders to add to the MacroServer's RecorderPath and MacroPath properties
+    (where this package is installed)."""
+    from sardana_redis.paths import MACROSERVER_PATHS
+
+    if args.only:
+        print(MACROSERVER_PATHS[args.only])
+        return 0
+    for name, folder in MACROSERVER_PATHS.items():
+        print(f"{name:<13} {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -465,6 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds to wait for each scan to be closed (default: %(default)s)")
     p.set_defaults(func=cmd_spool)
+
+    p = sub.add_parser("paths", help="print the folders for RecorderPath and MacroPath",
+                       description=cmd_paths.__doc__)
+    p.add_argument("only", nargs="?", choices=["RecorderPath", "MacroPath"],
+                   help="print only this folder")
+    p.set_defaults(func=cmd_paths)
 
     add_tango_register_parser(sub)
     return parser

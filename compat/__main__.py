@@ -39,6 +39,12 @@ TESTS = (
     "tests/test_nexus_writer_sardana.py",
     "tests/test_memory_tracker.py",
 )
+#: Tests of those files not run there, with why.
+DESELECTED = {
+    # blisswriter 3.0 (the ESRF NeXus writer, a third-party client) needs blissdata 2.4:
+    # it is compared with ours in the main environment only
+    "tests/test_nexus_writer_sardana.py::test_blisswriter_and_this_writer_agree",
+}
 #: Versions shown in the summary.
 SHOWN = ("sardana", "pytango", "blissdata", "redis", "numpy", "h5py", "pydantic", "taurus")
 
@@ -139,7 +145,7 @@ def run_tests(combo: Combo, folder: Path, pytest_args: list[str]) -> bool:
     env.update(main_environment(), PYTHONPATH=str(ROOT), PATH=f"{folder / 'bin'}:{env['PATH']}")
     cmd = [str(folder / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider",
            f"--basetemp={ROOT / '.pytest-tmp' / ('compat-' + combo.name)}", "-q",
-           *(pytest_args or TESTS)]
+           *(pytest_args or [*TESTS, *(f"--deselect={t}" for t in sorted(DESELECTED))])]
     print(f"==> {combo.name}: {versions(folder)}\n    {' '.join(cmd[2:])}", flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode == 0
 

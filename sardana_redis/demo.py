@@ -224,7 +224,7 @@ def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
                   url: str) -> tuple[SardanaServer, "DoorClient"]:
     """The demo Sardana (sar_demo, fast motors) publishing to ``url``, and a Door client."""
     sardana = SardanaServer(tango_host, workdir / "sardana", recorder_path=[RECORDER_PATH],
-                            macro_path=[MACRO_PATH])
+                            macro_path=[MACRO_PATH], pool_path=[DEMO_CONTROLLER_PATH])
     with step("Starting Sardana (Pool, MacroServer, Door) and its demo elements",
               "Sardana", sardana.console_file):
         stack.enter_context(sardana)
@@ -237,8 +237,9 @@ def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
         door.run("defmeas", "mg_demo_1d", ["ct01", "oned01"])
         door.set_env(RedisURL=url, DataRecorder=[], RedisSession=SESSION,
                      ScanDir=str(workdir / "scans"), ScanFile=["scans.dat", "scans.h5"],
-                     ScanRecorder=["RedisBlissRecorder", "RedisBlissRecorder"])
-        door.run("plotselect", list(GAUSS_CHANNELS[1:]))
+                     ScanRecorder=["RedisBlissRecorder", "RedisBlissRecorder"],
+                     ActiveMntGrp=GAUSS_GROUP)
+        door.run("plotselect", list(GAUSS_CHANNELS[1:]))  # of the active measurement group
     return sardana, door
 
 

@@ -150,5 +150,7 @@ def test_tango_failure_stops_redis_and_the_services(tmp_path):
 def test_make_runs_this_module():
     """What the tests above run is what ``make demo`` and ``make demo-keep`` run."""
     makefile = (ROOT / "Makefile").read_text()
-    assert "\ndemo: venv\n\t$(BIN)/python -m sardana_redis.demo\n" in makefile
-    assert "\ndemo-keep: venv\n\t$(BIN)/python -m sardana_redis.demo --keep\n" in makefile
+    assert "\ndemo: demo-venv\n\t$(DEMO_BIN)/python -m sardana_redis.demo\n" in makefile
+    assert "\ndemo-keep: demo-venv\n\t$(DEMO_BIN)/python -m sardana_redis.demo --keep\n" in makefile
+    # the demo's own environment: the demo extra, not the test tools
+    assert "$(DEMO_BIN)/python -m pip install --quiet -e '.[demo]'\n" in makefile

@@ -16,6 +16,10 @@ from sardana.pool.controller import DefaultValue, Description, Type
 from sardana.pool.poolcontrollers.DummyCounterTimerController import DummyCounterTimerController
 
 
+#: The timer channel: it reads the integration time, as the dummy's timer.
+TIMER_AXIS = 1
+
+
 def gaussian(x: float, center: float, width: float, height: float, background: float) -> float:
     """``background + height * exp(-(x - center)**2 / (2 * width**2))``."""
     return background + height * math.exp(-((x - center) ** 2) / (2 * width**2))
@@ -43,7 +47,7 @@ class GaussianCounterTimerController(DummyCounterTimerController):
         pool = self._getPoolController().pool
         motor = pool.get_element_by_name(self.Motor)
         position = motor.get_position(cache=True, propagate=0).value
-        return gaussian(position, self.Center, self.Width, self.Height / max(axis - 1, 1),
+        return gaussian(position, self.Center, self.Width, self.Height / (axis - TIMER_AXIS),
                         self.Background)
 
     def _updateChannelValue(self, axis: int, elapsed_time: float) -> None:
@@ -51,7 +55,7 @@ class GaussianCounterTimerController(DummyCounterTimerController):
         channel = self.channels[axis - 1]
         known = len(channel.buffer_values)
         super()._updateChannelValue(axis, elapsed_time)
-        if axis == self._timer or self.integ_time is None:
+        if axis == TIMER_AXIS or self.integ_time is None:
             return
         value = self.peak(axis)
         if self._synchronization == AcqSynch.SoftwareTrigger:

@@ -22,7 +22,13 @@ from sardana_redis.following.limits import (
     ScanLimits,
 )
 from sardana_redis.memory_tracker.tracker import parse_memory_size
-from sardana_redis.redis_url import RedisURLError, default_redis_url, redact_redis_url
+from sardana_redis.redis_url import (
+    DEFAULT_REDIS_URL,
+    REDIS_URL_ENV,
+    RedisURLError,
+    default_redis_url,
+    redact_redis_url,
+)
 from sardana_redis.tango_registration import add_tango_register_parser
 
 if TYPE_CHECKING:
@@ -31,13 +37,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sardana_redis")
 
+#: Modules of the optional parts -> the extra that installs them (pyproject.toml).
+OPTIONAL_MODULES = {"matplotlib": "plot"}
+
 
 def _add_redis_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
         default=default_redis_url(),
-        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379; here "
-             f"{redact_redis_url(default_redis_url()).replace('%', '%%')}); protocol=2 is forced",
+        help=f"Redis URL (default: ${REDIS_URL_ENV} or {DEFAULT_REDIS_URL}); protocol=2 is forced",
     )
 
 
@@ -498,6 +506,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:  # an optional part installed without its extra
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"sardana-redis {args.command}: error: {exc}: install it with "
+              f"pip install 'sardana-redis[{extra}]'", file=sys.stderr)
+        return 2
     except redis.AuthenticationError as exc:  # the message never holds the password
         print(f"sardana-redis {args.command}: error: Redis refused the login ({exc}): check "
               "the user and password in --redis-url or $REDIS_URL", file=sys.stderr)

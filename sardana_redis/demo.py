@@ -35,6 +35,7 @@ from sardana_redis.local_stack.sardana_server import SardanaServer
 from sardana_redis.local_stack.spock_profile import write_spock_profile
 from sardana_redis.local_stack.tango_db import TangoDatabase
 from sardana_redis.paths import DEMO_CONTROLLER_PATH, MACRO_PATH, RECORDER_PATH
+from sardana_redis.redis_url import normalize_redis_url
 
 if TYPE_CHECKING:
     from sardana_redis.local_stack.door import DoorClient
@@ -148,22 +149,23 @@ def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
         (workdir / "scans").mkdir(parents=True)
     with contextlib.ExitStack() as stack:
         redis = start_redis(stack, workdir, redis_port)
+        url = normalize_redis_url(redis.url)  # as a blissdata DataStore needs it with redis-py 8
         for name in SERVICES:
-            start_service(stack, workdir, name, redis.url)
+            start_service(stack, workdir, name, url)
         tango_host = start_tango(stack, workdir)
-        sardana, door = start_sardana(stack, workdir, tango_host, redis.url)
+        sardana, door = start_sardana(stack, workdir, tango_host, url)
         numbers = run_scans(door, sardana.log_file)
-        png = show_results(workdir, redis.url, numbers)
+        png = show_results(workdir, url, numbers)
         print("==> Where the data went")
         print(f"    SPEC file (SPEC writer): {workdir / 'scans' / 'scans.dat'}")
         print(f"    NeXus file (NeXus writer, open with silx view): {workdir / 'scans' / 'scans.h5'}")
         print(f"    Plot: {png}")
         print(f"    Logs (servers and services): {workdir}")
         if keep:
-            print(f"    Redis: {redis.url} (session {SESSION!r}, scans {numbers})")
+            print(f"    Redis: {url} (session {SESSION!r}, scans {numbers})")
             write_spock_profile(workdir / "ipython", SPOCK_PROFILE, sardana.door_name,
                                 sardana.macroserver_name)
-            wait_for_ctrl_c(keep_message(workdir, tango_host, redis.url, numbers[0]))
+            wait_for_ctrl_c(keep_message(workdir, tango_host, url, numbers[0]))
         else:
             print(f"    Redis: stopped with the demo (session {SESSION!r}, scans {numbers}); "
                   "make demo-keep leaves it running and prints how to use it")

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import redis
 from blissdata.redis_engine.scan import ScanState
-from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
 from sardana_redis.publishing.blissdata_private import release_sink
-from sardana_redis.datastore import init_db
+from sardana_redis.datastore import init_db, open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.following.follower import ScanFollower
@@ -49,7 +48,7 @@ def tracker(url, **settings):
 
 
 def publish_big(url, number, points=40):
-    store = DataStore(url)
+    store = open_data_store(url, init=False)
     scan = store.create_scan({"name": "ascan", "number": number, "data_policy": "no_policy",
                               "session": "tests"}, info={"title": f"big {number}"})
     spectra = scan.create_stream(Stream.make_definition("oned01", "float64", (1024,)))
@@ -100,7 +99,7 @@ def test_abandoned_open_scan_is_closed_as_failure(redis_url):
     t.cycle()
     time.sleep(1.2)
     t.cycle()
-    scan = DataStore(redis_url).load_scan(fake.key())
+    scan = open_data_store(redis_url, init=False).load_scan(fake.key())
     assert scan.state == ScanState.CLOSED
     assert scan.info["end_reason"] == "FAILURE"
     assert "inactive" in scan.info["publication_error"]
@@ -129,10 +128,10 @@ def test_quiet_scan_with_heartbeat_stays_open_until_its_publisher_stops(redis_ur
         beat(client, fake.key())
         t.cycle()
         time.sleep(0.4)
-    assert DataStore(redis_url).load_scan(fake.key()).state < ScanState.CLOSED
+    assert open_data_store(redis_url, init=False).load_scan(fake.key()).state < ScanState.CLOSED
     time.sleep(1.1)  # the publisher died
     t.cycle()
-    scan = DataStore(redis_url).load_scan(fake.key())
+    scan = open_data_store(redis_url, init=False).load_scan(fake.key())
     assert scan.state == ScanState.CLOSED and scan.info["end_reason"] == "FAILURE"
     assert "no heartbeat" in scan.info["publication_error"]
     for stream in fake.streams.values():

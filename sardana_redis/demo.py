@@ -47,7 +47,9 @@ GAUSS_CHANNELS = ("gct01", "gauss01", "gauss02")
 GAUSS_GROUP = "mg_gauss"
 SCANS = [
     ("step scan with counters", GAUSS_GROUP, "ascan", ["mot01", 0, 5, 20, 0.01]),
-    ("continuous scan", GAUSS_GROUP, "ascanct", ["mot01", 0, 5, 20, 0.05]),
+    # 0.02 s counting, 0.08 s latency: software triggers every 0.1 s, slow enough for the
+    # dummy's software acquisition (with no latency, about every other trigger is missed)
+    ("continuous scan", GAUSS_GROUP, "ascanct", ["mot01", 0, 5, 20, 0.02, 0.08]),
     ("scan with the 1D channel", "mg_demo_1d", "ascan", ["mot02", 0, 1, 5, 0.01]),
 ]
 SERVICES = ("spec-writer", "nexus-writer", "memory-tracker")

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +110,14 @@ def build(combo: Combo, rebuild: bool) -> Path:
     started = time.monotonic()
     subprocess.run([python, "-m", "venv", str(folder)], check=True)
     pip = [str(folder / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "install", "--quiet", "-r", str(combo.pins),
-                    f"{ROOT}[writers,tracker]"], check=True)
+    with tempfile.TemporaryDirectory(prefix="sardana-redis-src-") as src:
+        # a copy: pip builds in the source folder, which must stay free of build/ and egg-info
+        shutil.copytree(ROOT / "sardana_redis", Path(src) / "sardana_redis",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("pyproject.toml", "setup.py", "README.md"):
+            shutil.copy(ROOT / name, src)
+        subprocess.run([*pip, "install", "--quiet", "-r", str(combo.pins),
+                        f"{src}[writers,tracker]"], check=True)
     subprocess.run([*pip, "uninstall", "--quiet", "--yes", "sardana-redis"], check=True)
     freeze = subprocess.run([*pip, "freeze"], capture_output=True, text=True, check=True).stdout
     (folder / "freeze.txt").write_text(freeze)

@@ -1,9 +1,12 @@
 # sardana-redis: the README's commands.
 #   make venv    .venv/ with the package, test tools and the Redis Stack binaries
-#   make demo    the main job: Redis Stack + Tango DB + demo Sardana + writers + scans
+#   make demo    the main job: Redis Stack + Tango DB + demo Sardana + writers + scans,
+#                in its own .venv-demo/ (the package with its demo extra, no test tools)
 #   make demo-keep  the same, left running (Ctrl-C stops it) to try it from spock
 #   make test    the test suite (real Redis Stack, real Tango, real Sardana)
 #   make test-quick  the tests without servers (pure logic, golden files): seconds
+#   make test-compat  the recorder, writer, tracker and scan_info tests in cached side
+#                environments: the oldest and the newest supported Sardana/PyTango/blissdata
 #   make bench   the benchmarks in benchmarks/
 #   make reliability  the load/fault/hostile-input suite at full scale, with its table
 
@@ -11,8 +14,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_VENV := .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
+DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: venv demo demo-keep test test-quick bench reliability clean
+.PHONY: venv demo-venv demo demo-keep test test-quick test-compat bench reliability clean
 
 venv: $(STAMP)
 
@@ -23,17 +29,29 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/sardana-redis install-redis-stack
 	touch $@
 
-demo: venv
-	$(BIN)/python -m sardana_redis.demo
+demo-venv: $(DEMO_STAMP)
 
-demo-keep: venv
-	$(BIN)/python -m sardana_redis.demo --keep
+$(DEMO_STAMP): pyproject.toml setup.py
+	test -x $(DEMO_BIN)/python || $(PYTHON) -m venv $(DEMO_VENV) || python3 -m venv $(DEMO_VENV)
+	$(DEMO_BIN)/python -m pip install --quiet --upgrade pip
+	$(DEMO_BIN)/python -m pip install --quiet -e '.[demo]'
+	$(DEMO_BIN)/sardana-redis install-redis-stack
+	touch $@
+
+demo: demo-venv
+	$(DEMO_BIN)/python -m sardana_redis.demo
+
+demo-keep: demo-venv
+	$(DEMO_BIN)/python -m sardana_redis.demo --keep
 
 test: venv
 	$(BIN)/python -m pytest --basetemp=.pytest-tmp
 
 test-quick: venv
 	$(BIN)/python -m pytest -m 'not stack' --basetemp=.pytest-tmp
+
+test-compat: venv
+	$(BIN)/python -m compat
 
 reliability: venv
 	RELIABILITY_SCALE=full RELIABILITY_REPORT=reliability-report.md \
@@ -43,4 +61,4 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache .pytest-tmp reliability-report.md
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info demo-output .pytest_cache .pytest-tmp reliability-report.md

@@ -23,7 +23,13 @@ from sardana_redis.following.limits import (
 )
 from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
 from sardana_redis.memory_tracker.settings import parse_memory_size
-from sardana_redis.redis_url import DEFAULT_REDIS_URL, RedisURLError, redact_redis_url
+from sardana_redis.redis_url import (
+    DEFAULT_REDIS_URL,
+    REDIS_URL_ENV,
+    RedisURLError,
+    default_redis_url,
+    redact_redis_url,
+)
 from sardana_redis.scan_plot import SPECTRA_MODES
 from sardana_redis.tango_registration import add_tango_register_parser
 
@@ -33,12 +39,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sardana_redis")
 
+#: Modules of the optional parts -> the extra that installs them (pyproject.toml).
+OPTIONAL_MODULES = {"matplotlib": "plot"}
+
 
 def _add_redis_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL (default: $REDIS_URL or %(default)s); protocol=2 is forced",
+        default=default_redis_url(),
+        help=f"Redis URL (default: ${REDIS_URL_ENV} or {DEFAULT_REDIS_URL}); protocol=2 is forced",
     )
 
 
@@ -323,6 +332,19 @@ def cmd_spool(args: argparse.Namespace) -> int:
     return 0 if not held else 1
 
 
+def cmd_paths(args: argparse.Namespace) -> int:
+    """Print the folders to add to the MacroServer's RecorderPath and MacroPath properties
+    (where this package is installed)."""
+    from sardana_redis.paths import MACROSERVER_PATHS
+
+    if args.only:
+        print(MACROSERVER_PATHS[args.only])
+        return 0
+    for name, folder in MACROSERVER_PATHS.items():
+        print(f"{name:<13} {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -440,6 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for each scan to be closed (default: %(default)s)")
     p.set_defaults(func=cmd_spool)
 
+    p = sub.add_parser("paths", help="print the folders for RecorderPath and MacroPath",
+                       description=cmd_paths.__doc__)
+    p.add_argument("only", nargs="?", choices=["RecorderPath", "MacroPath"],
+                   help="print only this folder")
+    p.set_defaults(func=cmd_paths)
+
     add_tango_register_parser(sub)
     return parser
 
@@ -452,6 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:  # an optional part installed without its extra
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"sardana-redis {args.command}: error: {exc}: install it with "
+              f"pip install 'sardana-redis[{extra}]'", file=sys.stderr)
+        return 2
     except redis.AuthenticationError as exc:  # the message never holds the password
         print(f"sardana-redis {args.command}: error: Redis refused the login ({exc}): check "
               "the user and password in --redis-url or $REDIS_URL", file=sys.stderr)

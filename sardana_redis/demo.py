@@ -1,12 +1,13 @@
 """``make demo``: the whole chain on this machine, from nothing.
 
 Starts a local Redis Stack, the SPEC and NeXus writers and the memory tracker,
-a local Tango database and a demo Sardana (``sar_demo``, fast motors) in
-``demo-output/``; runs a step scan, a continuous scan and a scan with the 1D
-channel, published by the RedisBlissRecorder; then shows the SPEC file, the
-NeXus tree and the last scan read back through blissdata. ``--keep`` leaves the
-stack running until Ctrl-C. When a component fails, the demo says which one and
-where its log is, stops everything it started and exits with status 1.
+a local Tango database and a demo Sardana (``sar_demo``, fast motors, and counters
+that peak: a Gaussian of ``mot01``'s position) in ``demo-output/``; runs a step scan,
+a continuous scan and a scan with the 1D channel, published by the RedisBlissRecorder;
+then shows the SPEC file, the NeXus tree and the last scan read back through blissdata.
+``--keep`` leaves the stack running until Ctrl-C and prints the commands (spock,
+``sardana-redis``) to paste in another shell. When a component fails, the demo says
+which one and where its log is, stops everything it started and exits with status 1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -29,19 +31,29 @@ import redis as redis_client
 from sardana_redis.following.ledger import WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.services import ServiceProcess
-from sardana_redis.local_stack.sardana_server import MACRO_PATH, RECORDER_PATH, SardanaServer
+from sardana_redis.local_stack.sardana_server import SardanaServer
+from sardana_redis.local_stack.spock_profile import write_spock_profile
 from sardana_redis.local_stack.tango_db import TangoDatabase
+from sardana_redis.paths import DEMO_CONTROLLER_PATH, MACRO_PATH, RECORDER_PATH
+from sardana_redis.redis_url import normalize_redis_url
 
 if TYPE_CHECKING:
     from sardana_redis.local_stack.door import DoorClient
 
 SESSION = "demo"
+#: The demo's counters with a peak (GaussianCTCtrl.py): a timer and two Gaussians of mot01.
+GAUSS_CONTROLLER = ("GaussianCounterTimerController", "gaussctrl")
+GAUSS_CHANNELS = ("gct01", "gauss01", "gauss02")
+GAUSS_GROUP = "mg_gauss"
 SCANS = [
-    ("step scan with counters", "mntgrp01", "ascan", ["mot01", 0, 10, 10, 0.01]),
-    ("continuous scan", "mntgrp01", "ascanct", ["mot01", 0, 5, 10, 0.1]),
+    ("step scan with counters", GAUSS_GROUP, "ascan", ["mot01", 0, 5, 20, 0.01]),
+    # 0.02 s counting, 0.08 s latency: software triggers every 0.1 s, slow enough for the
+    # dummy's software acquisition (with no latency, about every other trigger is missed)
+    ("continuous scan", GAUSS_GROUP, "ascanct", ["mot01", 0, 5, 20, 0.02, 0.08]),
     ("scan with the 1D channel", "mg_demo_1d", "ascan", ["mot02", 0, 1, 5, 0.01]),
 ]
 SERVICES = ("spec-writer", "nexus-writer", "memory-tracker")
+SPOCK_PROFILE = "demo"
 
 
 class DemoError(RuntimeError):
@@ -139,24 +151,46 @@ def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
         (workdir / "scans").mkdir(parents=True)
     with contextlib.ExitStack() as stack:
         redis = start_redis(stack, workdir, redis_port)
+        url = normalize_redis_url(redis.url)  # as a blissdata DataStore needs it with redis-py 8
         for name in SERVICES:
-            start_service(stack, workdir, name, redis.url)
+            start_service(stack, workdir, name, url)
         tango_host = start_tango(stack, workdir)
-        sardana, door = start_sardana(stack, workdir, tango_host, redis.url)
+        sardana, door = start_sardana(stack, workdir, tango_host, url)
         numbers = run_scans(door, sardana.log_file)
-        png = show_results(workdir, redis.url, numbers)
+        png = show_results(workdir, url, numbers)
         print("==> Where the data went")
-        print(f"    Redis: {redis.url} (session {SESSION!r}, scans {numbers})")
         print(f"    SPEC file (SPEC writer): {workdir / 'scans' / 'scans.dat'}")
         print(f"    NeXus file (NeXus writer, open with silx view): {workdir / 'scans' / 'scans.h5'}")
         print(f"    Plot: {png}")
-        print(f"    Browse: sardana-redis scans --redis-url {redis.url}")
         print(f"    Logs (servers and services): {workdir}")
         if keep:
-            wait_for_ctrl_c("==> The stack keeps running. Connect spock with:\n"
-                            f"    TANGO_HOST={tango_host} spock --profile=demo  "
-                            f"(door {sardana.door_name}); Ctrl-C here stops everything.")
+            print(f"    Redis: {url} (session {SESSION!r}, scans {numbers})")
+            write_spock_profile(workdir / "ipython", SPOCK_PROFILE, sardana.door_name,
+                                sardana.macroserver_name)
+            wait_for_ctrl_c(keep_message(workdir, tango_host, url, numbers[0]))
+        else:
+            print(f"    Redis: stopped with the demo (session {SESSION!r}, scans {numbers}); "
+                  "make demo-keep leaves it running and prints how to use it")
     print("==> Demo finished: everything it started is stopped.")
+
+
+def keep_message(workdir: Path, tango_host: str, url: str, first_scan: int) -> str:
+    """What ``--keep`` prints: commands that work pasted in a fresh shell (absolute paths,
+    every variable they need exported)."""
+    bin_dir = Path(sys.executable).parent
+    variables = {"TANGO_HOST": tango_host, "REDIS_URL": url,
+                 "IPYTHONDIR": str(workdir / "ipython")}
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
+    cli = shlex.quote(str(bin_dir / "sardana-redis"))
+    return "\n".join([
+        "==> The stack keeps running. In another shell, paste:",
+        f"    export {exports}",
+        f"    {shlex.quote(str(bin_dir / 'spock'))} --profile={SPOCK_PROFILE}"
+        f"    # then: {' '.join(str(p) for p in (SCANS[0][2], *SCANS[0][3]))}",
+        f"    {cli} scans",
+        f"    {cli} show {first_scan}",
+        "    Ctrl-C here stops everything.",
+    ])
 
 
 def start_redis(stack: contextlib.ExitStack, workdir: Path, port: int | None) -> RedisStackServer:
@@ -194,7 +228,7 @@ def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
                   url: str) -> tuple[SardanaServer, "DoorClient"]:
     """The demo Sardana (sar_demo, fast motors) publishing to ``url``, and a Door client."""
     sardana = SardanaServer(tango_host, workdir / "sardana", recorder_path=[RECORDER_PATH],
-                            macro_path=[MACRO_PATH])
+                            macro_path=[MACRO_PATH], pool_path=[DEMO_CONTROLLER_PATH])
     with step("Starting Sardana (Pool, MacroServer, Door) and its demo elements",
               "Sardana", sardana.console_file):
         stack.enter_context(sardana)
@@ -203,12 +237,29 @@ def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
         door = DoorClient(sardana.door_name)
         stack.callback(door.close)
         door.setup_demo()
+        define_gaussian_counters(door)
         door.run("defmeas", "mg_demo_1d", ["ct01", "oned01"])
         door.set_env(RedisURL=url, DataRecorder=[], RedisSession=SESSION,
                      ScanDir=str(workdir / "scans"), ScanFile=["scans.dat", "scans.h5"],
-                     ScanRecorder=["RedisBlissRecorder", "RedisBlissRecorder"])
-        door.run("plotselect", ["ct01", "ct02"])
+                     ScanRecorder=["RedisBlissRecorder", "RedisBlissRecorder"],
+                     ActiveMntGrp=GAUSS_GROUP)
+        door.run("plotselect", list(GAUSS_CHANNELS[1:]))  # of the active measurement group
     return sardana, door
+
+
+def define_gaussian_counters(door: "DoorClient") -> None:
+    """The Gaussian controller (from the Pool's PoolPath), its channels and their
+    measurement group."""
+    ctrl_class, ctrl = GAUSS_CONTROLLER
+    commands = [("defctrl", ctrl_class, ctrl)]
+    commands += [("defelem", name, ctrl, axis) for axis, name in enumerate(GAUSS_CHANNELS, 1)]
+    commands.append(("defmeas", GAUSS_GROUP, list(GAUSS_CHANNELS)))
+    for macro, *params in commands:
+        result = door.run(macro, *params)
+        if not result.ok:
+            raise RuntimeError(f"{macro} {params} ended with {result.status}: {result.error}")
+        if macro == "defelem":
+            door.wait_elements([params[0]])
 
 
 def run_scans(door: "DoorClient", sardana_log: Path) -> list[int]:
@@ -222,6 +273,7 @@ def run_scans(door: "DoorClient", sardana_log: Path) -> list[int]:
             if not result.ok:
                 raise RuntimeError(f"{command} ended with {result.status}: {result.error}")
             numbers.append(int(door.get_env("ScanID")))
+    door.set_env(ActiveMntGrp=GAUSS_GROUP)  # what a spock scan then uses
     return numbers
 
 

@@ -9,14 +9,22 @@ log lines and error messages.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 DEFAULT_REDIS_URL = "redis://localhost:6379"
+#: Environment variable every ``sardana-redis`` command takes its default URL from.
+REDIS_URL_ENV = "REDIS_URL"
 _SCHEMES = ("redis", "rediss", "unix")
 
 
 class RedisURLError(ValueError):
     """A Redis URL that cannot be used."""
+
+
+def default_redis_url() -> str:
+    """The URL of a command line given none: ``$REDIS_URL``, else :data:`DEFAULT_REDIS_URL`."""
+    return os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
 
 
 def normalize_redis_url(url: str | None) -> str:

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 from blissdata.redis_engine.scan import ScanState
-from blissdata.redis_engine.store import DataStore
+
+from sardana_redis.datastore import open_data_store
 
 
 def _values(stream) -> np.ndarray:
@@ -26,7 +27,7 @@ def _values(stream) -> np.ndarray:
 
 
 def read_scan(url: str, session: str, number: int, out: str, timeout: float = 30.0) -> dict:
-    store = DataStore(url)
+    store = open_data_store(url, init=False)
     deadline = time.monotonic() + timeout
     while True:
         _, keys = store.search_existing_scans(session=session, number=number)

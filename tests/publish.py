@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from blissdata.redis_engine.store import DataStore
+
+from sardana_redis.datastore import open_data_store
 from blissdata.streams.default import Stream
 
 
@@ -15,7 +16,7 @@ class FakeScan:
     def __init__(self, url: str, number: int, files: list[str] | None = None, *,
                  session: str = "tests", info: dict[str, Any] | None = None,
                  streams: dict[str, str] | None = None) -> None:
-        self.store = DataStore(url)
+        self.store = open_data_store(url, init=False)
         full_info = {"title": f"ascan mot01 0 1 10 0.1 #{number}", "start_time": "2026-01-01T00:00:00+00:00",
                      "user_name": "tester"}
         if files is not None:

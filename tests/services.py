@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import redis
-from blissdata.redis_engine.store import DataStore
 
+from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import KEY_PREFIX, DoneRecord, WriterLedger
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.local_stack.services import ServiceProcess
@@ -20,7 +20,7 @@ def writer_process(command: str, redis_url: str, root: Path, log_file: Path) -> 
 
 
 def scan_key(redis_url: str, number: int, session: str = SESSION, timeout: float = 30) -> str:
-    store = DataStore(redis_url)
+    store = open_data_store(redis_url, init=False)
     deadline = time.monotonic() + timeout
     while True:
         _, keys = store.search_existing_scans(session=session, number=number)

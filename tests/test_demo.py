@@ -13,11 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from sardana_redis.local_stack.redis_server import free_port
@@ -92,18 +94,73 @@ def spec_points(text: str, number: int) -> int:
     return sum(1 for line in block.splitlines() if line and line[0].isdigit())
 
 
+def pasted_commands(lines: list[str]) -> list[str]:
+    """The shell lines ``--keep`` tells to paste in another shell."""
+    start = lines.index("==> The stack keeps running. In another shell, paste:") + 1
+    end = next(i for i, line in enumerate(lines) if "Ctrl-C here stops everything" in line)
+    return [line.strip() for line in lines[start:end]]
+
+
+def in_a_fresh_shell(commands: list[str], tmpdir: Path, stdin: str = "") -> str:
+    """Run ``commands`` in a new bash with an almost empty environment; its output."""
+    env = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir)}
+    out = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(commands)], input=stdin,
+                         capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, (commands, out.stdout[-3000:], out.stderr[-3000:])
+    return out.stdout
+
+
+def assert_gaussian_peak(nexus: h5py.File, number: int, exact: bool) -> None:
+    """The demo's Gaussian counters peak where their controller puts it (mot01 = 2.5): in a
+    step scan (``exact``) each value is the Gaussian of the position the scan recorded; in a
+    continuous scan, of the position at the end of each acquisition (not recorded)."""
+    measurement = nexus[f"entry{number}/measurement"]
+    position, peak = measurement["mot01"][()], measurement["gauss01"][()]
+    timer = measurement["gct01"][()]
+    assert timer[~np.isnan(timer)] == pytest.approx(0.01 if exact else 0.02)
+    if not exact:  # a software trigger the acquisition missed is a NaN, in both files alike
+        measured = peak[~np.isnan(peak)]
+        assert len(measured) > 0 and np.all((measured >= 10) & (measured <= 1010)), peak
+        return
+    assert peak.max() > 10 * peak.min()
+    expected = 10 + 1000 * np.exp(-((position - 2.5) ** 2) / 2)
+    np.testing.assert_allclose(peak, expected)
+    np.testing.assert_allclose(measurement["gauss02"][()], (expected - 10) / 2 + 10)
+
+
 def test_demo_keep_runs_the_whole_chain_then_ctrl_c_stops_it(tmp_path, short_tmpdir):
     demo = DemoRun(tmp_path / "demo-output", short_tmpdir, "--keep")
     try:
-        demo.read_until("spock --profile=demo")  # the last line before it waits
-        spec = demo.reported("SPEC file (SPEC writer)").read_text()
+        demo.read_until("Ctrl-C here stops everything")  # the last line before it waits
+        spec_file = demo.reported("SPEC file (SPEC writer)")
+        spec = spec_file.read_text()
         with h5py.File(demo.reported("NeXus file"), "r", locking=False) as nexus:
-            for number, points in ((1, 11), (2, None), (3, 6)):
-                measured = len(nexus[f"entry{number}/measurement/ct01"])
+            for number, points, channel in ((1, 21, "gauss01"), (2, None, "gauss01"),
+                                            (3, 6, "ct01")):
+                measured = len(nexus[f"entry{number}/measurement/{channel}"])
                 assert spec_points(spec, number) == measured == (points or measured) > 0
             assert nexus["entry3/measurement/oned01"].shape == (6, 1024)
+            assert_gaussian_peak(nexus, 1, exact=True)
+            assert_gaussian_peak(nexus, 2, exact=False)
         assert demo.reported("Plot").read_bytes().startswith(b"\x89PNG")
-        assert re.search(r"TANGO_HOST=127\.0\.0\.1:\d+ spock --profile=demo", "\n".join(demo.lines))
+        # What it prints works pasted in a fresh shell: spock scans into Redis and files,
+        # every sardana-redis command finds the demo's Redis through $REDIS_URL.
+        commands = pasted_commands(demo.lines)
+        assert re.fullmatch(r"export TANGO_HOST=127\.0\.0\.1:\d+ REDIS_URL=\S+ IPYTHONDIR=\S+",
+                            commands[0])
+        spock = next(c for c in commands if " --profile=demo" in c)
+        assert spock.split()[0] == str(Path(sys.executable).parent / "spock")
+        out = in_a_fresh_shell([commands[0], spock], short_tmpdir,
+                               stdin="ascan mot01 0 5 20 0.01\nexit\n")
+        assert "Scan #4 ended" in out, out[-3000:]
+        cli = [c for c in commands if "sardana-redis " in c]
+        out = in_a_fresh_shell([commands[0], *cli], short_tmpdir)
+        assert re.search(r"^4\s+ascan\s+demo\s+CLOSED\s+21\s", out, re.MULTILINE), out
+        assert "#1 ascan  session 'demo'  state CLOSED" in out
+        deadline = time.monotonic() + 60
+        while "\n#S 4 " not in spec_file.read_text():  # the SPEC writer wrote spock's scan
+            assert time.monotonic() < deadline, "scan 4 not in the SPEC file"
+            time.sleep(0.2)
         demo.proc.send_signal(signal.SIGINT)  # Ctrl-C
         status, err = demo.finish()
     finally:
@@ -152,5 +209,7 @@ def test_tango_failure_stops_redis_and_the_services(tmp_path):
 def test_make_runs_this_module():
     """What the tests above run is what ``make demo`` and ``make demo-keep`` run."""
     makefile = (ROOT / "Makefile").read_text()
-    assert "\ndemo: venv\n\t$(BIN)/python -m sardana_redis.demo\n" in makefile
-    assert "\ndemo-keep: venv\n\t$(BIN)/python -m sardana_redis.demo --keep\n" in makefile
+    assert "\ndemo: demo-venv\n\t$(DEMO_BIN)/python -m sardana_redis.demo\n" in makefile
+    assert "\ndemo-keep: demo-venv\n\t$(DEMO_BIN)/python -m sardana_redis.demo --keep\n" in makefile
+    # the demo's own environment: the demo extra, not the test tools
+    assert "$(DEMO_BIN)/python -m pip install --quiet -e '.[demo]'\n" in makefile

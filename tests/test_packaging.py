@@ -42,24 +42,35 @@ def test_wheel_holds_the_package(tmp_path):
                           "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
+    assert "project.license" not in out.stdout + out.stderr  # no deprecation warning
     wheel = next((tmp_path / "dist").glob("sardana_redis-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for path in ("sardana_redis/blredis.conf", "sardana_redis/recorder/redis_bliss_recorder.py",
-                 "sardana_redis/macros/redis_macros.py", "sardana_redis/demo.py"):
+                 "sardana_redis/macros/redis_macros.py", "sardana_redis/demo.py",
+                 "sardana_redis/local_stack/controllers/GaussianCTCtrl.py"):
         assert path in names, path
     for script in SCRIPTS:
         assert f"\n{script} = " in entry_points, script
+    # Installed (files only), ``sardana-redis paths`` names the installed folders.
+    target = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(target)
+    out = subprocess.run([sys.executable, "-m", "sardana_redis", "paths"], capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"RecorderPath  {target / 'sardana_redis' / 'recorder'}",
+                                       f"MacroPath     {target / 'sardana_redis' / 'macros'}"]
 
 
-def test_documented_package_folder_command():
-    (words,) = [w for w in documented("python", "README.md") if w[1] == "-c"]
-    out = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True,
-                         timeout=60, check=True)
-    folder = Path(out.stdout.strip())
-    assert (folder / "recorder" / "redis_bliss_recorder.py").is_file()
-    assert (folder / "macros" / "redis_macros.py").is_file()
+def test_documented_paths_command():
+    """README.md: ``sardana-redis paths`` prints the folders of RecorderPath and MacroPath."""
+    assert ["sardana-redis", "paths"] in documented("sardana-redis", "README.md")
+    for name, module in (("RecorderPath", "redis_bliss_recorder.py"), ("MacroPath", "redis_macros.py")):
+        out = subprocess.run([sys.executable, "-m", "sardana_redis", "paths", name],
+                             capture_output=True, text=True, timeout=60, check=True)
+        assert (Path(out.stdout.strip()) / module).is_file()
 
 
 def test_install_redis_stack_from_a_wheel_file(tmp_path):

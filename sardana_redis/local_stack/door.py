@@ -287,7 +287,10 @@ class DoorClient:
         if self._proxy.state() not in _BUSY_STATES:
             return
         try:
-            self._door.stop(synch=True, timeout=timeout)
+            try:
+                self._door.stop(synch=True, timeout=timeout)
+            except TypeError:  # Sardana 3.4: Door.stop() takes no timeout
+                self._door.stop(synch=True)
         except tango.DevFailed as exc:
             # The macro ended between the state check and the command.
             if exc.args[0].reason != "API_CommandNotAllowed":

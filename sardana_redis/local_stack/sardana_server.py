@@ -18,6 +18,7 @@ from types import TracebackType
 
 import tango
 
+from sardana_redis.paths import MACRO_PATH, RECORDER_PATH
 from sardana_redis.local_stack.tango_db import (
     local_server_env,
     log_tail,
@@ -28,11 +29,6 @@ from sardana_redis.local_stack.tango_db import (
 
 log = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-#: Recorders of this project (``RecorderPath`` of the MacroServer).
-RECORDER_PATH = PACKAGE_DIR / "recorder"
-#: Macros of this project (``MacroPath`` of the MacroServer).
-MACRO_PATH = PACKAGE_DIR / "macros"
 
 SERVER_NAME = "Sardana"
 
@@ -53,6 +49,7 @@ class SardanaServer:
 
     Device names (all full names, usable without ``TANGO_HOST``):
     :attr:`pool_name`, :attr:`macroserver_name`, :attr:`door_name`.
+    ``pool_path`` is the Pool's ``PoolPath`` (folders of more controllers).
     ``extra_env`` is added to the server's environment (e.g. a Redis URL for a recorder).
 
     Restarting the same instance works (the registration is reused), but a client
@@ -70,6 +67,7 @@ class SardanaServer:
         instance: str = "sr",
         recorder_path: Sequence[str | Path] = (RECORDER_PATH,),
         macro_path: Sequence[str | Path] = (MACRO_PATH,),
+        pool_path: Sequence[str | Path] = (),
         extra_env: Mapping[str, str] | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
@@ -78,6 +76,7 @@ class SardanaServer:
         self.instance = instance
         self.recorder_path = [str(p) for p in recorder_path]
         self.macro_path = [str(p) for p in macro_path]
+        self.pool_path = [str(p) for p in pool_path]
         self.extra_env = dict(extra_env or {})
         self.startup_timeout = startup_timeout
         self.log_file = self.workdir / "sardana.log"
@@ -136,15 +135,18 @@ class SardanaServer:
             "MacroPath": self.macro_path,
             "EnvironmentDb": str(self.environment_db),
         }
+        pool_props = {"PoolPath": self.pool_path} if self.pool_path else {}
         server = f"{SERVER_NAME}/{self.instance}"
         if exists_server_instance(db, SERVER_NAME, self.instance):
             ms_dev = self._devices["MacroServer"][0]
             if ms_dev not in [d.lower() for d in db.get_device_name(server, "MacroServer")]:
                 raise RuntimeError(f"{server} is registered without MacroServer {ms_dev}")
             db.put_device_property(ms_dev, ms_props)
+            if pool_props:
+                db.put_device_property(self._devices["Pool"][0], pool_props)
             log.info("%s already registered; MacroServer properties updated", server)
             return
-        props: dict[str, dict] = {"Pool": {}, "MacroServer": ms_props, "Door": {}}
+        props: dict[str, dict] = {"Pool": pool_props, "MacroServer": ms_props, "Door": {}}
         register_server_with_devices(
             db,
             SERVER_NAME,

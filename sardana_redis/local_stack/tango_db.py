@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 _PORT_RE = re.compile(r"Database DS listening on: host=[^,]+, port=(?P<port>\d+)")
 _READY = "Ready to accept request"
 
+#: Python that runs the DataBaseds, when not this one. The server needs PyTango >= 10.3.1
+#: (``--host``, ``--print-host-port``; PyTango 9's sqlite DataBaseds deadlocks creating a new
+#: database): ``make test-compat`` runs it from the main environment while Sardana runs in
+#: an older one. A Tango database is a separate server: any version serves any client.
+TANGO_DB_PYTHON_ENV = "SARDANA_REDIS_TANGO_DB_PYTHON"
+
 
 #: Longest directory for omniORB's unix sockets that Sardana survives: Tango servers
 #: always add a ``giop:unix:`` endpoint, and with a longer directory path the Sardana
@@ -121,9 +127,13 @@ class TangoDatabase:
     on the same port, so clients keep their ``TANGO_HOST`` across a database restart.
     """
 
-    def __init__(self, workdir: Path, startup_timeout: float = 30.0) -> None:
+    def __init__(self, workdir: Path, startup_timeout: float = 30.0,
+                 python: str | None = None) -> None:
         self.workdir = Path(workdir)
         self.startup_timeout = startup_timeout
+        #: the Python that runs the server: ``python``, else ``$SARDANA_REDIS_TANGO_DB_PYTHON``,
+        #: else this one
+        self.python = python or os.environ.get(TANGO_DB_PYTHON_ENV) or sys.executable
         self.db_file = self.workdir / "tango.db"
         self.log_file = self.workdir / "databaseds.log"
         self._proc: subprocess.Popen | None = None
@@ -162,7 +172,7 @@ class TangoDatabase:
             self._bind_port = free_port()
         # Options must come before the instance name "2" or they are silently ignored.
         cmd = [
-            sys.executable,
+            self.python,
             "-m",
             "tango.databaseds.database",
             "--host",

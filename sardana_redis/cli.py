@@ -238,8 +238,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     scan = find_scan(_store(args.redis_url), args.scan, args.session)
     output = args.output or Path(f"scan{scan.number}.png")
     result = plot(scan, output, spectra=args.spectra)
-    names = dict.fromkeys(s for panel in result.panels for s in panel.streams)
-    print(f"{output}: {', '.join(names)}")
+    print(f"{output}: {', '.join(result.streams)}")
     for line in result.not_drawn:
         print(f"not drawn: {line}", file=sys.stderr)
     return 0 if result.panels else 1

@@ -293,10 +293,11 @@ def show_results(workdir: Path, url: str, numbers: list[int]) -> Path:
     with step(f"Plotting scan #{numbers[0]} (sardana-redis plot)", "plot", None):
         from blissdata.redis_engine.store import DataStore
 
-        from sardana_redis.browse import find_scan, plot
+        from sardana_redis.browse import find_scan
+        from sardana_redis.scan_plot import plot
 
-        curves = plot(find_scan(DataStore(url), str(numbers[0]), SESSION), png)
-        print(f"    {png}: {', '.join(curves)}")
+        drawn = plot(find_scan(DataStore(url), str(numbers[0]), SESSION), png)
+        print(f"    {png}: {', '.join(drawn.streams)}")
     return png
 
 

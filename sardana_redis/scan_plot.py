@@ -67,6 +67,11 @@ class PlotResult:
     panels: list[DrawnPanel]
     not_drawn: list[str]  #: "<stream>: why" for what could not be drawn
 
+    @property
+    def streams(self) -> list[str]:
+        """The streams drawn, each once, in panel order."""
+        return list(dict.fromkeys(s for panel in self.panels for s in panel.streams))
+
 
 def _mapping(value: Any) -> Mapping:
     return value if isinstance(value, Mapping) else {}

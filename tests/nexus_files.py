@@ -44,6 +44,21 @@ def _attr(obj, name):
     return value
 
 
+def _not_measured_as_zeros(ours: np.ndarray, oracle: np.ndarray) -> np.ndarray:
+    """``ours`` with the points Sardana did not measure (the last frame of a stopped scan:
+    ``None`` in its record) as NXscanH5_FileRecorder writes them, zeros, where we write NaN
+    (kept on purpose, docs/writers.md): a point all NaN in ours and all 0 in the oracle."""
+    if ours.dtype.kind != "f" or not ours.ndim or ours.shape != oracle.shape:
+        return ours
+    points = ours.reshape(len(ours), -1)
+    missing = np.isnan(points).all(axis=1) & (oracle.reshape(len(oracle), -1) == 0).all(axis=1)
+    if not missing.any():
+        return ours
+    out = ours.copy()
+    out[missing] = 0
+    return out
+
+
 def assert_same_entry(ours: Path, oracle: Path, number: int, skip: set[str] = frozenset()) -> None:
     """Every dataset of the oracle's entry exists in ours with equal values, and the
     attributes that matter are equal."""
@@ -60,7 +75,9 @@ def assert_same_entry(ours: Path, oracle: Path, number: int, skip: set[str] = fr
                 assert isinstance(actual, h5py.Dataset), path
                 x, y = _value(actual), _value(expected)
                 if isinstance(y, np.ndarray) and y.dtype.kind in "fiub":
-                    np.testing.assert_array_equal(np.asarray(x), y.astype(np.asarray(x).dtype), err_msg=path)
+                    x = np.asarray(x)
+                    np.testing.assert_array_equal(_not_measured_as_zeros(x, y), y.astype(x.dtype),
+                                                  err_msg=path)
                 else:
                     assert x == y, (path, x, y)
             for attr in ATTRIBUTES_THAT_MATTER:

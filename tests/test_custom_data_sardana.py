@@ -3,7 +3,6 @@ writers put them where SPEC_FileRecorder and NXscanH5_FileRecorder do, in the sa
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import h5py
 import numpy as np

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
 import pytest
 import redis
 import trustme
@@ -48,7 +47,7 @@ from sardana_redis.scan_model import (
     ScanIdentity,
 )
 from tests.recorder_helpers import SESSION, configure, last_scan_id, read_published, run_ok
-from tests.reliability.accounting import CaseResult, tally
+from tests.reliability.accounting import tally
 from tests.services import wait_done, writer_process
 from tests.spec_files import read_spec
 

@@ -22,7 +22,6 @@ import io
 import itertools
 import json
 import math
-import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,7 +38,7 @@ from blissdata.streams.default import Stream
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from sardana_redis.browse import describe, find_scan, list_scans
+from sardana_redis.browse import list_scans
 from sardana_redis.cli import main as cli_main
 from sardana_redis.datastore import init_db
 from sardana_redis.following.ledger import DoneRecord

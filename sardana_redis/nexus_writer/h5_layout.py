@@ -15,7 +15,7 @@ import logging
 import os
 import zlib
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -44,7 +44,6 @@ except ImportError:  # pragma: no cover - zlib-ng is a dependency
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 #: Deflate level of scalar columns (a whole chunk compressed once): as small as blisswriter's.
 SCALAR_LEVEL = 4
-_POOL = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="h5-compress")
 #: Points per chunk of scalar columns: a power of two covering the scan's declared points,
 #: within these bounds (SCALAR_CHUNK when the scan does not say).
 SCALAR_CHUNK, MIN_SCALAR_CHUNK, MAX_SCALAR_CHUNK = 4096, 16, 131072
@@ -216,14 +215,20 @@ def _shuffled_deflate(point: np.ndarray, level: int = COMPRESSION["compression_o
     return _deflate.compress(shuffled, level)
 
 
-def _write_frames(dset: h5py.Dataset, start: int, values: np.ndarray, pool: ThreadPoolExecutor) -> None:
+def compression_pool() -> ThreadPoolExecutor:
+    """Threads that compress chunks on every core (zlib releases the GIL): one per writer."""
+    return ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="h5-compress")
+
+
+def _write_frames(dset: h5py.Dataset, start: int, values: np.ndarray,
+                  pool: Executor | None) -> None:
     """Images: compress each frame (one chunk) in parallel threads, write the chunks as they are.
 
     zlib releases the GIL, so the frames of a batch compress on every core; HDF5's own
     filters would run one frame at a time.
     """
     offset = (0,) * (values.ndim - 1)
-    for i, chunk in enumerate(pool.map(_shuffled_deflate, values)):
+    for i, chunk in enumerate((pool.map if pool else map)(_shuffled_deflate, values)):
         dset.id.write_direct_chunk((start + i, *offset), chunk)
 
 
@@ -310,10 +315,12 @@ def _packed(dset: h5py.Dataset) -> bool:
     return dset.ndim == 1 and dset.compression == "gzip" and bool(dset.shuffle)
 
 
-def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True) -> None:
+def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True,
+           pool: Executor | None = None) -> None:
     """Append a batch of complete rows to the numeric stream datasets; ``show``: make every
     point visible to readers now (a live scan), else compressed scalar columns may keep the
-    points of their last partial chunk until more come or :func:`close_packed`."""
+    points of their last partial chunk until more come or :func:`close_packed`. ``pool``
+    compresses chunks in parallel (:func:`compression_pool`; None: in this thread)."""
     whole: list[tuple[ChunkPacker, np.ndarray]] = []
     for stream, values in batch.items():
         for dset in targets.numeric.get(stream, ()):
@@ -326,12 +333,12 @@ def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True) 
             start = dset.shape[0]
             dset.resize(start + len(values), axis=0)
             if dset.ndim >= 3 and dset.compression == "gzip" and dset.shuffle:
-                _write_frames(dset, start, np.asarray(values, dtype=dset.dtype), _POOL)
+                _write_frames(dset, start, np.asarray(values, dtype=dset.dtype), pool)
             else:
                 dset[start:] = values
     compress = partial(_shuffled_deflate, level=SCALAR_LEVEL)
     chunks = [chunk for _, chunk in whole]
-    for (packer, _), data in zip(whole, _POOL.map(compress, chunks) if len(chunks) > 1
+    for (packer, _), data in zip(whole, pool.map(compress, chunks) if pool and len(chunks) > 1
                                  else map(compress, chunks)):
         packer.write(data)
     if show:

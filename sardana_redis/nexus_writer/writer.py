@@ -24,9 +24,10 @@ import errno
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,8 @@ from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.nexus_writer.custom_data import write_custom_data
 from sardana_redis.nexus_writer.h5_layout import (
-    Compression, StreamTargets, append, close_packed, collect_targets, create_items, rows_on_disk,
-    scalar_chunk, set_attributes)
+    Compression, StreamTargets, append, close_packed, collect_targets, compression_pool,
+    create_items, rows_on_disk, scalar_chunk, set_attributes)
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
@@ -70,13 +71,16 @@ def why_waiting(exc: BaseException) -> str:
     return "held open by another program" if is_held(exc) else unwritable(exc)
 
 
-#: The open files of writes that failed for lack of space, and their paths. After such a
-#: failure HDF5 can crash the process when the file's objects are closed or freed, or
-#: when the same file is opened again while they live: they are kept here, never touched
-#: again (a small leak per failure), and the file gets a new inode before it is written
-#: again (:func:`_reopenable`).
-_ABANDONED: list[Any] = []
-_ABANDONED_PATHS: set[Path] = set()
+@dataclass
+class AbandonedFiles:
+    """The open files of writes that failed for lack of space, and their paths (one set per
+    writer). After such a failure HDF5 can crash the process when the file's objects are
+    closed or freed, or when the same file is opened again while they live: they are kept
+    here, never touched again (a small leak per failure), and the file gets a new inode
+    before it is written again (:func:`_reopenable`)."""
+
+    files: list[Any] = field(default_factory=list)
+    paths: set[Path] = field(default_factory=set)
 
 
 def _copy_file(confined: ConfinedFile, fill: Callable[[int, int], None]) -> None:
@@ -99,11 +103,11 @@ def _copy_file(confined: ConfinedFile, fill: Callable[[int, int], None]) -> None
     confined.replaced()
 
 
-def _reopenable(confined: ConfinedFile) -> None:
-    """Give a file this process abandoned after a full disk a new inode (a copy, with what
+def _reopenable(confined: ConfinedFile, abandoned: AbandonedFiles) -> None:
+    """Give a file this writer abandoned after a full disk a new inode (a copy, with what
     its undo journal records undone), so that HDF5 opens it afresh instead of sharing its
     broken state (and its lock)."""
-    if confined.path not in _ABANDONED_PATHS:
+    if confined.path not in abandoned.paths:
         return
     log.info("%s: written again after a full disk", confined.path)
     src_folder, src = confined.open(os.O_RDONLY)
@@ -121,7 +125,7 @@ def _reopenable(confined: ConfinedFile) -> None:
     finally:
         os.close(src)
         os.close(src_folder)
-    _ABANDONED_PATHS.discard(confined.path)
+    abandoned.paths.discard(confined.path)
 
 
 def fd_path(fd: int) -> str:
@@ -172,8 +176,9 @@ class NexusFile:
     file is waited for (``wait``: :meth:`FileScanWriter.wait_for_file`)."""
 
     def __init__(self, path: Path, roots: list[Path],
-                 wait: Callable[[Path, Callable[[], Any]], Any]) -> None:
+                 wait: Callable[[Path, Callable[[], Any]], Any], abandoned: AbandonedFiles) -> None:
         self.path = path
+        self.abandoned = abandoned
         self.confined = ConfinedFile(path, roots)
         self.wait = wait
         self.journal: JournaledFile | None = None
@@ -183,7 +188,7 @@ class NexusFile:
     def open_journaled(self, phase: str) -> h5py.File:
         """The file opened for changes outside SWMR (recovered first when a crashed writer
         left it open for SWMR write)."""
-        _reopenable(self.confined)
+        _reopenable(self.confined, self.abandoned)
 
         def attempt() -> tuple[JournaledFile, h5py.File]:
             journal = JournaledFile(self.confined, phase)
@@ -262,10 +267,10 @@ class NexusFile:
                 self.journal = None
 
     def abandon(self) -> None:
-        """After a full disk: never touch the HDF5 objects again (see :data:`_ABANDONED`);
+        """After a full disk: never touch the HDF5 objects again (see :class:`AbandonedFiles`);
         the journal stays for the next open, the file's lock goes."""
-        _ABANDONED.append(self.file)
-        _ABANDONED_PATHS.add(self.path)
+        self.abandoned.files.append(self.file)
+        self.abandoned.paths.add(self.path)
         if self.journal is not None:
             self.journal.release()
 
@@ -326,9 +331,11 @@ class _OpenScan:
     """One file being written for one scan (``nexus``: it, opened for changes)."""
 
     def __init__(self, nexus: NexusFile, layout: Group, shapes: Mapping[str, StreamShape],
-                 resuming: bool, start: int = 0, compression: Compression = Compression()) -> None:
+                 resuming: bool, start: int = 0, compression: Compression = Compression(),
+                 pool: Executor | None = None) -> None:
         self.path = nexus.path
         self.layout = layout
+        self.pool = pool  #: compresses chunks in parallel (the writer's)
         self._next_show = 0.0
         self.nexus = nexus
         self.file = nexus.file
@@ -355,8 +362,8 @@ class _OpenScan:
             if self.swmr:  # the same datasets, in the file reopened in SWMR mode
                 self.file = nexus.file
                 self.targets.numeric = {s: [self.file[n] for n in ns] for s, ns in names.items()}
-        except BaseException:
-            self.close()
+        except BaseException as exc:
+            self.close(exc)
             raise
 
     def _resume(self, layout: Group, shapes: Mapping[str, StreamShape], start: int) -> int:
@@ -393,7 +400,7 @@ class _OpenScan:
         if show:
             self._next_show = time.monotonic() + SHOW_EVERY
         if batch or show:
-            append(self.targets, batch, show)
+            append(self.targets, batch, show, self.pool)
             self.file.flush()
 
     def rows_on_disk(self) -> int | None:
@@ -414,11 +421,10 @@ class _OpenScan:
             write_custom_data(f, entry, scan_info)
         self.nexus.commit()
 
-    def close(self) -> None:
-        """Close the file (undoing uncommitted changes); while a full disk's error is being
-        raised, abandon it instead (see :data:`_ABANDONED`): the scan is written again once
+    def close(self, error: BaseException | None = None) -> None:
+        """Close the file (undoing uncommitted changes); after a full disk (``error``),
+        abandon it instead (see :class:`AbandonedFiles`): the scan is written again once
         there is room."""
-        error = sys.exc_info()[1]
         if error is not None and is_disk_full(error):
             self.nexus.abandon()
         else:
@@ -527,6 +533,11 @@ class NexusScanWriter(FileScanWriter):
 
     FORMAT = "nexus"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = compression_pool()
+        self.abandoned = AbandonedFiles()
+
     def check(self, scan: Any, files: list[Path]) -> None:
         scan_layouts(scan, self.roots)  # refuse a malformed h5map before touching files
 
@@ -537,20 +548,22 @@ class NexusScanWriter(FileScanWriter):
         saved = job.ledger.points(scan.key)
         opened: list[NexusFile] = []  # not handed to an _OpenScan yet
         outs = []
+        error: BaseException | None = None
 
         def wait(path: Path, attempt: Callable[[], Any]) -> Any:
             return self.wait_for_file(job, path, attempt, why_waiting)
 
         try:
             for path in files:  # every file first: a reader may hold one (nothing written yet)
-                opened.append(NexusFile(path, self.roots, wait))
+                opened.append(NexusFile(path, self.roots, wait, self.abandoned))
                 opened[-1].open_journaled("CREATE")
             job.ledger.set_progress(scan.key, {str(p): 1 for p in files})
             while opened:
                 nexus = opened.pop(0)
                 layout = layouts.get(nexus.path) or default_layout(scan, shapes)
                 outs.append(_OpenScan(nexus, layout, shapes, resuming=str(nexus.path) in progress,
-                                      start=saved, compression=compression_of(scan.info, shapes)))
+                                      start=saved, compression=compression_of(scan.info, shapes),
+                                      pool=self.pool))
                 log.info("recording into '%s'", nexus.path)
             if all(out.complete for out in outs):
                 log.info("Scan #%d is already whole in %s: left as it is", scan.number,
@@ -581,11 +594,14 @@ class NexusScanWriter(FileScanWriter):
             for out in outs:
                 layout = final.get(out.path) or _with_end(out.layout, end_time, end_reason)
                 out.finish(layout, json_values, scan.info)
+        except BaseException as exc:
+            error = exc  # a full disk's: the files are abandoned, not closed (AbandonedFiles)
+            raise
         finally:
             for nexus in opened:
                 nexus.close()
             for out in outs:
-                out.close()
+                out.close(error)
         for out in outs:
             log.info("finished recording to '%s' (scan #%d, %d points, %s)",
                      out.path, scan.number, rows.rows_read, end_reason)

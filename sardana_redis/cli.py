@@ -23,6 +23,7 @@ from sardana_redis.following.limits import (
 )
 from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
 from sardana_redis.memory_tracker.settings import parse_memory_size
+from sardana_redis.redis_connection import redis_client
 from sardana_redis.redis_url import (
     DEFAULT_REDIS_URL,
     REDIS_URL_ENV,
@@ -158,7 +159,7 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run(redis.Redis.from_url(url), settings, stop)
+        run(redis_client(url), settings, stop)
     except SettingError as exc:  # no maxmemory
         raise RuntimeError(exc.for_command_line()) from None
     except KeyboardInterrupt:
@@ -176,7 +177,7 @@ def cmd_writers(args: argparse.Namespace) -> int:
         writer_names,
     )
 
-    client = redis.Redis.from_url(args.redis_url)
+    client = redis_client(args.redis_url)
     names = sorted(set(writer_names(client)) | set(args.writer or ()))
     if not names:
         print("no writer has followed this Redis")
@@ -254,7 +255,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     from sardana_redis.following.rewrite import rewrite
 
     scan = find_scan(_store(args.redis_url), args.scan, args.session)
-    client = redis.Redis.from_url(args.redis_url)
+    client = redis_client(args.redis_url)
     return 0 if rewrite(client, scan, args.writer or (), args.wait) else 1
 
 

@@ -15,7 +15,9 @@ import time
 import redis
 from blissdata.redis_engine.store import DataStore
 
-from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
+from sardana_redis.blissdata_private import use_connection_pool
+from sardana_redis.redis_connection import primary_url, redis_client
+from sardana_redis.redis_url import is_sentinel_url, normalize_redis_url, redact_redis_url
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def init_db(url: str, timeout: float = 10.0) -> bool:
     Raises :class:`DatabaseNotReady` when the server cannot be initialised.
     """
     url = normalize_redis_url(url)
-    client = redis.Redis.from_url(url)
+    client = redis_client(url)
     try:
         if is_initialized(client):  # the usual case: one EXISTS, no admin command
             return False
@@ -100,7 +102,7 @@ def init_db(url: str, timeout: float = 10.0) -> bool:
                     )
             else:
                 try:
-                    DataStore(url, init_db=True)
+                    DataStore(primary_url(url), init_db=True)
                     log.info("Initialised blissdata database on %s", redact_redis_url(url))
                     return True
                 except (RuntimeError, redis.ResponseError) as exc:
@@ -114,14 +116,19 @@ def init_db(url: str, timeout: float = 10.0) -> bool:
 
 
 def open_data_store(url: str, init: bool = True) -> DataStore:
-    """Return a :class:`DataStore` on ``url`` (``protocol=2`` forced).
+    """Return a :class:`DataStore` on ``url`` (``protocol=2`` forced); with a Sentinel URL,
+    one that follows the primary across failovers.
 
     With ``init`` (the default), an empty server is initialised first.
     """
     url = normalize_redis_url(url)
     if init:
         init_db(url)
+    plain = primary_url(url)
     try:
-        return DataStore(url)
+        store = DataStore(plain)
     except RuntimeError as exc:  # blissdata's message holds the URL, password included
-        raise DatabaseNotReady(str(exc).replace(url, redact_redis_url(url))) from None
+        raise DatabaseNotReady(str(exc).replace(plain, redact_redis_url(plain))) from None
+    if is_sentinel_url(url):
+        use_connection_pool(store, redis_client(url))
+    return store

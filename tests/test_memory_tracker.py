@@ -14,7 +14,7 @@ import redis
 from blissdata.redis_engine.scan import ScanState
 from blissdata.streams.default import Stream
 
-from sardana_redis.publishing.blissdata_private import release_sink
+from sardana_redis.blissdata_private import release_sink
 from sardana_redis.datastore import init_db, open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer

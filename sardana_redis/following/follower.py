@@ -39,6 +39,7 @@ from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger, timetag_score
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.published_scan import PublishedScan
+from sardana_redis.redis_connection import ReplicaWait, redis_client
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 from sardana_redis.scan_model import ScanRejected
 
@@ -256,7 +257,8 @@ class ScanFollower:
 
     def _connect(self) -> tuple[Any, WriterLedger]:
         store = open_data_store(self.url)
-        ledger = WriterLedger(redis.Redis.from_url(self.url), self.name, self.lease,
+        ledger = WriterLedger(redis_client(self.url), self.name, self.lease,
+                              replicas=ReplicaWait.of(self.url),
                               memory=self._ledger_memory)
         ledger.forget_silent()
         return store, ledger

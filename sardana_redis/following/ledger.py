@@ -22,6 +22,11 @@ Every instance of one writer (same ``name``) shares one ledger, so that:
   waits for): the memory tracker waits for a writer only while it is alive (plus
   a grace period), ``sardana-redis writers`` shows it.
 
+With a Redis that has replicas (a Sentinel URL), the writes a file depends on (claims,
+file locks, progress, done) are acknowledged by ``wait_replicas`` replicas (Redis'
+``WAIT``) before the writer goes on: a failover cannot roll the ledger back behind
+the files.
+
 Keys: ``sardana_redis:writer:<name>:{cursor,pending,done,points,progress,alive,claim:<scan>,file:<path>}``.
 """
 
@@ -37,6 +42,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+
+from sardana_redis.redis_connection import ReplicaWait, replicated
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +131,11 @@ class WriterLedger:
     """The durable state of one writer name (see the module docstring)."""
 
     def __init__(self, client: redis.Redis, name: str, lease: float = 10.0,
-                 memory: dict[str, dict[str, Any]] | None = None) -> None:
+                 memory: dict[str, dict[str, Any]] | None = None,
+                 replicas: ReplicaWait = ReplicaWait()) -> None:
         self.client = client
+        self.replicas = replicas
+        self._unreplicated_told = False
         #: what this process recorded of each scan (progress, points), kept across ledgers:
         #: a scan Redis lost and its publisher published again goes on from there
         self.memory = memory if memory is not None else {}
@@ -141,6 +151,20 @@ class WriterLedger:
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
+
+    def _replicated(self, what: str) -> None:
+        """Wait until the replicas hold what was just written (``what`` it was, for the log).
+        Without them within ``wait_timeout`` the writer goes on (told once): a writer must
+        not stop for a replica that is down."""
+        if replicated(self.client, self.replicas):
+            if self._unreplicated_told:
+                self._unreplicated_told = False
+                log.info("Writer %s: replicas acknowledge its ledger again", self.name)
+        elif not self._unreplicated_told:
+            self._unreplicated_told = True
+            log.warning("Writer %s: fewer than %d replica(s) acknowledged its %s within %g s; "
+                        "going on (a failover now could make it write a scan again)",
+                        self.name, self.replicas.replicas, what, self.replicas.timeout)
 
     # --- cursor and pending scans ------------------------------------------
 
@@ -185,8 +209,11 @@ class WriterLedger:
         """Try to become the instance writing ``scan_key``."""
         if self.is_done(scan_key):
             return False
-        return bool(self.client.set(self._key("claim", scan_key), self.instance,
-                                    nx=True, px=self.lease_ms))
+        claimed = bool(self.client.set(self._key("claim", scan_key), self.instance,
+                                       nx=True, px=self.lease_ms))
+        if claimed:
+            self._replicated("claim")
+        return claimed
 
     def renew(self, scan_key: str) -> bool:
         """Extend this instance's lease on ``scan_key``; False when it was lost."""
@@ -203,6 +230,12 @@ class WriterLedger:
 
         A lock whose owner scan is over (done in this ledger, or gone from Redis while
         no instance holds its claim) is stale: it is taken over, with a WARNING."""
+        if self._lock_file(path, scan_key):
+            self._replicated("file lock")
+            return True
+        return False
+
+    def _lock_file(self, path: str, scan_key: str) -> bool:
         key = self._key("file", path)
         if self.client.set(key, scan_key, nx=True):
             return True
@@ -251,6 +284,7 @@ class WriterLedger:
         while len(self.memory) > MEMORY_SCANS:  # the oldest scans first
             del self.memory[next(iter(self.memory))]
         self.client.hset(self._key("progress"), scan_key, json.dumps(offsets))
+        self._replicated("progress")
 
     def carry_over(self, scan_key: str, republished_from: Any) -> str | None:
         """A scan its publisher published again after Redis lost it (``republished_from``
@@ -305,6 +339,7 @@ class WriterLedger:
                         args=[scan_key, json.dumps(payload)])
         self.memory.pop(scan_key, None)
         self.release(scan_key)
+        self._replicated("done record")
 
     def request_rewrite(self, scan_key: str) -> DoneRecord | None:
         """Make a finished scan pending again, with no progress: a running instance writes

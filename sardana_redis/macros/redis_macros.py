@@ -17,6 +17,7 @@ import redis
 from sardana.macroserver.macro import Macro, Type
 
 from sardana_redis.datastore import is_initialized
+from sardana_redis.redis_connection import redis_client
 from sardana_redis.redis_url import (
     DEFAULT_REDIS_URL,
     RedisURLError,
@@ -49,8 +50,7 @@ def _as_list(value: Any) -> list:
 
 def _redis_status(url: str) -> str:
     try:
-        client = redis.Redis.from_url(normalize_redis_url(url), socket_connect_timeout=2,
-                                      socket_timeout=2)
+        client = redis_client(url, socket_connect_timeout=2, socket_timeout=2)
         try:
             client.ping()
             return "reachable, blissdata ready" if is_initialized(client) else \

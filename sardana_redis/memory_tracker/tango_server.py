@@ -40,6 +40,7 @@ from sardana_redis.memory_tracker import tracker as tracking
 from sardana_redis.memory_tracker.settings import SettingError, TrackerSettings, specs, tango_properties
 from sardana_redis.memory_tracker.settings import from_properties as settings_from_properties
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerCounters, format_bytes
+from sardana_redis.redis_connection import redis_client
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, redact_redis_url, with_socket_timeouts
 from sardana_redis.tango_service import ServiceDevice, run_server
 
@@ -61,7 +62,7 @@ class TrackerThread(threading.Thread):
         self.device = device
         self.url = url
         self.init_db = init_db
-        self.client = redis.Redis.from_url(url)
+        self.client = redis_client(url)
         self.tracker = MemoryTracker(self.client, settings)
         self.stopping = threading.Event()
         self.cycled = False  #: a monitoring cycle has run

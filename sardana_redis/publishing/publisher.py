@@ -7,9 +7,9 @@ into one batch per stream, writes the batches to the local
 :mod:`spool <sardana_redis.publishing.spool>` and sends them to Redis. It is an
 explicit state machine (:class:`PublisherState`)::
 
-    OPENING ──> PUBLISHING ──> CLOSING ──> CLOSED
-       │          ↑    │          │
-       └───> RECONNECTING <───────┘          (any state) ──> ABANDONED
+    OPENING ──> PUBLISHING ──> CLOSING ──> CONFIRMING ──> CLOSED
+       │          ↑    │          │            │
+       └───> RECONNECTING <───────┴────────────┘       (any state) ──> ABANDONED
 
 * OPENING creates the scan (its streams, prepare, start);
 * PUBLISHING sends each new batch (one MULTI/EXEC per round, entry ids
@@ -22,7 +22,11 @@ explicit state machine (:class:`PublisherState`)::
   when the scan started; then it sends from the spool whatever Redis lacks.
   A Redis that is full (OOM) is retried the same way: nothing is dropped.
 * CLOSING seals the streams and closes the scan with its end (retried the same way);
-* CLOSED: the scan is whole in Redis; the spool forgets it.
+* CONFIRMING (a Redis with replicas, ``wait_replicas`` of a Sentinel URL): the scan is
+  closed on the primary; the spool keeps it until that many replicas acknowledged it
+  (Redis ``WAIT``), so a failover right after the close loses nothing: the publisher
+  goes on with the promoted replica and sends again whatever it lacks;
+* CLOSED: the scan is whole in Redis (and its replicas); the spool forgets it.
 * ABANDONED: this process stops trying (after ``give_up_after`` seconds without
   Redis once the scan ended, or after an internal error): the spool keeps the
   scan, and the next recorder start (or ``sardana-redis spool replay``) publishes it.
@@ -66,6 +70,7 @@ from sardana_redis.publishing.spool import (
 from sardana_redis.custom_data import CustomData
 from sardana_redis.publishing.close_hold import CloseHold
 from sardana_redis.publishing.transport import LiveScan, RedisFull, ScanClosed, ScanGone
+from sardana_redis.redis_connection import ReplicaWait, replicated
 from sardana_redis.redis_url import redact_redis_url
 from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 
@@ -77,6 +82,7 @@ class PublisherState(enum.Enum):
     PUBLISHING = "publishing"
     RECONNECTING = "reconnecting"
     CLOSING = "closing"
+    CONFIRMING = "confirming"
     CLOSED = "closed"
     ABANDONED = "abandoned"
 
@@ -87,7 +93,8 @@ TRANSITIONS: dict[PublisherState, frozenset[PublisherState]] = {
     S.OPENING: frozenset({S.PUBLISHING, S.RECONNECTING, S.CLOSED, S.ABANDONED}),
     S.PUBLISHING: frozenset({S.RECONNECTING, S.CLOSING, S.ABANDONED}),
     S.RECONNECTING: frozenset({S.PUBLISHING, S.CLOSED, S.ABANDONED}),
-    S.CLOSING: frozenset({S.RECONNECTING, S.CLOSED, S.ABANDONED}),
+    S.CLOSING: frozenset({S.RECONNECTING, S.CONFIRMING, S.ABANDONED}),
+    S.CONFIRMING: frozenset({S.RECONNECTING, S.CLOSED, S.ABANDONED}),
     S.CLOSED: frozenset(),
     S.ABANDONED: frozenset(),
 }
@@ -138,6 +145,7 @@ class ScanPublisher:
         _resumed: SpooledScan | None = None,
     ) -> None:
         self.url = transport.publisher_url(url)
+        self.replicas = ReplicaWait.of(self.url)  #: replicas that must hold the scan
         self.description = description
         self.spool = spool if spool is not None else spool_for(None)
         self.flush_interval = flush_interval
@@ -181,6 +189,7 @@ class ScanPublisher:
         self._ended_at: float | None = None
         self._last_beat = -math.inf
         self._outage_told = False
+        self._unconfirmed_told = False
         self._notices: deque[tuple[str, str]] = deque()
         self._custom_data: list[CustomData] = []  #: added during or after the scan
         self._hold: CloseHold | None = None  #: keeps the scan open for custom data
@@ -225,7 +234,7 @@ class ScanPublisher:
         """Custom data added while the scan runs or after its end; False when the scan
         is already closed (or being closed) in Redis: then it cannot be published."""
         with self._lock:
-            if self.state in FINAL or self.state is S.CLOSING:
+            if self.state in FINAL or self.state in (S.CLOSING, S.CONFIRMING):
                 return False
             self._custom_data.append(item)
         return True
@@ -355,6 +364,8 @@ class ScanPublisher:
                             self._to(S.CLOSING)
             if self.state is S.CLOSING:
                 self._close()
+            if self.state is S.CONFIRMING:
+                self._confirm()
         except ScanClosed as exc:
             self._closed_elsewhere(str(exc))
         except RedisFull as exc:
@@ -557,6 +568,8 @@ class ScanPublisher:
                 self._round = None
                 break
             transport.send(self._client, self._live, batches)
+            if not from_disk and self._memory_only:
+                self._await_replicas()  # in memory only: dropped once sent
             with self._lock:
                 for b in batches:
                     self._confirmed[b.stream] = max(self._confirmed[b.stream], b.end)
@@ -568,6 +581,15 @@ class ScanPublisher:
             self._outage_told = False
             self._notices.append(("info", f"Redis reachable again: caught up, {self.key} "
                                           f"holds {self.points_sent} points"))
+
+    def _await_replicas(self) -> None:
+        """Points kept in memory only (no spool) are dropped once sent: wait until the
+        replicas hold them too, as far as ``wait_timeout`` allows (told once if not)."""
+        if not replicated(self._client, self.replicas) and not self._unconfirmed_told:
+            self._unconfirmed_told = True
+            log.warning("%s: no spool, and fewer than %d replica(s) acknowledged points within "
+                        "%g s: a failover now could lose them", self.publication.label,
+                        self.replicas.replicas, self.replicas.timeout)
 
     def _next_round(self) -> tuple[list[Batch], bool]:
         """The next batches to send (bounded in count and bytes), and whether from disk."""
@@ -620,9 +642,28 @@ class ScanPublisher:
             heartbeat.stop_beating(self._client, self.key)
         except (redis.RedisError, OSError):
             pass  # it expires by itself
+        self._to(S.CONFIRMING)
+        self._delivered.set()
+        log.info("Scan %s closed (%s, %d points)", self.key, info["end_reason"], self.points_sent)
+
+    def _confirm(self) -> None:
+        """Forget the scan once ``replicas`` replicas hold it; else ask again later."""
+        if not replicated(self._client, self.replicas):
+            if self._ended_at is not None and time.monotonic() - self._ended_at > self.give_up_after:
+                self._abandon(f"fewer than {self.replicas.replicas} replica(s) acknowledged it")
+                return
+            if not self._unconfirmed_told:
+                self._unconfirmed_told = True
+                log.warning("%s: closed in Redis, but fewer than %d replica(s) acknowledged it "
+                            "within %g s: the spool keeps it until they do", self.key,
+                            self.replicas.replicas, self.replicas.timeout)
+            self._retry_at = time.monotonic() + self._delay
+            self._delay = min(self._delay * 2, RETRY_MAX)
+            return
+        if self._unconfirmed_told:
+            log.info("%s: now held by %d replica(s)", self.key, self.replicas.replicas)
         self._to(S.CLOSED)
         self._spool_call(self.spool.forget, self._spool_id)
-        log.info("Scan %s closed (%s, %d points)", self.key, info["end_reason"], self.points_sent)
 
     def _closed_elsewhere(self, why: str) -> None:
         """The scan was closed in Redis by someone else (the memory tracker, while this

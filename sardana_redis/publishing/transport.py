@@ -21,9 +21,10 @@ import redis
 from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 
-from sardana_redis.datastore import init_db, is_initialized
-from sardana_redis.publishing.blissdata_private import load_scan_rw, stop_sink
+from sardana_redis.datastore import init_db, is_initialized, open_data_store
+from sardana_redis.blissdata_private import load_scan_rw, stop_sink
 from sardana_redis.publishing.publication import Batch, Publication
+from sardana_redis.redis_connection import redis_client
 from sardana_redis.redis_url import with_socket_timeouts
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ def data_store(url: str) -> tuple[DataStore, redis.Redis]:
     with _stores_lock:
         cached = _stores.get(url)
         if cached is None:
-            init_db(url)
-            cached = _stores[url] = (DataStore(url), redis.Redis.from_url(url))
+            cached = _stores[url] = (open_data_store(url), redis_client(url))
     store, client = cached
     if not is_initialized(client):
         init_db(url)

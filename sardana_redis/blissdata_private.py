@@ -7,7 +7,8 @@
 * :func:`release_sink`: ends a sink's threads whatever their state (a sink whose
   connection broke never ends by itself: its acknowledgement thread waits for ever and,
   being non-daemon, keeps the process from exiting); tests use it to make a publisher
-  "die" without closing its scan.
+  "die" without closing its scan;
+* :func:`use_connection_pool`: a DataStore that follows the primary a Sentinel names.
 """
 
 from __future__ import annotations
@@ -51,3 +52,15 @@ def load_scan_rw(store: Any, key: str) -> Any:
     from blissdata.redis_engine.scan import Scan
 
     return Scan._load_rw(store, key)
+
+
+def use_connection_pool(store: Any, client: Any) -> None:
+    """Make the DataStore ``store`` send every command through ``client``'s connection pool.
+
+    blissdata opens its one Redis client from a URL, and everything it does (its scan
+    model, its streams' sinks and readers) takes the connection pool from that client at
+    call time: giving the client a Sentinel-managed pool makes the whole DataStore follow
+    the primary across failovers."""
+    old = store._redis.connection_pool
+    store._redis.connection_pool = client.connection_pool
+    old.disconnect()

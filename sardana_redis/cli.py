@@ -23,7 +23,7 @@ from sardana_redis.following.limits import (
 )
 from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
 from sardana_redis.memory_tracker.settings import parse_memory_size
-from sardana_redis.redis_connection import redis_client
+from sardana_redis.redis_connection import Backoff, redis_client
 from sardana_redis.redis_url import (
     DEFAULT_REDIS_URL,
     REDIS_URL_ENV,
@@ -159,7 +159,7 @@ def cmd_memory_tracker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run(redis_client(url), settings, stop)
+        run(redis_client(url), settings, stop, backoff=Backoff(url))
     except SettingError as exc:  # no maxmemory
         raise RuntimeError(exc.for_command_line()) from None
     except KeyboardInterrupt:

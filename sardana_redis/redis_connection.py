@@ -118,3 +118,29 @@ def replicated(client: redis.Redis, wait: ReplicaWait) -> bool:
     pipe.wait(wait.replicas, max(1, int(wait.timeout * 1000)))
     _, acknowledged = pipe.execute()
     return int(acknowledged) >= wait.replicas
+
+
+#: Longest wait between two attempts to reach a plain Redis, and a Sentinel-managed one
+#: (asking the sentinels is cheap, and a failover is over in seconds: the first point after
+#: it must not wait for a long backoff).
+RETRY_MAX, RETRY_MAX_SENTINEL = 30.0, 1.0
+
+
+class Backoff:
+    """Delays between attempts to reach Redis: ``first``, doubling up to a maximum that
+    depends on the URL (:data:`RETRY_MAX`, or :data:`RETRY_MAX_SENTINEL`)."""
+
+    def __init__(self, url: str | None, first: float = 0.5) -> None:
+        self.maximum = RETRY_MAX_SENTINEL if is_sentinel_url(url) else RETRY_MAX
+        self.first = min(first, self.maximum)
+        self._next = self.first
+
+    def next(self) -> float:
+        """The delay before the next attempt (each call doubles the following one)."""
+        delay = self._next
+        self._next = min(delay * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        """Redis answered: the next failure waits ``first`` again."""
+        self._next = self.first

@@ -89,3 +89,14 @@ def test_sentinel_url_passwords_are_redacted():
     with pytest.raises(RedisURLError) as err:
         normalize_redis_url("redis+sentinel://u:secret@h1:x/s")
     assert "secret" not in str(err.value)
+
+
+def test_retries_of_a_sentinel_url_stay_short():
+    from sardana_redis.redis_connection import RETRY_MAX, RETRY_MAX_SENTINEL, Backoff
+
+    plain = Backoff("redis://h:1", first=2.0)
+    assert [plain.next() for _ in range(6)] == [2, 4, 8, 16, RETRY_MAX, RETRY_MAX]
+    plain.reset()
+    assert plain.next() == 2
+    sentinel = Backoff("redis+sentinel://h/s", first=2.0)
+    assert {sentinel.next() for _ in range(5)} == {RETRY_MAX_SENTINEL}

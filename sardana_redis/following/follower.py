@@ -39,7 +39,7 @@ from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger, timetag_score
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.published_scan import PublishedScan
-from sardana_redis.redis_connection import ReplicaWait, redis_client
+from sardana_redis.redis_connection import Backoff, ReplicaWait, redis_client
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 from sardana_redis.scan_model import ScanRejected
 
@@ -264,7 +264,7 @@ class ScanFollower:
         return store, ledger
 
     def _follow(self) -> None:
-        delay = 0.5
+        backoff = Backoff(self.url)
         since = None
         while not self._stopping.is_set():
             try:
@@ -278,7 +278,7 @@ class ScanFollower:
                 log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url), self.name)
                 self._resume_pending()
                 last_janitor = time.monotonic()
-                delay = 0.5
+                backoff.reset()
                 while not self._stopping.is_set():
                     try:
                         timetag, key = store.get_next_scan(since=since, timeout=self.next_scan_timeout)
@@ -306,8 +306,7 @@ class ScanFollower:
             except Exception as exc:  # e.g. a Redis without the blissdata modules
                 log.exception("Scan following failed")
                 self._set_unhealthy(f"error: {exc}, retrying")
-            self._stopping.wait(delay)
-            delay = min(delay * 2, 30.0)
+            self._stopping.wait(backoff.next())
 
     @staticmethod
     def _start_cursor(store: Any, ledger: WriterLedger, followed: str | None) -> str:
@@ -431,17 +430,17 @@ class ScanFollower:
     # --- writing one scan --------------------------------------------------
 
     def _work(self, key: str, job: ScanJob) -> None:
-        redis_delay = disk_delay = 0.5
+        redis_delay = Backoff(self.url)
+        disk_delay = 0.5
         try:
             while not job.stop.is_set():
                 try:
                     record = self.handler.handle(job)
                 except REDIS_DOWN as exc:
-                    log.warning("Scan %s: %s, resuming in %.1f s", key, redis_problem(exc),
-                                redis_delay)
-                    if job.stop.wait(redis_delay) or not self._still_in_redis(key, job):
+                    delay = redis_delay.next()
+                    log.warning("Scan %s: %s, resuming in %.1f s", key, redis_problem(exc), delay)
+                    if job.stop.wait(delay) or not self._still_in_redis(key, job):
                         break
-                    redis_delay = min(redis_delay * 2, 30.0)
                     continue
                 except ScanRejected as exc:  # hostile or absurd: never retried
                     log.error("Scan %s #%s refused: %s", key, getattr(job.scan, "number", "?"), exc)

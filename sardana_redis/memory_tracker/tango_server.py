@@ -40,7 +40,7 @@ from sardana_redis.memory_tracker import tracker as tracking
 from sardana_redis.memory_tracker.settings import SettingError, TrackerSettings, specs, tango_properties
 from sardana_redis.memory_tracker.settings import from_properties as settings_from_properties
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerCounters, format_bytes
-from sardana_redis.redis_connection import redis_client
+from sardana_redis.redis_connection import Backoff, redis_client
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, redact_redis_url, with_socket_timeouts
 from sardana_redis.tango_service import ServiceDevice, run_server
 
@@ -74,7 +74,7 @@ class TrackerThread(threading.Thread):
         setup = (lambda: datastore.init_db(self.url)) if self.init_db else None
         try:
             tracking.run(self.client, self.tracker.settings, self.stopping, self.tracker,
-                         setup=setup, report=self._report)
+                         setup=setup, report=self._report, backoff=Backoff(self.url))
         except SettingError as exc:  # no maxmemory
             self.failure = exc.for_tango()
             log.error("%s: memory tracker stopped: %s", self.device, self.failure)

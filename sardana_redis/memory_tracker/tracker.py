@@ -43,6 +43,7 @@ from sardana_redis.following.ledger import last_beat, timetag_score, writer_name
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.memory_tracker.scan_keys import ScanKeys
 from sardana_redis.memory_tracker.settings import SettingError, TrackerSettings
+from sardana_redis.redis_connection import Backoff
 
 __all__ = ["MemoryTracker", "TrackerCounters", "TrackerSettings", "run"]
 
@@ -409,8 +410,10 @@ class MemoryTracker:
 
 def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
         tracker: MemoryTracker | None = None, *, setup: Callable[[], object] | None = None,
-        report: Callable[[Exception | None], None] | None = None) -> None:
-    """Run monitoring cycles until ``stop`` is set; Redis errors are retried.
+        report: Callable[[Exception | None], None] | None = None,
+        backoff: Backoff | None = None) -> None:
+    """Run monitoring cycles until ``stop`` is set; Redis errors are retried (after the
+    delays of ``backoff``: pass ``Backoff(url)`` for a Sentinel URL).
 
     The start-up (``setup``, e.g. initialising the database, then
     :meth:`MemoryTracker.log_init`) is retried like a cycle, so Redis may start later.
@@ -419,7 +422,7 @@ def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
     tracker = tracker or MemoryTracker(client, settings)
     report = report or (lambda error: None)
     started = False
-    delay = 0.5
+    backoff = backoff or Backoff(None)
     while not stop.is_set():
         try:
             if not started:
@@ -429,21 +432,21 @@ def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
                 started = True
             used = tracker.cycle()
             report(None)
-            delay = 0.5
+            backoff.reset()
             stop.wait(tracker.period(used))
         except redis.OutOfMemoryError as exc:
             log.critical("Redis is out of memory, monitoring routine can't run, retry...")
             report(exc)
             stop.wait(0.5)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
+            delay = backoff.next()
             log.warning("Redis unreachable (%s), retrying in %.1f s", exc, delay)
             report(exc)
             stop.wait(delay)
-            delay = min(delay * 2, 30.0)
         except Exception as exc:  # e.g. something hostile in Redis: never die once started
             if not started:
                 raise
+            delay = backoff.next()
             log.exception("Monitoring cycle failed, retrying in %.1f s", delay)
             report(exc)
             stop.wait(delay)
-            delay = min(delay * 2, 30.0)

@@ -15,7 +15,7 @@ explicit state machine (:class:`PublisherState`)::
 * PUBLISHING sends each new batch (one MULTI/EXEC per round, entry ids
   ``<index>-1``: a batch Redis already has is refused, never duplicated);
 * RECONNECTING: Redis is down, frozen, or refused a write. Batches keep going to
-  the spool; every 2 s, then up to 30 s apart, the publisher tries again. When
+  the spool; every 2 s, then up to 30 s apart (1 s with Sentinel), the publisher tries again. When
   Redis answers it continues the same scan where Redis stopped (each stream's
   length tells where), creates the scan again if Redis lost it (restarted
   without persistence), or creates it for the first time if Redis was down
@@ -70,7 +70,7 @@ from sardana_redis.publishing.spool import (
 from sardana_redis.custom_data import CustomData
 from sardana_redis.publishing.close_hold import CloseHold
 from sardana_redis.publishing.transport import LiveScan, RedisFull, ScanClosed, ScanGone
-from sardana_redis.redis_connection import ReplicaWait, replicated
+from sardana_redis.redis_connection import Backoff, ReplicaWait, replicated
 from sardana_redis.redis_url import redact_redis_url
 from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 
@@ -100,8 +100,8 @@ TRANSITIONS: dict[PublisherState, frozenset[PublisherState]] = {
 }
 FINAL = frozenset({S.CLOSED, S.ABANDONED})
 
-#: Retry delays after a failure: 2 s, doubling, at most 30 s.
-RETRY_FIRST, RETRY_MAX = 2.0, 30.0
+#: First retry delay after a failure: 2 s, doubling, at most 30 s (1 s with Sentinel).
+RETRY_FIRST = 2.0
 #: Batches sent in one MULTI/EXEC when catching up, and their bytes.
 ROUND_BATCHES, ROUND_BYTES = 2000, 16 * 1024**2
 #: Owner written in the spool for a scan this process gave up: the next replay takes it.
@@ -184,7 +184,7 @@ class ScanPublisher:
         self._lost_keys: list[str] = []  #: keys Redis lost (restarted without persistence)
         self._client: redis.Redis | None = None
         self._retry_at = 0.0
-        self._delay = RETRY_FIRST
+        self._backoff = Backoff(self.url, RETRY_FIRST)
         self._failing_since: float | None = None
         self._ended_at: float | None = None
         self._last_beat = -math.inf
@@ -394,8 +394,7 @@ class ScanPublisher:
                     f"{self.spool.folder} until the memory tracker frees space")))
         else:
             log.debug("%s: still failing: %s", self.publication.label, reason)
-        self._retry_at = now + self._delay
-        self._delay = min(self._delay * 2, RETRY_MAX)
+        self._retry_at = now + self._backoff.next()
         with self._lock:
             self._round = None
             self._from_spool = None
@@ -410,7 +409,7 @@ class ScanPublisher:
             return
         outage = time.monotonic() - self._failing_since
         self._failing_since = None
-        self._delay = RETRY_FIRST
+        self._backoff.reset()
         log.info("%s: Redis is back after %.0f s: continuing scan %s", self.publication.label,
                  outage, self.key)
 
@@ -657,8 +656,7 @@ class ScanPublisher:
                 log.warning("%s: closed in Redis, but fewer than %d replica(s) acknowledged it "
                             "within %g s: the spool keeps it until they do", self.key,
                             self.replicas.replicas, self.replicas.timeout)
-            self._retry_at = time.monotonic() + self._delay
-            self._delay = min(self._delay * 2, RETRY_MAX)
+            self._retry_at = time.monotonic() + self._backoff.next()
             return
         if self._unconfirmed_told:
             log.info("%s: now held by %d replica(s)", self.key, self.replicas.replicas)

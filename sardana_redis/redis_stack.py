@@ -196,3 +196,118 @@ def server_command(
     if maxmemory is not None:
         cmd += ["--maxmemory", maxmemory]
     return cmd + list(extra)
+
+
+#: The config file a data node runs from, in its data folder (see :func:`node_config`).
+NODE_CONFIG = "blredis.conf"
+#: The config file a sentinel runs from, in its folder (see :func:`sentinel_config`).
+SENTINEL_CONFIG = "sentinel.conf"
+SENTINEL_PORT = 26379
+
+
+def parse_host_port(text: str, default_port: int = 6379) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``; the port may be left out) as ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or host.endswith(":") or (text.startswith("[") and not host.endswith("]")):
+        host, port = text, ""  # no port, or a bare IPv6 address
+    host = host.strip("[]")
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    return host, int(port) if port else default_port
+
+
+def node_config(folder: Path, source: Path | None = None,
+                replica_of: tuple[str, int] | None = None) -> Path:
+    """The config file of the data node whose data folder is ``folder``: its own copy.
+
+    Redis rewrites its config file when it changes role (Sentinel's promotions and
+    ``REPLICAOF``, ``CONFIG REWRITE``), so a server never runs from the installed
+    ``blredis.conf``: ``folder/blredis.conf`` is copied from ``source`` (default: the
+    bundled one) when it does not exist yet, with ``replicaof`` appended if ``replica_of``
+    is given. An existing copy is used as it is: it holds what Redis and Sentinel wrote.
+
+    The Redis Stack modules are passed on the command line (:func:`server_command`), but a
+    rewrite also saves ``loadmodule`` lines into the copy, and a module loaded twice stops
+    Redis: those lines are dropped from the copy before each start.
+    """
+    copy = Path(folder) / NODE_CONFIG
+    if copy.exists():
+        text = copy.read_text()
+        kept = [line for line in text.splitlines(keepends=True) if not _loads_stack_module(line)]
+        if len(kept) != len(text.splitlines()):
+            _write_atomically(copy, "".join(kept))
+        return copy
+    text = Path(source or default_config()).read_text()
+    text = (f"# Own copy of {source or default_config()}, made by sardana-redis on first start.\n"
+            "# Redis and Sentinel rewrite this file (role changes): edit this copy, not the source.\n"
+            + text)
+    if replica_of is not None:
+        text += f"\n# sardana-redis server --replica-of, on first start\nreplicaof {replica_of[0]} {replica_of[1]}\n"
+    _write_atomically(copy, text)
+    return copy
+
+
+def _loads_stack_module(line: str) -> bool:
+    words = line.split()
+    return len(words) >= 2 and words[0].lower() == "loadmodule" and Path(words[1]).name in MODULE_FILES
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+@dataclass(frozen=True)
+class SentinelSettings:
+    """How the sentinels watch the primary of one Redis service (docs/high-availability.md).
+
+    ``down_after_ms``: a primary silent that long is down (subjectively, then objectively
+    when ``quorum`` sentinels agree); ``failover_timeout_ms``: a failed failover is retried
+    after twice this; ``parallel_syncs``: replicas re-syncing with the new primary at once.
+    """
+
+    service: str = "sardana"
+    quorum: int = 2
+    down_after_ms: int = 2000
+    failover_timeout_ms: int = 10000
+    parallel_syncs: int = 1
+
+    def config_lines(self, primary: tuple[str, int]) -> list[str]:
+        s = self.service
+        return [
+            f"sentinel monitor {s} {primary[0]} {primary[1]} {self.quorum}",
+            f"sentinel down-after-milliseconds {s} {self.down_after_ms}",
+            f"sentinel failover-timeout {s} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {s} {self.parallel_syncs}",
+        ]
+
+
+def sentinel_config(folder: Path, primary: tuple[str, int], settings: SentinelSettings,
+                    include: Sequence[Path] = ()) -> tuple[Path, bool]:
+    """The config file of the sentinel in ``folder``, and whether it was written now.
+
+    Sentinel rewrites its config with what it learns (replicas, other sentinels, the
+    current primary, the epoch): an existing file is kept as it is, never overwritten.
+    ``include``: files read after the ``monitor`` line, e.g. ``sentinel auth-user``/``auth-pass`` lines.
+    """
+    path = Path(folder) / SENTINEL_CONFIG
+    if path.exists():
+        return path, False
+    lines = ["# Sentinel of sardana-redis, written on first start; Sentinel rewrites this file."]
+    lines += [f"dir {Path(folder).resolve()}", *settings.config_lines(primary)]
+    lines += [f"include {Path(p).resolve()}" for p in include]  # after the monitor it names
+    _write_atomically(path, "\n".join(lines) + "\n")
+    return path, True
+
+
+def sentinel_command(stack: RedisStack, config: Path, *, port: int | None = None,
+                     bind: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The Redis Stack's redis-server as a sentinel (no modules) on ``config``."""
+    cmd = [str(stack.server), str(config), "--sentinel"]
+    if port is not None:
+        cmd += ["--port", str(port)]
+    if bind is not None:
+        cmd += ["--bind", *bind.split()]
+    return cmd + list(extra)

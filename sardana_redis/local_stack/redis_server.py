@@ -13,7 +13,9 @@ from urllib.parse import quote, urlencode
 
 
 from sardana_redis.local_stack.tango_db import terminate_process_group
-from sardana_redis.redis_stack import RedisStack, TLSFiles, find_redis_stack, server_command
+from sardana_redis.redis_stack import (
+    RedisStack, TLSFiles, find_redis_stack, node_config, server_command,
+)
 
 
 #: What redis-server logs once it accepts connections (after loading its data).
@@ -33,7 +35,10 @@ class RedisStackServer:
     Runs in its own process group with its data and log in ``workdir``;
     persistence is off unless ``persistence`` is True. ``include`` adds config files
     (e.g. ACL users, ``users.conf.example``); ``tls`` makes it TLS only (:attr:`url` is
-    then ``rediss://`` trusting ``tls.ca``).
+    then ``rediss://`` trusting ``tls.ca``). It runs from its own copy of ``config``
+    (default: the bundled ``blredis.conf``) in ``workdir`` (see
+    :func:`~sardana_redis.redis_stack.node_config`); ``replica_of`` (host, port) makes it a
+    replica when that copy is made.
     """
 
     def __init__(
@@ -47,6 +52,8 @@ class RedisStackServer:
         include: Sequence[Path] = (),
         tls: TLSFiles | None = None,
         extra: Sequence[str] = (),
+        config: Path | None = None,
+        replica_of: tuple[str, int] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
@@ -56,6 +63,8 @@ class RedisStackServer:
         self.include = list(include)
         self.tls = tls
         self.extra = list(extra)  #: more redis-server options, e.g. ["--appendonly", "yes"]
+        self.config = config
+        self.replica_of = replica_of
         self.log_file = self.workdir / "redis.log"
         self.process: subprocess.Popen | None = None
 
@@ -75,8 +84,10 @@ class RedisStackServer:
         query = {"ssl_ca_certs": str(self.tls.ca), "ssl_cert_reqs": "required"}
         return f"rediss://{auth}127.0.0.1:{self.port}?{urlencode(query)}"
 
-    def start(self, timeout: float = 20.0) -> "RedisStackServer":
+    def start(self, timeout: float = 20.0, overrides: Sequence[str] = ()) -> "RedisStackServer":
         """Start the server and wait until its log says it accepts connections.
+
+        ``overrides``: redis-server options for this start only (e.g. ``--replicaof``).
 
         (The log, not a PING: without a default user or with client certificates
         required, an anonymous PING cannot succeed.)
@@ -85,9 +96,10 @@ class RedisStackServer:
         extra = ["--logfile", str(self.log_file)]
         if not self.persistence:
             extra += ["--save", "", "--appendonly", "no"]
-        extra += self.extra
+        extra += [*self.extra, *overrides]
+        config = node_config(self.workdir, self.config, self.replica_of)
         cmd = server_command(
-            self.stack, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
+            self.stack, config, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
             maxmemory=self.maxmemory, include=self.include, tls=self.tls, extra=extra,
         )
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
@@ -125,6 +137,15 @@ class RedisStackServer:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        """Send ``signum`` to the server's process group (SIGSTOP/SIGCONT pause/resume it)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def __enter__(self) -> "RedisStackServer":
         return self.start()

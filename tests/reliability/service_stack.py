@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import redis
 from blissdata.exceptions import ScanNotFoundError
-from blissdata.redis_engine.store import DataStore
 
+from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
+from sardana_redis.local_stack.redis_ha import RedisHA
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.publishing.publisher import ScanPublisher
+from sardana_redis.redis_connection import redis_client
 from sardana_redis.scan_model import (
     Column,
     ColumnKind,
@@ -131,7 +132,7 @@ class Pusher:
 def points_in_redis(url: str, key: str) -> int:
     """Points of the scan's point-number stream that Redis holds (0 when the scan is gone)."""
     try:
-        scan = DataStore(url).load_scan(key)
+        scan = open_data_store(url, init=False).load_scan(key)
     except ScanNotFoundError:
         return 0
     stream = scan.streams.get(POINT_STREAM)  # None until the scan is prepared
@@ -139,18 +140,22 @@ def points_in_redis(url: str, key: str) -> int:
 
 
 class ServiceStack:
-    """Redis Stack, the two writers and the memory tracker, for one fault case."""
+    """Redis Stack, the two writers and the memory tracker, for one fault case; with
+    ``replicas``, a Redis managed by Sentinel (:class:`RedisHA`: a primary, ``replicas``
+    replicas, 3 sentinels), the services given its ``redis+sentinel://`` URL."""
 
     def __init__(self, workdir: Path, *, persistence: bool = False, maxmemory: str = "200mb",
                  redis_options: Iterable[str] = (), more_roots: Iterable[Path] = (),
-                 writer_options: Iterable[str] = ()) -> None:
+                 writer_options: Iterable[str] = (), replicas: int = 0) -> None:
         self.workdir = workdir
         self.root = workdir / "data"
         self.root.mkdir(parents=True, exist_ok=True)
         self.more_roots = list(more_roots)  #: other folders the writers may write under
         self.writer_options = list(writer_options)  #: more options of both writers
-        self.redis = RedisStackServer(workdir / "redis", maxmemory=maxmemory,
-                                      persistence=persistence, extra=list(redis_options))
+        self.redis: RedisStackServer | RedisHA = (
+            RedisHA(workdir / "redis", replicas=replicas, maxmemory=maxmemory) if replicas else
+            RedisStackServer(workdir / "redis", maxmemory=maxmemory, persistence=persistence,
+                             extra=list(redis_options)))
         self.services: dict[str, ServiceProcess] = {}
         self._logs = itertools.count()
 
@@ -200,7 +205,7 @@ class ServiceStack:
                         **publisher_options)
 
     def done(self, key: str, writer: str) -> DoneRecord | None:
-        client = redis.Redis.from_url(self.url)
+        client = redis_client(self.url)
         try:
             return WriterLedger(client, writer).done(key)
         finally:

@@ -1,9 +1,11 @@
 """Overhead of RedisBlissRecorder on a real Sardana continuous scan.
 
-Local Tango database + Sardana (sar_demo, fast motors) + throwaway Redis Stack.
+Local Tango database + Sardana (sar_demo, fast motors) + throwaway Redis Stack, and a
+Redis managed by Sentinel (a primary, 1 replica, 3 sentinels).
 ``ascanct mot01 0 10 1000 0.01`` on mntgrp01 with (a) no recorder, (b)
-RedisBlissRecorder only, (c) Sardana's SPEC_FileRecorder only; a/b/c
-alternate for R rounds. Wall time is measured from the client: RunMacro until
+RedisBlissRecorder only, (c) Sardana's SPEC_FileRecorder only, (d) RedisBlissRecorder
+with the Sentinel URL (the publisher WAITs for the replica before it forgets the scan);
+a/b/c/d alternate for R rounds. Wall time is measured from the client: RunMacro until
 the Door leaves RUNNING (b includes waiting until the scan is closed in Redis);
 and the CPU time the Sardana process (and the Redis server) used meanwhile,
 which other load on the machine disturbs less than the wall time.
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import (SESSION, bench_main, check_published, cpu_seconds, print_table,
-                               redis_server)
+                               redis_ha, redis_server)
 from sardana_redis.local_stack.door import DoorClient
 from sardana_redis.local_stack.sardana_server import MACRO_PATH, RECORDER_PATH, SardanaServer
 from sardana_redis.local_stack.tango_db import TangoDatabase
@@ -30,6 +32,7 @@ CONFIGS = {
     "a": "no recorder",
     "b": "RedisBlissRecorder",
     "c": "SPEC_FileRecorder",
+    "d": "RedisBlissRecorder, Sentinel + replica",
 }
 TARGET_PCT = 2.0
 
@@ -63,7 +66,7 @@ def sardana(workdir: Path):
 
 def configure(door: DoorClient, config: str, url: str, scan_dir: Path) -> None:
     door.set_env(RedisURL=url, RedisSession=SESSION, ScanDir=str(scan_dir),
-                 DataRecorder=["RedisBlissRecorder"] if config == "b" else [],
+                 DataRecorder=["RedisBlissRecorder"] if config in ("b", "d") else [],
                  ScanFile=["x.dat"] if config == "c" else [])
 
 
@@ -101,21 +104,25 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
     rounds = rounds or (1 if quick else 3)
     params = ["mot01", 0, 10, intervals, 0.01]
     res: dict[str, list[tuple[float, ...]]] = {c: [] for c in CONFIGS}
-    with tempfile.TemporaryDirectory(prefix="bench-sardana-") as tmp, redis_server() as redis:
+    with (tempfile.TemporaryDirectory(prefix="bench-sardana-") as tmp, redis_server() as redis,
+          redis_ha() as ha):
         workdir = Path(tmp)
         scan_dir = workdir / "scans"
         scan_dir.mkdir()
         with sardana(workdir) as (door, server):
-            pids = (server.pid, redis.process.pid)
+            urls = {"d": ha.url}
+            pids = {"d": (server.pid, ha.primary().process.pid)}
             door.remove_env("ScanRecorder")
             door.run("ascanct", "mot01", 0, 1, 10, 0.01)  # warm-up (not timed)
             for _ in range(rounds):
                 for config in CONFIGS:
-                    configure(door, config, redis.url, scan_dir)
-                    res[config].append(timed_scan(door, params, pids))
+                    url = urls.get(config, redis.url)
+                    configure(door, config, url, scan_dir)
+                    res[config].append(timed_scan(door, params, pids.get(
+                        config, (server.pid, redis.process.pid))))
                     number = int(door.get_env("ScanID"))
-                    if config == "b":
-                        check_published(redis.url, number, intervals + 1, ncolumns=7)
+                    if config in ("b", "d"):
+                        check_published(url, number, intervals + 1, ncolumns=7)
                     if config == "c":
                         _check_spec(scan_dir / "x.dat", number, intervals + 1)
     med = {c: [statistics.median(r[k] for r in res[c]) for k in range(4)] for c in CONFIGS}
@@ -127,16 +134,19 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
              f"{med[c][2]:.2f}", diff(c, 2), f"{med[c][3]:.2f}"]
             for c in CONFIGS]
     print_table(f"ascanct mot01 0 10 {intervals} 0.01 ({intervals + 1} points, mntgrp01), "
-                f"{rounds} round(s), medians; targets: (b) < +{TARGET_PCT:g} % over (a), (b) < (c)",
+                f"{rounds} round(s), medians; targets: (b) < +{TARGET_PCT:g} % over (a), (b) and "
+                "(d) < (c)",
                 ["configuration", "wall (s)", "vs (a)", "wall runs (s)", "startts-endts vs (a) (ms)",
                  "rest vs (a) (ms)", "Sardana CPU (s)", "vs (a) (ms)", "Redis CPU (s)"], rows)
     spread = max(r[0] for r in res["a"]) - min(r[0] for r in res["a"])
     verdict = lambda ok: "MET" if ok else "MISSED"  # noqa: E731
-    wall_bc, cpu_bc = ((med["b"][k] - med["c"][k]) * 1e3 for k in (0, 2))
     print(f"target (b) < +{TARGET_PCT:g} % over (a): {verdict(pct('b') < TARGET_PCT)} "
           f"({pct('b'):+.1f} %; run-to-run spread of (a): {spread * 1e3:.0f} ms)")
-    print(f"target (b) cheaper than (c): wall {verdict(wall_bc < 0)} (b - c = {wall_bc:+.0f} ms), "
-          f"Sardana CPU {verdict(cpu_bc < 0)} (b - c = {cpu_bc:+.0f} ms)\n")
+    for c in ("b", "d"):
+        wall, cpu = ((med[c][k] - med["c"][k]) * 1e3 for k in (0, 2))
+        print(f"target ({c}) cheaper than (c): wall {verdict(wall < 0)} ({c} - c = {wall:+.0f} ms), "
+              f"Sardana CPU {verdict(cpu < 0)} ({c} - c = {cpu:+.0f} ms)")
+    print()
     return {"runs": res, "median": med}
 
 

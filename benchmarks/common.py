@@ -18,7 +18,8 @@ from blissdata.redis_engine.store import DataStore
 from blissdata.streams.default import Stream
 from sardana.macroserver.scan.scandata import ColumnDesc
 
-from sardana_redis.datastore import init_db
+from sardana_redis.datastore import init_db, open_data_store
+from sardana_redis.local_stack.redis_ha import RedisHA
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.recorder.redis_bliss_recorder import RedisBlissRecorder
 from sardana_redis.redis_url import normalize_redis_url
@@ -42,6 +43,16 @@ def redis_server() -> Iterator[RedisStackServer]:
         with RedisStackServer(Path(tmp), maxmemory="4gb") as server:
             init_db(server.url)
             yield server
+
+
+@contextlib.contextmanager
+def redis_ha() -> Iterator[RedisHA]:
+    """A throwaway Redis managed by Sentinel (a primary, 1 replica, 3 sentinels), initialised
+    for blissdata: its ``redis+sentinel://`` URL makes the publisher WAIT for the replica."""
+    with tempfile.TemporaryDirectory(prefix="bench-redis-ha-") as tmp:
+        with RedisHA(Path(tmp), replicas=1, maxmemory="4gb") as ha:
+            init_db(ha.url)
+            yield ha
 
 
 def cpu_seconds(pid: int) -> float:
@@ -154,7 +165,7 @@ def push_records(rec: RedisBlissRecorder, rl: FakeRecordList, macro: FakeMacro, 
 def check_published(url: str, number: int, npoints: int, ncolumns: int = len(KEYS)) -> str:
     """Assert that scan ``number`` of the bench session is CLOSED, ``npoints`` in each of its
     ``ncolumns`` streams."""
-    store = DataStore(normalize_redis_url(url))
+    store = open_data_store(url, init=False)
     _, keys = store.search_existing_scans(session=SESSION, number=number)
     assert len(keys) == 1, f"{len(keys)} scans #{number} in Redis"
     scan = store.load_scan(keys[0])

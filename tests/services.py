@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import redis
-
 from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import KEY_PREFIX, DoneRecord, WriterLedger
-from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.local_stack.services import ServiceProcess
+from sardana_redis.memory_tracker import scan_keys
+from sardana_redis.redis_connection import redis_client
 from tests.recorder_helpers import SESSION
 
 
@@ -33,7 +32,7 @@ def scan_key(redis_url: str, number: int, session: str = SESSION, timeout: float
 
 def wait_done(redis_url: str, key: str, writer: str, timeout: float = 60) -> DoneRecord:
     """The writer's done record of a scan, once it has one."""
-    ledger = WriterLedger(redis.Redis.from_url(redis_url), writer)
+    ledger = WriterLedger(redis_client(redis_url), writer)
     deadline = time.monotonic() + timeout
     while (record := ledger.done(key)) is None:
         assert time.monotonic() < deadline, f"{writer} did not finish {key}"
@@ -43,7 +42,7 @@ def wait_done(redis_url: str, key: str, writer: str, timeout: float = 60) -> Don
 
 def wait_saved_points(redis_url: str, key: str, writer: str, points: int, timeout: float = 30) -> int:
     """The points ``writer`` recorded as on disk for a scan, once at least ``points``."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     deadline = time.monotonic() + timeout
     while (saved := int(client.hget(f"{KEY_PREFIX}:{writer}:points", key) or 0)) < points:
         assert time.monotonic() < deadline, f"{writer} recorded {saved} points of {key}"
@@ -54,7 +53,7 @@ def wait_saved_points(redis_url: str, key: str, writer: str, points: int, timeou
 def free_saved_points(redis_url: str, key: str, points: int) -> None:
     """What the memory tracker does under pressure: drop the first ``points`` points of
     every stream of a scan still being written, once its writers recorded them on disk."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     scan, = scan_keys.load_keys(client, [(key, 0)])
     assert scan_keys.trim_before(client, scan, points) > 0
 
@@ -63,7 +62,7 @@ def roll_back_ledger(redis_url: str, writer: str, key: str, progress: dict[str, 
                      points: int) -> None:
     """What a Redis restored from an older snapshot does to a writer's ledger: the scan is
     pending again, not done, with the progress it had when the snapshot was taken."""
-    ledger = WriterLedger(redis.Redis.from_url(redis_url), writer)
+    ledger = WriterLedger(redis_client(redis_url), writer)
     ledger.client.hdel(f"{KEY_PREFIX}:{writer}:done", key)
     ledger.client.zadd(f"{KEY_PREFIX}:{writer}:pending", {key: 0})
     ledger.set_progress(key, progress)

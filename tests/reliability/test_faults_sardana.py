@@ -17,65 +17,44 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
-from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 
 from sardana_redis.datastore import init_db
 from sardana_redis.local_stack.door import DoorClient
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.sardana_server import SardanaServer
-from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.local_stack.tango_db import TangoDatabase
 from tests.recorder_helpers import configure, last_scan_id
-from tests.reliability.accounting import ScanRef, tally
+from tests.reliability.accounting import tally
 from tests.reliability.report import full_scale
-from tests.services import scan_key, wait_done, writer_process
-from tests.spec_files import assert_same_scan, scan_block
+from tests.reliability.sardana_stack import (
+    NEXUS,
+    ORACLE,
+    SPEC,
+    WRITERS,
+    close_quietly,
+    default_tango_host,
+    file_refs,
+    oracle_rows,
+    start_services,
+    written_scan,
+)
+from tests.services import scan_key, wait_done
 from tests.tango_servers import device_server, wait_for
 from tests.test_tango_writer import writer_properties
 
-#: Writer service processes (their default names).
-WRITERS = ("spec-writer", "nexus-writer")
 #: Writer Tango device servers: class -> writer name (not the processes' names: both run
 #: on the same Redis, and instances with the same name share the work).
 TANGO_WRITERS = {"RedisSpecWriter": "tango-spec-writer", "RedisNexusWriter": "tango-nexus-writer"}
-SPEC, NEXUS, ORACLE = "scans.dat", "scans.h5", "oracle.dat"
-#: --publisher-timeout of the memory tracker in these tests (default 60 s).
-PUBLISHER_TIMEOUT = 3
 #: How long the Tango database stays down while a scan runs, in seconds.
 DB_DOWNTIME = 2.0
 #: cppTango refuses a reconnection less than 1 s after the previous attempt
 #: ("The connection request was delayed"): wait that long after the database is back.
 TANGO_RECONNECT_DELAY = 1.1
-
-
-@contextlib.contextmanager
-def default_tango_host(tango_host: str) -> Iterator[None]:
-    """``TANGO_HOST`` and taurus' default authority point to ``tango_host`` inside, and are
-    restored after (both are process-global; the session's Sardana fixtures use them)."""
-    from taurus.core.tango import TangoFactory
-
-    factory = TangoFactory()
-    old_env, old_default = os.environ.get("TANGO_HOST"), factory.get_default_tango_host()
-    os.environ["TANGO_HOST"] = tango_host
-    factory.set_default_tango_host(tango_host)
-    try:
-        yield
-    finally:
-        if old_env is None:
-            os.environ.pop("TANGO_HOST", None)
-        else:
-            os.environ["TANGO_HOST"] = old_env
-        if old_default or old_env:
-            factory.set_default_tango_host(old_default or old_env)
-        else:  # taurus had no default yet: let it take $TANGO_HOST again when next used
-            factory._default_tango_host, factory.dft_db = None, None
 
 
 @dataclasses.dataclass
@@ -98,12 +77,6 @@ class OwnStack:
                   ScanRecorder=["SPEC_FileRecorder", "RedisBlissRecorder", "RedisBlissRecorder"])
 
 
-def _close_quietly(door: DoorClient) -> None:
-    """Remove the Door client's listeners, if its Sardana still answers."""
-    with contextlib.suppress(Exception):
-        door.close()
-
-
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
     """A Redis Stack, Tango database and Sardana (with demo elements) for this module only."""
@@ -115,72 +88,9 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
         stack.enter_context(default_tango_host(db.tango_host))
         sardana = stack.enter_context(SardanaServer(db.tango_host, workdir / "sardana"))
         door = DoorClient(sardana.door_name)
-        stack.callback(_close_quietly, door)
+        stack.callback(close_quietly, door)
         door.setup_demo()
         yield OwnStack(redis_server, db, sardana, door)
-
-
-# --- reading back what was published and written ---------------------------------------
-
-
-def wait_closed(url: str, key: str, timeout: float) -> object:
-    """The blissdata scan ``key`` once CLOSED."""
-    store = DataStore(url)
-    return wait_for(lambda: (s := store.load_scan(key)).state == ScanState.CLOSED and s,
-                    f"scan {key} to be closed", timeout)
-
-
-def published_points(scan: object) -> int:
-    """Complete rows of a closed scan in Redis: point numbers 0..N-1 in every stream."""
-    lengths = {name: len(stream[:]) for name, stream in scan.streams.items()}
-    count = min(lengths.values())
-    np.testing.assert_array_equal(scan.streams["#Pt No"][:count], np.arange(count))
-    return count
-
-
-def file_refs(scan_dir: Path, number: int) -> tuple[ScanRef, ScanRef]:
-    """The SPEC and NeXus scans the writers make of Sardana scan ``number``."""
-    return ("spec", str(scan_dir / SPEC), number), ("nexus", str(scan_dir / NEXUS), number)
-
-
-def assert_like_sardana(scan_dir: Path, number: int, rows: int) -> None:
-    """The first ``rows`` data lines of the SPEC writer's block equal Sardana's own (those
-    Sardana has: a killed Sardana may have written fewer)."""
-    ours, oracle = scan_block(scan_dir / SPEC, number), scan_block(scan_dir / ORACLE, number)
-    rows = min(rows, len(oracle.rows))
-    assert_same_scan(dataclasses.replace(ours, rows=ours.rows[:rows]),
-                     dataclasses.replace(oracle, rows=oracle.rows[:rows]))
-
-
-def assert_valid_entry(path: Path, number: int, points: int, end_reason: str) -> None:
-    """``entry<number>`` is a readable NXentry whose measurement columns all hold ``points``
-    rows, and whose end reason is ``end_reason``."""
-    with h5py.File(path, "r", locking=False) as f:
-        entry = f[f"entry{number}"]
-        assert entry.attrs["NX_class"] in ("NXentry", b"NXentry")
-        lengths = {name: len(item) for name, item in entry["measurement"].items()
-                   if isinstance(item, h5py.Dataset)}
-        assert set(lengths.values()) == {points}, lengths
-        assert entry["end_reason"][()].decode() == end_reason
-
-
-def written_scan(stack: OwnStack, scan_dir: Path, number: int, writers: Iterable[str],
-                 timeout: float = 60) -> tuple[object, int]:
-    """Wait until scan ``number`` is closed and written by ``writers``; the closed scan and
-    its published points. The writers' files must match Sardana's (the oracle)."""
-    scan = wait_closed(stack.url, scan_key(stack.url, number), timeout)
-    for writer in writers:
-        record = wait_done(stack.url, scan.key, writer, timeout)
-        assert record.status == "written", (writer, record)
-    points = published_points(scan)
-    assert_like_sardana(scan_dir, number, points)
-    assert_valid_entry(scan_dir / NEXUS, number, points, scan.info["end_reason"])
-    return scan, points
-
-
-def oracle_rows(scan_dir: Path, number: int) -> int:
-    """Points Sardana's SPEC_FileRecorder wrote for scan ``number``."""
-    return len(scan_block(scan_dir / ORACLE, number).rows)
 
 
 # --- the Tango database restarted ----------------------------------------------------
@@ -233,7 +143,7 @@ def test_tango_database_restarted_during_scans(own_stack, tango_writers, reliabi
 
     published, reasons = {}, {}
     for number in (timescan, ascan):
-        scan, published_count = written_scan(own_stack, scan_dir, number,
+        scan, published_count = written_scan(own_stack.url, scan_dir, number,
                                              TANGO_WRITERS.values())
         assert published_count == oracle_rows(scan_dir, number), "everything Sardana measured"
         reasons[number] = scan.info["end_reason"]
@@ -260,7 +170,7 @@ def test_tango_database_down_between_scans(own_stack, tango_writers, reliability
     try:
         number = last_scan_id(own_stack.door) + 1
         assert own_stack.door.run("timescan", points, 0.02).ok
-        _, count = written_scan(own_stack, scan_dir, number, TANGO_WRITERS.values())  # while the database is down
+        _, count = written_scan(own_stack.url, scan_dir, number, TANGO_WRITERS.values())  # while the database is down
         published.update(dict.fromkeys(file_refs(scan_dir, number), count))
     finally:
         own_stack.db.start()
@@ -268,7 +178,7 @@ def test_tango_database_down_between_scans(own_stack, tango_writers, reliability
     number = last_scan_id(own_stack.door) + 1
     result = own_stack.door.run("ascan", "mot01", 0, 1, points - 1, 0.02)
     assert result.ok, result.error
-    _, count = written_scan(own_stack, scan_dir, number, TANGO_WRITERS.values())
+    _, count = written_scan(own_stack.url, scan_dir, number, TANGO_WRITERS.values())
     published.update(dict.fromkeys(file_refs(scan_dir, number), count))
     result = reliability.record(tally("Tango DB down between scans", published))
     assert result.clean, result
@@ -276,18 +186,6 @@ def test_tango_database_down_between_scans(own_stack, tango_writers, reliability
 
 
 # --- the MacroServer killed ----------------------------------------------------------
-
-
-def start_services(url: str, scan_dir: Path, logs: Path,
-                   publisher_timeout: float = PUBLISHER_TIMEOUT) -> None:
-    """Both writers and a memory tracker with a short ``--publisher-timeout`` (stopped by
-    the conftest at the end of the test)."""
-    for writer in WRITERS:
-        writer_process(writer, url, scan_dir, logs / f"{writer}.log").start()
-    ServiceProcess("memory-tracker", [
-        "--redis-url", url, "--publisher-timeout", str(publisher_timeout),
-        "--monitoring-period", "1", *[a for w in WRITERS for a in ("--writer", w)],
-    ], logs / "memory-tracker.log").start(ready="INIT |")
 
 
 def run_plain(door_name: str, *macro: str, timeout: float = 60) -> None:
@@ -335,7 +233,7 @@ def test_macroserver_killed_mid_scan(own_stack, reliability, tmp_path):
     after = scan_key(own_stack.url, number + 1)
     for writer in WRITERS:  # the file is read once no writer has it open
         wait_done(own_stack.url, after, writer, 90)
-    scan, count = written_scan(own_stack, scan_dir, number, WRITERS, timeout=90)
+    scan, count = written_scan(own_stack.url, scan_dir, number, WRITERS, timeout=90)
     written_after = time.monotonic() - restarted
 
     result = reliability.record(tally(

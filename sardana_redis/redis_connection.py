@@ -41,6 +41,7 @@ def _node_options(target: SentinelURL) -> dict[str, Any]:
     options = parse_url(target.node_url("localhost", 6379))
     for name in ("host", "port"):
         options.pop(name, None)
+    options["protocol"] = int(options.get("protocol", 2))
     if options.pop("connection_class", None) is SSLConnection:
         options["ssl"] = True  # Sentinel's pool picks its own TLS connection class
     return options

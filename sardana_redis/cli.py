@@ -13,16 +13,8 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from sardana_redis import __version__
-from sardana_redis.following.limits import (
-    MAX_POINT_BYTES,
-    MAX_POINTS,
-    MAX_STREAMS,
-    READ_BUDGET,
-    ScanLimits,
-)
+from sardana_redis import __version__, settings
 from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
-from sardana_redis.memory_tracker.settings import parse_memory_size
 from sardana_redis.redis_connection import Backoff, redis_client
 from sardana_redis.redis_url import (
     DEFAULT_REDIS_URL,
@@ -60,39 +52,12 @@ def _add_scan(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--redis-url`` and the writers' settings (``following/settings.py``), ``--name``
+    defaulting to the command's."""
+    from sardana_redis.following.settings import WriterSettings
+
     _add_redis_url(parser)
-    parser.add_argument("--root", action="append", type=Path, required=True,
-                        help="folder the writer may write under (repeat for several)")
-    parser.add_argument("--session", action="append", default=[],
-                        help="only write scans of this session (repeat; default: all)")
-    parser.add_argument("--beamline", action="append", default=[],
-                        help="only write scans of this beamline (repeat; default: all)")
-    parser.add_argument("--default-file", metavar="PATTERN",
-                        help="file for scans that request none, e.g. "
-                             "/data/{session}/{proposal}/scans.dat (fields: session, beamline, "
-                             "proposal, collection, dataset, name, number, date)")
-    parser.add_argument("--name", default=name,
-                        help="writer name: instances with the same name share the work and "
-                             "their progress (default: %(default)s)")
-    parser.add_argument("--next-scan-timeout", type=float, default=2.0,
-                        help="seconds per wait for a new scan (default: %(default)s)")
-    parser.add_argument("--max-scans", type=int, default=512,
-                        help="scans written at once, one thread each: more wait, pending, "
-                             "oldest first (default: %(default)s)")
-    limits = parser.add_argument_group("scan limits", "scans declaring more are refused "
-                                       "(log: Scan KEY #N refused: ...); see docs/writers.md")
-    limits.add_argument("--max-streams", type=int, default=MAX_STREAMS,
-                        help="streams a scan may have (default: %(default)s)")
-    limits.add_argument("--max-points", type=int, default=MAX_POINTS,
-                        help="points a scan may declare or publish per stream "
-                             "(default: %(default)s)")
-    limits.add_argument("--max-point-size", type=parse_memory_size, default=MAX_POINT_BYTES,
-                        metavar="SIZE", help="bytes one point of one stream may take, e.g. "
-                                             "512mb (default: 512mb)")
-    limits.add_argument("--read-budget", type=parse_memory_size, default=READ_BUDGET,
-                        metavar="SIZE", help="bytes of stream data read from Redis at once per "
-                                             "scan, e.g. 64mb: bounds the writer's memory "
-                                             "(default: 64mb)")
+    settings.add_arguments(parser, WriterSettings, defaults={"writer_name": name})
 
 
 def _run_follower(follower: "ScanFollower") -> int:
@@ -110,16 +75,19 @@ def _run_follower(follower: "ScanFollower") -> int:
 
 def _run_writer(args: argparse.Namespace, handler_class: type) -> int:
     from sardana_redis.following.follower import ScanFollower
+    from sardana_redis.following.settings import WriterSettings
 
     try:
-        limits = ScanLimits(max_streams=args.max_streams, max_points=args.max_points,
-                            max_point_bytes=args.max_point_size, read_budget=args.read_budget)
-    except ValueError as exc:
+        config = settings.from_arguments(args, WriterSettings)
+        handler = config.handler(handler_class)
+    except settings.SettingError as exc:
+        raise RuntimeError(exc.for_command_line()) from None
+    except ValueError as exc:  # limits out of their bounds
         raise RuntimeError(str(exc)) from None
-    handler = handler_class(args.root, args.default_file, limits=limits)
     return _run_follower(ScanFollower(
-        args.redis_url, args.name, handler, sessions=args.session, beamlines=args.beamline,
-        next_scan_timeout=args.next_scan_timeout, max_scans=args.max_scans))
+        args.redis_url, config.writer_name, handler, sessions=config.sessions,
+        beamlines=config.beamlines, next_scan_timeout=config.next_scan_timeout,
+        max_scans=config.max_scans))
 
 
 def cmd_spec_writer(args: argparse.Namespace) -> int:

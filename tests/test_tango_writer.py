@@ -136,6 +136,7 @@ from tango import DevState
 from tango.test_context import DeviceTestContext
 from sardana_redis.following.follower import ScanFollower
 from sardana_redis.following.tango_device import WriterDevice
+from sardana_redis.spec_writer.writer import SpecScanWriter
 
 def heartbeat(self):
     raise RuntimeError("unexpected error")
@@ -144,9 +145,7 @@ ScanFollower._heartbeat = heartbeat
 
 class Dying(WriterDevice):
     DEFAULT_WRITER_NAME = "dying"
-
-    def make_handler(self):
-        return object()
+    HANDLER = SpecScanWriter
 
 with DeviceTestContext(Dying, properties={"root_dirs": ["/tmp"]}, host="127.0.0.1") as dev:
     for _ in range(2):

@@ -65,19 +65,17 @@ BLOCKED_SHOWN = 50
 
 def redis_problem(exc: BaseException) -> str:
     """What a :data:`REDIS_DOWN` error means, for the log: a full Redis is not a lost one."""
-    if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
         return (f"Redis is full (maxmemory reached) and refuses writes ({exc}); is the "
                 "memory tracker running?")
     return f"Redis unreachable ({exc})"
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """True when ``exc`` (or what caused it) is a full disk or an exceeded quota,
-    including HDF5's errors, which carry the errno in their message."""
+    """True when ``exc`` (or what caused it) is a full disk or an exceeded quota (h5py
+    raises HDF5's errors with their errno)."""
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in DISK_FULL:
-            return True
-        if any(f"errno = {code}," in str(exc) for code in DISK_FULL):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

@@ -31,17 +31,15 @@ closes the file; nobody has to act on the device.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import ClassVar
 
 from tango import DevState
 from tango.server import attribute, device_property
 
+from sardana_redis import settings
 from sardana_redis.following.file_writer import FileScanWriter
-from sardana_redis.following.follower import MAX_SCANS, FollowerStatus, ScanFollower, ScanHandler
-from sardana_redis.following.limits import MAX_POINTS, MAX_STREAMS, ScanLimits
-from sardana_redis.memory_tracker.settings import parse_memory_size
+from sardana_redis.following.follower import FollowerStatus, ScanFollower
+from sardana_redis.following.settings import WriterSettings
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, normalize_redis_url, redact_redis_url
 from sardana_redis.tango_service import ServiceDevice
 
@@ -58,44 +56,17 @@ class WriterDevice(ServiceDevice):
 
     redis_url = device_property(dtype=str, default_value=DEFAULT_REDIS_URL,
                                 doc="Redis URL of the blissdata scans")
-    next_scan_timeout = device_property(dtype=float, default_value=2.0,
-                                        doc="seconds per wait for a new scan "
-                                            "(Stop can take that long)")
-    sessions = device_property(dtype=(str,), default_value=[],
-                               doc="only write scans of these sessions (empty: all)")
-    beamlines = device_property(dtype=(str,), default_value=[],
-                                doc="only write scans of these beamlines (empty: all)")
-    root_dirs = device_property(dtype=(str,), default_value=[],
-                                doc="absolute folders the writer may write under (required)")
-    default_file = device_property(dtype=str, default_value="",
-                                   doc="file pattern for scans that request no file, e.g. "
-                                       "/data/{session}/{proposal}/scans.dat (empty: none)")
-    writer_name = device_property(dtype=str, default_value="",
-                                  doc="writer name: instances with the same name share the work "
-                                      "and the progress (empty: the class' default)")
-    max_scans = device_property(dtype=int, default_value=MAX_SCANS,
-                                doc="scans written at once, one thread each: more wait, "
-                                    "pending, oldest first")
-    max_streams = device_property(dtype=int, default_value=MAX_STREAMS,
-                                  doc="streams a scan may have: more is refused")
-    max_points = device_property(dtype=int, default_value=MAX_POINTS,
-                                 doc="points a scan may declare or publish per stream: more "
-                                     "is refused")
-    max_point_size = device_property(dtype=str, default_value="512mb",
-                                     doc="bytes one point of one stream may take, e.g. 512mb: "
-                                         "more is refused")
-    read_budget = device_property(dtype=str, default_value="64mb",
-                                  doc="bytes of stream data read from Redis at once per scan, "
-                                      "e.g. 64mb: bounds the writer's memory")
+    # the writer's settings (following/settings.py), the same as the command line's
+    locals().update(settings.tango_properties(device_property, WriterSettings))
 
-    def make_handler(self) -> ScanHandler:
-        """The file writer confined to ``root_dirs``, with ``default_file`` for scans that
-        request no file (raises ValueError for a bad configuration)."""
-        limits = ScanLimits(max_streams=self.max_streams, max_points=self.max_points,
-                            max_point_bytes=parse_memory_size(self.max_point_size),
-                            read_budget=parse_memory_size(self.read_budget))
-        return self.HANDLER([Path(d) for d in self.root_dirs], self.default_file or None,
-                            limits=limits)
+    def writer_settings(self) -> WriterSettings:
+        """The writer settings from the properties (ValueError naming the property)."""
+        try:
+            return settings.from_properties(
+                {name: getattr(self, name) for name in settings.declared(WriterSettings)},
+                WriterSettings)
+        except settings.SettingError as exc:
+            raise ValueError(exc.for_tango()) from None
 
     # --- life cycle ----------------------------------------------------------
 
@@ -108,27 +79,19 @@ class WriterDevice(ServiceDevice):
     def _configure(self) -> None:
         """Check the properties and make the file writer (ValueError when invalid)."""
         normalize_redis_url(self.redis_url)  # RedisURLError is a ValueError
-        if not self.root_dirs:
-            raise ValueError("the root_dirs property is not set: a writer needs at least "
-                             "one folder it may write under")
-        relative = [d for d in self.root_dirs if not os.path.isabs(d)]
-        if relative:
-            raise ValueError(f"root_dirs must be absolute paths, not {', '.join(relative)}")
-        if not self.next_scan_timeout > 0:
-            raise ValueError(f"next_scan_timeout must be > 0, not {self.next_scan_timeout}")
-        if self.max_scans < 1:
-            raise ValueError(f"max_scans must be at least 1, not {self.max_scans}")
-        if not (self.writer_name or self.DEFAULT_WRITER_NAME):
+        self._settings = self.writer_settings()
+        if not (self._settings.writer_name or self.DEFAULT_WRITER_NAME):
             raise ValueError("the writer_name property is not set")
-        self._handler = self.make_handler()
+        self._handler = self._settings.handler(self.HANDLER)
 
     def _start(self) -> None:
         """Follow with a new follower (a stopped ScanFollower cannot be started again)."""
         self._stop()
+        config = self._settings
         self._follower = ScanFollower(
-            self.redis_url, self.writer_name or self.DEFAULT_WRITER_NAME, self._handler,
-            sessions=self.sessions, beamlines=self.beamlines,
-            next_scan_timeout=self.next_scan_timeout, max_scans=self.max_scans)
+            self.redis_url, config.writer_name or self.DEFAULT_WRITER_NAME, self._handler,
+            sessions=config.sessions, beamlines=config.beamlines,
+            next_scan_timeout=config.next_scan_timeout, max_scans=config.max_scans)
         self._follower.start()
         self._should_run = True
         log.info("%s: following %s as writer %r", self.get_name(),

@@ -20,7 +20,6 @@ readers").
 from __future__ import annotations
 
 import datetime
-import errno
 import logging
 import os
 import re
@@ -61,9 +60,9 @@ LOCKING = "best-effort"
 
 
 def is_held(exc: BaseException) -> bool:
-    """True when HDF5 could not lock the file: another program has it open."""
-    return isinstance(exc, BlockingIOError) or (
-        isinstance(exc, OSError) and f"unable to lock file, errno = {errno.EAGAIN}," in str(exc))
+    """True when HDF5 could not lock the file: another program has it open (h5py raises
+    HDF5's EAGAIN as :class:`BlockingIOError`)."""
+    return isinstance(exc, BlockingIOError)
 
 
 def why_waiting(exc: BaseException) -> str:

@@ -69,8 +69,7 @@ def data_store(url: str) -> tuple[DataStore, redis.Redis]:
 
 def is_oom(exc: BaseException) -> bool:
     """A Redis reply meaning "full" (maxmemory reached), wherever it comes from."""
-    text = str(exc)
-    return isinstance(exc, RedisFull) or text.startswith("OOM") or "maxmemory" in text
+    return isinstance(exc, (RedisFull, redis.exceptions.OutOfMemoryError))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sardana_redis.redis_connection import redis_client
 from sardana_redis.redis_url import (
     DEFAULT_REDIS_URL,
     RedisURLError,
+    is_sentinel_url,
     normalize_redis_url,
     redact_redis_url,
 )
@@ -53,8 +54,12 @@ def _redis_status(url: str) -> str:
         client = redis_client(url, socket_connect_timeout=2, socket_timeout=2)
         try:
             client.ping()
-            return "reachable, blissdata ready" if is_initialized(client) else \
-                "reachable, not initialised yet (the first scan does it)"
+            where = ""
+            if is_sentinel_url(url):  # the sentinels' answer, as the publisher uses it
+                host, port = client.connection_pool.get_master_address()
+                where = f" (primary {host}:{port})"
+            return f"reachable{where}, blissdata ready" if is_initialized(client) else \
+                f"reachable{where}, not initialised yet (the first scan does it)"
         finally:
             client.close()
     except RedisURLError as exc:

@@ -1,0 +1,140 @@
+"""Redis high availability with Redis Sentinel: the throwaway set (RedisHA) fails over
+with blissdata's data, the `server --replica-of` and `sentinel` subcommands really run one,
+and no promotion ever rewrites the bundled blredis.conf."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from sardana_redis.datastore import init_db
+from sardana_redis.local_stack.redis_ha import RedisHA
+from sardana_redis.local_stack.redis_server import free_port
+from sardana_redis.local_stack.services import ServiceProcess
+from sardana_redis.redis_stack import (
+    SentinelSettings, default_config, node_config, parse_host_port, sentinel_config,
+)
+
+
+def fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def has_replicaof(config: Path) -> bool:
+    return any(line.split()[:1] == ["replicaof"] for line in config.read_text().splitlines())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("h1:6380", ("h1", 6380)), ("h1", ("h1", 6379)), ("10.0.0.5:7000", ("10.0.0.5", 7000)),
+    ("[::1]:6380", ("::1", 6380)), ("::1", ("::1", 6379)),
+])
+def test_parse_host_port(text, expected):
+    assert parse_host_port(text) == expected
+
+
+def test_node_config_is_an_own_copy_made_once(tmp_path):
+    source = tmp_path / "site.conf"
+    source.write_text("maxmemory 2gb\n")
+    copy, made = node_config(tmp_path / "data", source, ("h1", 6379))
+    assert made and copy == tmp_path / "data" / "blredis.conf"
+    assert "maxmemory 2gb\n" in copy.read_text() and has_replicaof(copy)
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600  # a rewrite saves passwords into it
+    # What Redis rewrote is kept, except the Stack's modules (passed on the command line).
+    copy.write_text("port 7000\nloadmodule /x/lib/rejson.so\nloadmodule /y/other.so\n")
+    assert node_config(tmp_path / "data", source, ("h2", 1)) == (copy, False)
+    assert copy.read_text() == "port 7000\nloadmodule /y/other.so\n"
+
+
+def test_sentinel_config_is_written_once(tmp_path):
+    path, made = sentinel_config(tmp_path, ("h1", 6379), SentinelSettings(quorum=2))
+    assert made
+    assert "sentinel monitor sardana h1 6379 2\n" in path.read_text()
+    path.write_text("what sentinel learnt\n")
+    assert sentinel_config(tmp_path, ("h9", 1), SentinelSettings()) == (path, False)
+    assert path.read_text() == "what sentinel learnt\n"
+
+
+def test_killed_primary_is_replaced_with_blissdata_data(redis_ha: RedisHA):
+    bundled = fingerprint(default_config())
+    init_db(redis_ha.primary_url)
+    old = redis_ha.primary()
+    client = redis.Redis.from_url(redis_ha.primary_url)
+    client.set("probe", "measured")
+    assert client.wait(1, 5000) == 1
+    client.close()
+
+    dead, died = redis_ha.kill_primary()
+    new = redis_ha.wait_promoted(dead)
+    print(f"promoted {time.monotonic() - died:.2f} s after SIGKILL")
+    assert dead is old and new is not old
+    client = redis.Redis.from_url(redis_ha.primary_url)
+    assert client.get("_PROTOCOL_VERSION_") is not None
+    assert b"esrf:scan:index" in client.execute_command("FT._LIST")
+    assert client.get("probe") == b"measured"
+    client.close()
+    assert not has_replicaof(new.workdir / "blredis.conf")  # Sentinel rewrote its own copy
+
+    redis_ha.restart(dead)  # back as a replica, with the data
+    with redis.Redis(port=dead.port) as back:
+        assert back.role()[0] == b"slave" and back.get("probe") == b"measured"
+    assert fingerprint(default_config()) == bundled
+
+
+def test_planned_failover_keeps_both_nodes(redis_ha: RedisHA):
+    old = redis_ha.failover()
+    new = redis_ha.wait_promoted(old)
+    assert new is not old and old.running
+    redis_ha.wait_replicas_synced()  # Sentinel turns the old primary into a replica
+    assert redis_ha.replicas() == [old]
+
+
+def test_server_and_sentinel_subcommands_fail_over(tmp_path):
+    """`server`, `server --replica-of` and a `sentinel` (quorum 1) as processes: the replica
+    is promoted when the primary is SIGKILLed, each server rewrote only its own config
+    copy, and a restarted sentinel goes on from the config it rewrote."""
+    bundled = fingerprint(default_config())
+    ports = {name: free_port() for name in ("a", "b", "sentinel")}
+
+    def server(name: str, *more: str) -> ServiceProcess:
+        args = ["--port", str(ports[name]), "--dir", str(tmp_path / name), "--maxmemory", "64mb",
+                *more]
+        return ServiceProcess("server", args, tmp_path / f"{name}.log").start(
+            "Ready to accept connections")
+
+    def sentinel() -> ServiceProcess:
+        args = ["--monitor", f"127.0.0.1:{ports['a']}", "--quorum", "1",
+                "--port", str(ports["sentinel"]), "--dir", str(tmp_path / "sentinel")]
+        return ServiceProcess("sentinel", args, tmp_path / "sentinel.log").start("+monitor master")
+
+    a = server("a")
+    server("b", "--replica-of", f"127.0.0.1:{ports['a']}")
+    assert has_replicaof(tmp_path / "b" / "blredis.conf")
+    watcher = redis.Redis(port=ports["sentinel"], decode_responses=True)
+    first = sentinel()
+    until(lambda: watcher.sentinel_master("sardana")["num-slaves"] == 1, "replica known")
+    os.killpg(a.proc.pid, signal.SIGKILL)
+    until(lambda: watcher.sentinel_get_master_addr_by_name("sardana")[1] == ports["b"],
+          "b promoted")
+    with redis.Redis(port=ports["b"]) as b_client:
+        until(lambda: b_client.role()[0] == b"master", "b says master")
+    assert not has_replicaof(tmp_path / "b" / "blredis.conf")  # rewritten on promotion
+    assert fingerprint(default_config()) == bundled
+
+    first.stop()
+    sentinel()  # the same --monitor (a), but its rewritten config knows better
+    assert watcher.sentinel_get_master_addr_by_name("sardana")[1] == ports["b"]
+    watcher.close()
+
+
+def until(check, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)

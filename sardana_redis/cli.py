@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("server", help="run a Redis Stack server in the foreground",
                        description=cmd_server.__doc__)
     p.add_argument("--port", type=int, help="TCP port (blredis.conf: 6379)")
-    p.add_argument("--bind", help="addresses to listen on, space separated "
+    p.add_argument("--bind", help="addresses to listen on, separated by blanks or commas "
                                   "(blredis.conf: loopback only)")
     p.add_argument("--dir", type=Path, help="data folder for snapshots and the server's own "
                                             "config copy, blredis.conf (default: current folder)")
@@ -443,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentinels that must agree the primary is down (default: %(default)s)")
     p.add_argument("--port", type=int, default=SENTINEL_PORT, help="TCP port (default: %(default)s)")
     p.add_argument("--bind", default="127.0.0.1",
-                   help="addresses to listen on, space separated (default: %(default)s)")
+                   help="addresses to listen on, separated by blanks or commas "
+                        "(default: %(default)s)")
     p.add_argument("--dir", type=Path, help="folder of sentinel.conf (default: current folder)")
     p.add_argument("--down-after-ms", type=int, default=defaults.down_after_ms,
                    help="a primary silent that long is down (default: %(default)s)")

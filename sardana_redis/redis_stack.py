@@ -163,6 +163,12 @@ class TLSFiles:
         return args + ["--tls-auth-clients", self.auth_clients]
 
 
+def bind_addresses(text: str) -> list[str]:
+    """``--bind`` addresses, separated by blanks or commas (``127.0.0.1,10.0.0.5`` needs no
+    quotes in a systemd environment file)."""
+    return text.replace(",", " ").split()
+
+
 def server_command(
     stack: RedisStack,
     config: Path | None = None,
@@ -190,7 +196,7 @@ def server_command(
     for path in include:
         cmd += ["--include", str(Path(path).resolve())]
     if bind is not None:
-        cmd += ["--bind", *bind.split()]
+        cmd += ["--bind", *bind_addresses(bind)]
     if data_dir is not None:
         cmd += ["--dir", str(data_dir)]
     if maxmemory is not None:
@@ -319,5 +325,5 @@ def sentinel_command(stack: RedisStack, config: Path, *, port: int | None = None
     if port is not None:
         cmd += ["--port", str(port)]
     if bind is not None:
-        cmd += ["--bind", *bind.split()]
+        cmd += ["--bind", *bind_addresses(bind)]
     return cmd + list(extra)

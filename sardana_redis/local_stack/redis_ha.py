@@ -19,10 +19,6 @@ from sardana_redis.redis_stack import (
 
 log = logging.getLogger(__name__)
 
-#: Data node options for a small set: a new replica syncs at once (Redis waits 5 s by
-#: default for more replicas to share one transfer).
-DATA_NODE_OPTIONS = ("--repl-diskless-sync-delay", "0")
-
 
 def _poll(what: str, check, timeout: float, interval: float = 0.05):
     """Call ``check()`` until it returns something true; return that, or raise TimeoutError."""
@@ -113,8 +109,7 @@ class RedisHA:
     all Redis Stack on loopback free ports, under ``workdir``.
 
     For tests, benchmarks and the demo of docs/high-availability.md. Each data node has
-    its own config copy (Sentinel rewrites it), no persistence, and
-    ``repl-diskless-sync-delay 0``.
+    its own copy of the bundled ``blredis.conf`` (Sentinel rewrites it) and no persistence.
     """
 
     def __init__(self, workdir: Path, replicas: int = 1, sentinels: int = 3,
@@ -126,11 +121,10 @@ class RedisHA:
         self.settings = SentinelSettings(service=service, quorum=sentinels // 2 + 1,
                                          down_after_ms=down_after_ms,
                                          failover_timeout_ms=failover_timeout_ms)
-        first = RedisStackServer(self.workdir / "node0", maxmemory=maxmemory, stack=self.stack,
-                                 extra=DATA_NODE_OPTIONS)
+        first = RedisStackServer(self.workdir / "node0", maxmemory=maxmemory, stack=self.stack)
         self.servers: list[RedisStackServer] = [first] + [
             RedisStackServer(self.workdir / f"node{i}", maxmemory=maxmemory, stack=self.stack,
-                             extra=DATA_NODE_OPTIONS, replica_of=("127.0.0.1", first.port))
+                             replica_of=("127.0.0.1", first.port))
             for i in range(1, replicas + 1)
         ]
         self.sentinels = [

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
+import subprocess
 import signal
 import stat
 import time
@@ -19,8 +21,10 @@ from sardana_redis.local_stack.redis_ha import RedisHA
 from sardana_redis.local_stack.redis_server import free_port
 from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.redis_stack import (
-    SentinelSettings, default_config, node_config, parse_host_port, sentinel_config,
+    SentinelSettings, default_config, find_redis_stack, node_config, parse_host_port,
+    sentinel_config,
 )
+from tests.doc_commands import documented_commands, substitute
 
 
 def fingerprint(path: Path) -> str:
@@ -88,11 +92,36 @@ def test_killed_primary_is_replaced_with_blissdata_data(redis_ha: RedisHA):
 
 
 def test_planned_failover_keeps_both_nodes(redis_ha: RedisHA):
-    old = redis_ha.failover()
+    """high-availability.md's redis-cli lines: the planned failover, then the checks."""
+    cli = find_redis_stack().server.with_name("redis-cli")
+    lines = [c.text for c in documented_commands()
+             if c.doc == "docs/high-availability.md" and c.text.startswith("redis-cli -h")]
+    sentinel = redis_ha.sentinels[0].port
+
+    def run(line: str, node_port: int) -> str:
+        here = substitute(line, {"-h h1": "-h 127.0.0.1"},
+                          {"-p 26379": f"-p {sentinel}", "-p 6379": f"-p {node_port}"})
+        out = subprocess.run([str(cli), *shlex.split(here)[1:]], capture_output=True,
+                             text=True, timeout=30, check=True)
+        return out.stdout
+
+    old = redis_ha.primary()
+    (failover,) = [line for line in lines if line.endswith("sentinel failover sardana")]
+    assert run(failover, old.port).strip() == "OK"
     new = redis_ha.wait_promoted(old)
     assert new is not old and old.running
     redis_ha.wait_replicas_synced()  # Sentinel turns the old primary into a replica
     assert redis_ha.replicas() == [old]
+    checks = [line for line in lines if line != failover]
+    assert len(checks) == 3
+    for line in checks:
+        out = run(line, new.port)
+        if "get-master-addr-by-name" in line:
+            assert out.split() == ["127.0.0.1", str(new.port)]
+        elif "sentinel replicas" in line:
+            assert str(old.port) in out.split()
+        else:
+            assert "role:master" in out and f"port={old.port},state=online" in out
 
 
 def test_server_and_sentinel_subcommands_fail_over(tmp_path):

@@ -212,12 +212,26 @@ class RedisHA:
         primary.kill()
         return primary, time.monotonic()
 
-    def failover(self) -> RedisStackServer:
-        """A planned failover (``SENTINEL FAILOVER``); return the old primary (still running)."""
+    def failover(self, timeout: float = 10.0) -> RedisStackServer:
+        """A planned failover (``SENTINEL FAILOVER``); return the old primary (still running).
+
+        A sentinel answers NOGOODSLAVE while its view of the replicas is not fresh enough
+        (e.g. just after a restart): asked again until ``timeout``.
+        """
         old = self.primary()
         sentinel = next(s for s in self.sentinels if s.running)
-        with sentinel.client() as client:
-            client.sentinel_failover(self.service)
+
+        def asked() -> bool:
+            with sentinel.client() as client:
+                try:
+                    return client.sentinel_failover(self.service)
+                except redis.ResponseError as exc:
+                    if not str(exc).startswith("NOGOODSLAVE"):
+                        raise
+                    log.info("sentinel %d: %s; its replicas: %s", sentinel.port, exc,
+                             client.sentinel_slaves(self.service))
+                    return False
+        _poll("SENTINEL FAILOVER accepted", asked, timeout, interval=0.2)
         return old
 
     def wait_promoted(self, old: RedisStackServer, timeout: float = 30.0) -> RedisStackServer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import subprocess
 import signal
@@ -24,7 +25,7 @@ from sardana_redis.redis_stack import (
     SentinelSettings, default_config, find_redis_stack, node_config, parse_host_port,
     sentinel_config,
 )
-from tests.doc_commands import documented_commands, substitute
+from tests.doc_commands import ROOT, documented_commands, substitute
 
 
 def fingerprint(path: Path) -> str:
@@ -124,6 +125,7 @@ def test_planned_failover_keeps_both_nodes(redis_ha: RedisHA):
             assert "role:master" in out and f"port={old.port},state=online" in out
 
 
+@pytest.mark.stack
 def test_server_and_sentinel_subcommands_fail_over(tmp_path):
     """`server`, `server --replica-of` and a `sentinel` (quorum 1) as processes: the replica
     is promoted when the primary is SIGKILLed, each server rewrote only its own config
@@ -160,6 +162,40 @@ def test_server_and_sentinel_subcommands_fail_over(tmp_path):
     sentinel()  # the same --monitor (a), but its rewritten config knows better
     assert watcher.sentinel_get_master_addr_by_name("sardana")[1] == ports["b"]
     watcher.close()
+
+
+def documented_config(header: str, values: dict[str, str]) -> str:
+    """The config block of high-availability.md that starts with ``header``, site values
+    replaced by the test's."""
+    text = (ROOT / "docs" / "high-availability.md").read_text()
+    block = re.search(rf"```ini\n({re.escape(header)}.*?)```", text, re.S).group(1)
+    return substitute(block, values)
+
+
+@pytest.mark.stack
+def test_documented_acl_users_replicate_and_fail_over(tmp_path):
+    """The replica and sentinel users of high-availability.md: replication, a failover and
+    the old primary's return as a replica work with exactly their rules (ACL LOG empty)."""
+    sha = {role: hashlib.sha256(f"{role}-pw".encode()).hexdigest() for role in ("replica", "sentinel")}
+    files = {
+        "users.conf": {"#REPLICA_SHA256": f"#{sha['replica']}",
+                       "#SENTINEL_SHA256": f"#{sha['sentinel']}"},
+        "replication.conf": {"the-replica-password": "replica-pw"},
+        "sentinel-auth.conf": {"the-sentinel-password": "sentinel-pw"},
+    }
+    for name, values in files.items():
+        text = documented_config(f"# /etc/sardana-redis/{name}", values)
+        (tmp_path / name).write_text(text)
+    with RedisHA(tmp_path / "ha", include=[tmp_path / "users.conf", tmp_path / "replication.conf"],
+                 sentinel_include=[tmp_path / "sentinel-auth.conf"]) as ha:
+        old, _ = ha.kill_primary()
+        ha.wait_promoted(old)
+        ha.restart(old)
+        with redis.Redis.from_url(ha.primary_url) as client:  # logged in as those users
+            assert {"replica", "sentinel"} <= {c["user"] for c in client.client_list()}
+        for server in ha.servers:
+            with redis.Redis(port=server.port) as client:
+                assert client.acl_log() == [], server.port
 
 
 def until(check, what: str, timeout: float = 30.0) -> None:

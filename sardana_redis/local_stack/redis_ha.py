@@ -7,6 +7,7 @@ import logging
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -40,8 +41,10 @@ class SentinelServer:
     its config file (which Sentinel rewrites) and log in ``workdir``."""
 
     def __init__(self, workdir: Path, primary_port: int, settings: SentinelSettings, *,
-                 port: int | None = None, stack: RedisStack | None = None) -> None:
+                 port: int | None = None, stack: RedisStack | None = None,
+                 include: Sequence[Path] = ()) -> None:
         self.workdir = Path(workdir)
+        self.include = list(include)  #: more sentinel config, e.g. auth-user/auth-pass
         self.primary_port = primary_port
         self.settings = settings
         self.port = port or free_port()
@@ -56,7 +59,7 @@ class SentinelServer:
         """Start, and wait until the sentinel knows the primary and ``replicas`` replicas."""
         config, _ = sentinel_config(self.workdir, ("127.0.0.1", self.primary_port), self.settings)
         cmd = sentinel_command(self.stack, config, port=self.port, bind="127.0.0.1",
-                               extra=["--logfile", str(self.log_file)])
+                               include=self.include, extra=["--logfile", str(self.log_file)])
         self.process = subprocess.Popen(cmd, cwd=self.workdir, start_new_session=True,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -106,7 +109,9 @@ class SentinelServer:
 
 class RedisHA:
     """A primary, ``replicas`` replicas and ``sentinels`` sentinels (quorum: a majority),
-    all Redis Stack on loopback free ports, under ``workdir``.
+    all Redis Stack on loopback free ports, under ``workdir``. ``include``: more config of
+    the data nodes (ACL users, ``masteruser``/``masterauth``); ``sentinel_include``: more
+    config of the sentinels (``sentinel auth-user``/``auth-pass``).
 
     For tests, benchmarks and the demo of docs/high-availability.md. Each data node has
     its own copy of the bundled ``blredis.conf`` (Sentinel rewrites it) and no persistence.
@@ -115,21 +120,23 @@ class RedisHA:
     def __init__(self, workdir: Path, replicas: int = 1, sentinels: int = 3,
                  service: str = "sardana", down_after_ms: int = 2000,
                  failover_timeout_ms: int = 10000, maxmemory: str = "256mb",
-                 stack: RedisStack | None = None) -> None:
+                 stack: RedisStack | None = None, include: Sequence[Path] = (),
+                 sentinel_include: Sequence[Path] = ()) -> None:
         self.workdir = Path(workdir)
         self.stack = stack or find_redis_stack()
         self.settings = SentinelSettings(service=service, quorum=sentinels // 2 + 1,
                                          down_after_ms=down_after_ms,
                                          failover_timeout_ms=failover_timeout_ms)
-        first = RedisStackServer(self.workdir / "node0", maxmemory=maxmemory, stack=self.stack)
+        first = RedisStackServer(self.workdir / "node0", maxmemory=maxmemory, stack=self.stack,
+                                 include=include)
         self.servers: list[RedisStackServer] = [first] + [
             RedisStackServer(self.workdir / f"node{i}", maxmemory=maxmemory, stack=self.stack,
-                             replica_of=("127.0.0.1", first.port))
+                             include=include, replica_of=("127.0.0.1", first.port))
             for i in range(1, replicas + 1)
         ]
         self.sentinels = [
             SentinelServer(self.workdir / f"sentinel{i}", first.port, self.settings,
-                           stack=self.stack)
+                           stack=self.stack, include=sentinel_include)
             for i in range(sentinels)
         ]
 

@@ -43,7 +43,8 @@ def run(quick: bool = False) -> None:
         init_db(ha.primary_url)
         ha.wait_replicas_synced()
         for _ in range(rounds):
-            old, died = ha.kill_primary()
+            old = ha.primary()
+            died = ha.kill_primary()
             first = first_report(ha, old)
             ha.wait_promoted(old)
             crash.append((first - died, time.monotonic() - died))

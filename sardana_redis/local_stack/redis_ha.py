@@ -213,11 +213,13 @@ class RedisHA:
 
     # --- faults and failovers -------------------------------------------------------
 
-    def kill_primary(self) -> tuple[RedisStackServer, float]:
-        """SIGKILL the primary; return it and the time of death (``time.monotonic()``)."""
-        primary = self.primary()
-        primary.kill()
-        return primary, time.monotonic()
+    def kill_primary(self) -> float:
+        """SIGKILL the primary; return the time of death (``time.monotonic()``).
+
+        Take :meth:`primary` before, for :meth:`wait_promoted` and :meth:`restart`.
+        """
+        self.primary().kill()
+        return time.monotonic()
 
     def failover(self, timeout: float = 10.0) -> RedisStackServer:
         """A planned failover (``SENTINEL FAILOVER``); return the old primary (still running).
@@ -291,6 +293,8 @@ class RedisHA:
     def restart(self, server: RedisStackServer, timeout: float = 30.0) -> None:
         """Start a stopped or killed data node again as a replica of the current primary
         (where Sentinel would put it) and wait until it is synced and the sentinels list it."""
+        if server.running:
+            raise ValueError(f"data node {server.port} is running")
         primary = self.primary()
         server.start(overrides=["--replicaof", "127.0.0.1", str(primary.port)])
         self.wait_replicas_synced(timeout)

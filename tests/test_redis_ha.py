@@ -145,7 +145,7 @@ def test_server_and_sentinel_subcommands_fail_over(tmp_path):
         return ServiceProcess("sentinel", args, tmp_path / "sentinel.log").start("+monitor master")
 
     a = server("a")
-    server("b", "--replica-of", f"127.0.0.1:{ports['a']}")
+    b = server("b", "--replica-of", f"127.0.0.1:{ports['a']}")
     assert has_replicaof(tmp_path / "b" / "blredis.conf")
     watcher = redis.Redis(port=ports["sentinel"], decode_responses=True)
     first = sentinel()
@@ -162,6 +162,12 @@ def test_server_and_sentinel_subcommands_fail_over(tmp_path):
     sentinel()  # the same --monitor (a), but its rewritten config knows better
     assert watcher.sentinel_get_master_addr_by_name("sardana")[1] == ports["b"]
     watcher.close()
+    # The rewritten copy loads the Stack's modules too: b starts again all the same.
+    assert "loadmodule" in (tmp_path / "b" / "blredis.conf").read_text()
+    b.stop()
+    server("b", "--replica-of", f"127.0.0.1:{ports['a']}")
+    with redis.Redis(port=ports["b"]) as b_client:
+        assert b_client.role()[0] == b"master"  # the role of its copy, not --replica-of
 
 
 def documented_config(header: str, values: dict[str, str]) -> str:

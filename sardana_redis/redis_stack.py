@@ -288,6 +288,7 @@ class SentinelSettings:
     def config_lines(self, primary: tuple[str, int]) -> list[str]:
         s = self.service
         return [
+            "sentinel resolve-hostnames yes",  # else a host name in monitor is a fatal error
             f"sentinel monitor {s} {primary[0]} {primary[1]} {self.quorum}",
             f"sentinel down-after-milliseconds {s} {self.down_after_ms}",
             f"sentinel failover-timeout {s} {self.failover_timeout_ms}",

@@ -60,7 +60,7 @@ def test_node_config_is_an_own_copy_made_once(tmp_path):
 def test_sentinel_config_is_written_once(tmp_path):
     path, made = sentinel_config(tmp_path, ("h1", 6379), SentinelSettings(quorum=2))
     assert made
-    assert "sentinel monitor sardana h1 6379 2\n" in path.read_text()
+    assert "sentinel resolve-hostnames yes\nsentinel monitor sardana h1 6379 2\n" in path.read_text()
     path.write_text("what sentinel learnt\n")
     assert sentinel_config(tmp_path, ("h9", 1), SentinelSettings()) == (path, False)
     assert path.read_text() == "what sentinel learnt\n"
@@ -140,7 +140,7 @@ def test_server_and_sentinel_subcommands_fail_over(tmp_path):
             "Ready to accept connections")
 
     def sentinel() -> ServiceProcess:
-        args = ["--monitor", f"127.0.0.1:{ports['a']}", "--quorum", "1",
+        args = ["--monitor", f"localhost:{ports['a']}", "--quorum", "1",  # a host name
                 "--port", str(ports["sentinel"]), "--dir", str(tmp_path / "sentinel")]
         return ServiceProcess("sentinel", args, tmp_path / "sentinel.log").start("+monitor master")
 

@@ -105,7 +105,7 @@ def test_unit_runs_then_stops_on_its_kill_signal(unit_file, instance, ready, red
         required = {"--port 6379": f"--port {port}", "/var/lib/blredis": str(tmp_path)}
     elif unit_file == "blredis-sentinel.service":
         required = {"--port 26379": f"--port {port}", "/var/lib/blredis-sentinel": str(tmp_path),
-                    "--monitor h1:6379": f"--monitor {primary}", ",10.0.0.5": ""}
+                    "--monitor h1:6379": f"--monitor {primary}", ",10.0.0.11": ""}
     else:
         required = {"redis://localhost:6379": redis_url}
     command = on_this_host(unit.command(), required, {"/beamline/data": str(tmp_path)})

@@ -60,11 +60,12 @@ class SentinelServer:
         config, _ = sentinel_config(self.workdir, ("127.0.0.1", self.primary_port), self.settings)
         cmd = sentinel_command(self.stack, config, port=self.port, bind="127.0.0.1",
                                include=self.include, extra=["--logfile", str(self.log_file)])
-        self.process = subprocess.Popen(cmd, cwd=self.workdir, start_new_session=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = self.process = subprocess.Popen(
+            cmd, cwd=self.workdir, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def knows_all() -> bool:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"sentinel exited: {log_tail(self.log_file)}")
             state = self.primary_state()
             return state is not None and state["num-slaves"] >= replicas
@@ -192,18 +193,19 @@ class RedisHA:
             others = len(self.sentinels) - 1
             for sentinel in self.sentinels:
                 _poll(f"sentinel {sentinel.port} knows the {others} others",
-                      lambda: sentinel.primary_state()["num-other-sentinels"] >= others,
-                      timeout)
+                      lambda s=sentinel: (s.primary_state() or {}).get("num-other-sentinels", 0)
+                      >= others, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        for node in [*self.sentinels, *self.servers]:
-            if isinstance(node, RedisStackServer):
-                node.send_signal(signal.SIGCONT)  # a paused node cannot exit
-            node.stop()
+        for sentinel in self.sentinels:
+            sentinel.stop()
+        for server in self.servers:
+            server.send_signal(signal.SIGCONT)  # a paused node cannot exit
+            server.stop()
 
     def __enter__(self) -> "RedisHA":
         return self.start()
@@ -248,9 +250,10 @@ class RedisHA:
         node answers ``ROLE`` as master; return it."""
         def promoted() -> RedisStackServer | None:
             addresses = {s.primary_address() for s in self.sentinels if s.running}
-            if len(addresses) != 1 or None in addresses:
+            address = addresses.pop() if len(addresses) == 1 else None
+            if address is None:
                 return None
-            port = addresses.pop()[1]
+            port = address[1]
             if port == old.port:
                 return None
             new = self.server_on(port)

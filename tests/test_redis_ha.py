@@ -71,7 +71,11 @@ def test_killed_primary_is_replaced_with_blissdata_data(redis_ha: RedisHA):
     init_db(redis_ha.primary_url)
     old = redis_ha.primary()
     client = redis.Redis.from_url(redis_ha.primary_url)
+    (replica,) = redis_ha.replicas()
+    redis_ha.pause(replica)
     client.set("probe", "measured")
+    assert client.wait(1, 200) == 0  # a paused replica acknowledges nothing
+    redis_ha.resume(replica)
     assert client.wait(1, 5000) == 1
     client.close()
 

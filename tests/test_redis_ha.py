@@ -203,7 +203,9 @@ def test_documented_acl_users_replicate_and_fail_over(tmp_path):
         ha.wait_promoted(old)
         ha.restart(old)
         with redis.Redis.from_url(ha.primary_url) as client:  # logged in as those users
-            assert {"replica", "sentinel"} <= {c["user"] for c in client.client_list()}
+            # (a promotion kills the clients of the node: the sentinels log in again)
+            until(lambda: {"replica", "sentinel"} <= {c["user"] for c in client.client_list()},
+                  "the replica and the sentinels logged in")
         for server in ha.servers:
             with redis.Redis(port=server.port) as client:
                 assert client.acl_log() == [], server.port

@@ -23,6 +23,7 @@ from sardana_redis.redis_url import (
     default_redis_url,
     redact_redis_url,
 )
+from sardana_redis.redis_stack import SENTINEL_PORT, SentinelSettings
 from sardana_redis.scan_plot import SPECTRA_MODES
 from sardana_redis.tango_registration import add_tango_register_parser
 
@@ -239,20 +240,65 @@ def _tls_files(args: argparse.Namespace) -> "TLSFiles | None":
     return TLSFiles(*files, auth_clients=args.tls_auth_clients)
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    """argparse type of ``HOST:PORT`` options."""
+    from sardana_redis.redis_stack import parse_host_port
+
+    try:
+        return parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"HOST:PORT expected, got {text!r}") from exc
+
+
 def cmd_server(args: argparse.Namespace) -> int:
-    """Run the Redis Stack server in the foreground (replaces this process)."""
-    from sardana_redis.redis_stack import find_redis_stack, server_command
+    """Run the Redis Stack server in the foreground (replaces this process).
+
+    It runs from its own copy of the config, DIR/blredis.conf, copied from --config (default:
+    the bundled blredis.conf) on first start and kept afterwards: Redis and Sentinel rewrite
+    it when the server changes role.
+    """
+    from sardana_redis.redis_stack import find_redis_stack, node_config, server_command
 
     stack = find_redis_stack(args.redis_stack_dir)
+    data_dir = args.dir if args.dir is not None else Path.cwd()
+    config, made = node_config(data_dir, args.config, args.replica_of)
+    if made:
+        print(f"Config: {config} (copied from {args.config or 'the bundled blredis.conf'})")
+    else:
+        ignored = " (--replica-of applies to a new copy only)" if args.replica_of else ""
+        print(f"Config: {config} (existing copy, as Redis and Sentinel left it){ignored}")
     cmd = server_command(
-        stack, args.config, port=args.port, bind=args.bind,
+        stack, config, port=args.port, bind=args.bind,
         data_dir=args.dir, maxmemory=args.maxmemory,
         include=args.include, tls=_tls_files(args),
     )
-    if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     # redis-server handles SIGINT/SIGTERM itself with a clean shutdown.
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+def cmd_sentinel(args: argparse.Namespace) -> int:
+    """Run a Redis Sentinel watching the primary of a Redis service, in the foreground
+    (replaces this process).
+
+    Its config, DIR/sentinel.conf, is written on first start only: Sentinel rewrites it
+    with what it learns (replicas, other sentinels, the current primary), and a restarted
+    sentinel goes on from there (--monitor and the timings then come from that file).
+    """
+    from sardana_redis.redis_stack import find_redis_stack, sentinel_command, sentinel_config
+
+    stack = find_redis_stack(args.redis_stack_dir)
+    settings = SentinelSettings(
+        service=args.service, quorum=args.quorum, down_after_ms=args.down_after_ms,
+        failover_timeout_ms=args.failover_timeout_ms, parallel_syncs=args.parallel_syncs,
+    )
+    data_dir = args.dir if args.dir is not None else Path.cwd()
+    config, made = sentinel_config(data_dir, args.monitor, settings)
+    state = "written now" if made else "existing, as Sentinel left it"
+    print(f"Config: {config} ({state})")
+    cmd = sentinel_command(stack, config, port=args.port, bind=args.bind, include=args.include)
+    sys.stdout.flush()
     os.execv(cmd[0], cmd)
     return 0  # not reached
 
@@ -330,11 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("server", help="run a Redis Stack server in the foreground",
                        description=cmd_server.__doc__)
     p.add_argument("--port", type=int, help="TCP port (blredis.conf: 6379)")
-    p.add_argument("--bind", help="addresses to listen on, space separated "
+    p.add_argument("--bind", help="addresses to listen on, separated by blanks or commas "
                                   "(blredis.conf: loopback only)")
-    p.add_argument("--dir", type=Path, help="data folder for snapshots (default: current folder)")
+    p.add_argument("--dir", type=Path, help="data folder for snapshots and the server's own "
+                                            "config copy, blredis.conf (default: current folder)")
     p.add_argument("--maxmemory", help="memory limit, e.g. 2gb (blredis.conf: 4gb)")
-    p.add_argument("--config", type=Path, help="Redis config file (default: bundled blredis.conf)")
+    p.add_argument("--config", type=Path, help="Redis config file copied into --dir on first "
+                                               "start (default: bundled blredis.conf)")
+    p.add_argument("--replica-of", metavar="HOST:PORT", type=_host_port,
+                   help="start as a replica of this primary (written into the config copy on "
+                        "first start; afterwards Redis Sentinel keeps the role there)")
     p.add_argument("--redis-stack-dir", help="folder of an unpacked Redis Stack "
                                              "(default: the one installed in this environment)")
     p.add_argument("--include", action="append", type=Path, default=[],
@@ -349,6 +400,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clients must present a certificate signed by the CA "
                         "(default: %(default)s, as Redis)")
     p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("sentinel", help="run a Redis Sentinel in the foreground",
+                       description=cmd_sentinel.__doc__)
+    defaults = SentinelSettings()
+    p.add_argument("--monitor", metavar="HOST:PORT", type=_host_port, required=True,
+                   help="the service's primary when the sentinel first starts")
+    p.add_argument("--service", default=defaults.service,
+                   help="the service name clients ask for (default: %(default)s)")
+    p.add_argument("--quorum", type=int, default=defaults.quorum,
+                   help="sentinels that must agree the primary is down (default: %(default)s)")
+    p.add_argument("--port", type=int, default=SENTINEL_PORT, help="TCP port (default: %(default)s)")
+    p.add_argument("--bind", default="127.0.0.1",
+                   help="addresses to listen on, separated by blanks or commas "
+                        "(default: %(default)s)")
+    p.add_argument("--dir", type=Path, help="folder of sentinel.conf (default: current folder)")
+    p.add_argument("--down-after-ms", type=int, default=defaults.down_after_ms,
+                   help="a primary silent that long is down (default: %(default)s)")
+    p.add_argument("--failover-timeout-ms", type=int,
+                   default=defaults.failover_timeout_ms,
+                   help="a failover that did not finish is retried after twice this "
+                        "(default: %(default)s)")
+    p.add_argument("--parallel-syncs", type=int, default=defaults.parallel_syncs,
+                   help="replicas re-syncing with a new primary at once (default: %(default)s)")
+    p.add_argument("--include", action="append", type=Path, default=[],
+                   help="more Sentinel config, e.g. 'sentinel auth-user/auth-pass' lines for "
+                        "an ACL-protected primary (repeat for several)")
+    p.add_argument("--redis-stack-dir", help="folder of an unpacked Redis Stack "
+                                             "(default: the one installed in this environment)")
+    p.set_defaults(func=cmd_sentinel)
 
     p = sub.add_parser("init-db", help="initialise blissdata's indexes on an empty Redis",
                        description=cmd_init_db.__doc__ + " Safe to run twice or concurrently.")

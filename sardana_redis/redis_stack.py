@@ -163,6 +163,12 @@ class TLSFiles:
         return args + ["--tls-auth-clients", self.auth_clients]
 
 
+def bind_addresses(text: str) -> list[str]:
+    """``--bind`` addresses, separated by blanks or commas (``127.0.0.1,10.0.0.5`` needs no
+    quotes in a systemd environment file)."""
+    return text.replace(",", " ").split()
+
+
 def server_command(
     stack: RedisStack,
     config: Path | None = None,
@@ -190,7 +196,7 @@ def server_command(
     for path in include:
         cmd += ["--include", str(Path(path).resolve())]
     if bind is not None:
-        cmd += ["--bind", *bind.split()]
+        cmd += ["--bind", *bind_addresses(bind)]
     if data_dir is not None:
         cmd += ["--dir", str(data_dir)]
     if maxmemory is not None:
@@ -217,14 +223,16 @@ def parse_host_port(text: str, default_port: int = 6379) -> tuple[str, int]:
 
 
 def node_config(folder: Path, source: Path | None = None,
-                replica_of: tuple[str, int] | None = None) -> Path:
-    """The config file of the data node whose data folder is ``folder``: its own copy.
+                replica_of: tuple[str, int] | None = None) -> tuple[Path, bool]:
+    """The config file of the data node whose data folder is ``folder`` (its own copy),
+    and whether it was made now.
 
-    Redis rewrites its config file when it changes role (Sentinel's promotions and
-    ``REPLICAOF``, ``CONFIG REWRITE``), so a server never runs from the installed
+    Redis rewrites its config file when its role changes (Sentinel's promotions and
+    reconfigurations, ``CONFIG REWRITE``), so a server never runs from the installed
     ``blredis.conf``: ``folder/blredis.conf`` is copied from ``source`` (default: the
     bundled one) when it does not exist yet, with ``replicaof`` appended if ``replica_of``
-    is given. An existing copy is used as it is: it holds what Redis and Sentinel wrote.
+    is given, readable by its owner only (a rewrite saves passwords into it). An existing
+    copy is used as it is: it holds what Redis and Sentinel wrote.
 
     The Redis Stack modules are passed on the command line (:func:`server_command`), but a
     rewrite also saves ``loadmodule`` lines into the copy, and a module loaded twice stops
@@ -236,15 +244,16 @@ def node_config(folder: Path, source: Path | None = None,
         kept = [line for line in text.splitlines(keepends=True) if not _loads_stack_module(line)]
         if len(kept) != len(text.splitlines()):
             _write_atomically(copy, "".join(kept))
-        return copy
-    text = Path(source or default_config()).read_text()
-    text = (f"# Own copy of {source or default_config()}, made by sardana-redis on first start.\n"
+        return copy, False
+    source = Path(source or default_config())
+    text = (f"# Own copy of {source}, made by sardana-redis on first start.\n"
             "# Redis and Sentinel rewrite this file (role changes): edit this copy, not the source.\n"
-            + text)
+            + source.read_text())
     if replica_of is not None:
-        text += f"\n# sardana-redis server --replica-of, on first start\nreplicaof {replica_of[0]} {replica_of[1]}\n"
+        text += ("\n# sardana-redis server --replica-of, on first start\n"
+                 f"replicaof {replica_of[0]} {replica_of[1]}\n")
     _write_atomically(copy, text)
-    return copy
+    return copy, True
 
 
 def _loads_stack_module(line: str) -> bool:
@@ -255,7 +264,9 @@ def _loads_stack_module(line: str) -> bool:
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
+    partial.unlink(missing_ok=True)
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
     partial.replace(path)
 
 
@@ -277,6 +288,7 @@ class SentinelSettings:
     def config_lines(self, primary: tuple[str, int]) -> list[str]:
         s = self.service
         return [
+            "sentinel resolve-hostnames yes",  # else a host name in monitor is a fatal error
             f"sentinel monitor {s} {primary[0]} {primary[1]} {self.quorum}",
             f"sentinel down-after-milliseconds {s} {self.down_after_ms}",
             f"sentinel failover-timeout {s} {self.failover_timeout_ms}",
@@ -284,30 +296,35 @@ class SentinelSettings:
         ]
 
 
-def sentinel_config(folder: Path, primary: tuple[str, int], settings: SentinelSettings,
-                    include: Sequence[Path] = ()) -> tuple[Path, bool]:
+def sentinel_config(folder: Path, primary: tuple[str, int],
+                    settings: SentinelSettings) -> tuple[Path, bool]:
     """The config file of the sentinel in ``folder``, and whether it was written now.
 
     Sentinel rewrites its config with what it learns (replicas, other sentinels, the
     current primary, the epoch): an existing file is kept as it is, never overwritten.
-    ``include``: files read after the ``monitor`` line, e.g. ``sentinel auth-user``/``auth-pass`` lines.
     """
     path = Path(folder) / SENTINEL_CONFIG
     if path.exists():
         return path, False
     lines = ["# Sentinel of sardana-redis, written on first start; Sentinel rewrites this file."]
     lines += [f"dir {Path(folder).resolve()}", *settings.config_lines(primary)]
-    lines += [f"include {Path(p).resolve()}" for p in include]  # after the monitor it names
     _write_atomically(path, "\n".join(lines) + "\n")
     return path, True
 
 
 def sentinel_command(stack: RedisStack, config: Path, *, port: int | None = None,
-                     bind: str | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """The Redis Stack's redis-server as a sentinel (no modules) on ``config``."""
+                     bind: str | None = None, include: Sequence[Path] = (),
+                     extra: Sequence[str] = ()) -> list[str]:
+    """The Redis Stack's redis-server as a sentinel (no modules) on ``config``.
+
+    ``include``: more config read after ``config`` (so after its ``sentinel monitor``),
+    e.g. ``sentinel auth-user``/``auth-pass`` for the primary, ``requirepass``.
+    """
     cmd = [str(stack.server), str(config), "--sentinel"]
+    for path in include:
+        cmd += ["--include", str(Path(path).resolve())]
     if port is not None:
         cmd += ["--port", str(port)]
     if bind is not None:
-        cmd += ["--bind", *bind.split()]
+        cmd += ["--bind", *bind_addresses(bind)]
     return cmd + list(extra)

@@ -6,7 +6,7 @@ pytest_plugins = ["tests.fixtures_redis", "tests.fixtures_sardana", "tests.relia
 
 #: Fixtures that start servers (Redis Stack, the Tango database, Sardana).
 STACK_FIXTURES = frozenset({"redis_server", "empty_redis_url", "redis_url", "small_redis",
-                            "tango_db", "sardana_server", "door"})
+                            "tango_db", "sardana_server", "door", "redis_ha"})
 
 
 def pytest_configure(config):

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from sardana_redis.datastore import init_db
+from sardana_redis.local_stack.redis_ha import RedisHA
 from sardana_redis.local_stack.redis_server import RedisStackServer
 
 
@@ -16,6 +17,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisStac
     """One Redis Stack server for the whole session (no persistence, 1 GB)."""
     with RedisStackServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture
+def redis_ha(tmp_path) -> Iterator[RedisHA]:
+    """A fresh Redis Sentinel set on loopback: a primary, one replica, three sentinels
+    (``redis_ha.url`` is its ``redis+sentinel://`` URL, ``redis_ha.primary_url`` the primary's)."""
+    with RedisHA(tmp_path / "ha") as ha:
+        yield ha
 
 
 def _flush(url: str) -> None:

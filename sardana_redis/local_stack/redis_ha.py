@@ -7,6 +7,7 @@ import logging
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -18,10 +19,6 @@ from sardana_redis.redis_stack import (
 )
 
 log = logging.getLogger(__name__)
-
-#: Data node options for a small set: a new replica syncs at once (Redis waits 5 s by
-#: default for more replicas to share one transfer).
-DATA_NODE_OPTIONS = ("--repl-diskless-sync-delay", "0")
 
 
 def _poll(what: str, check, timeout: float, interval: float = 0.05):
@@ -44,8 +41,10 @@ class SentinelServer:
     its config file (which Sentinel rewrites) and log in ``workdir``."""
 
     def __init__(self, workdir: Path, primary_port: int, settings: SentinelSettings, *,
-                 port: int | None = None, stack: RedisStack | None = None) -> None:
+                 port: int | None = None, stack: RedisStack | None = None,
+                 include: Sequence[Path] = ()) -> None:
         self.workdir = Path(workdir)
+        self.include = list(include)  #: more sentinel config, e.g. auth-user/auth-pass
         self.primary_port = primary_port
         self.settings = settings
         self.port = port or free_port()
@@ -60,12 +59,13 @@ class SentinelServer:
         """Start, and wait until the sentinel knows the primary and ``replicas`` replicas."""
         config, _ = sentinel_config(self.workdir, ("127.0.0.1", self.primary_port), self.settings)
         cmd = sentinel_command(self.stack, config, port=self.port, bind="127.0.0.1",
-                               extra=["--logfile", str(self.log_file)])
-        self.process = subprocess.Popen(cmd, cwd=self.workdir, start_new_session=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               include=self.include, extra=["--logfile", str(self.log_file)])
+        process = self.process = subprocess.Popen(
+            cmd, cwd=self.workdir, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def knows_all() -> bool:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"sentinel exited: {log_tail(self.log_file)}")
             state = self.primary_state()
             return state is not None and state["num-slaves"] >= replicas
@@ -110,32 +110,34 @@ class SentinelServer:
 
 class RedisHA:
     """A primary, ``replicas`` replicas and ``sentinels`` sentinels (quorum: a majority),
-    all Redis Stack on loopback free ports, under ``workdir``.
+    all Redis Stack on loopback free ports, under ``workdir``. ``include``: more config of
+    the data nodes (ACL users, ``masteruser``/``masterauth``); ``sentinel_include``: more
+    config of the sentinels (``sentinel auth-user``/``auth-pass``).
 
     For tests, benchmarks and the demo of docs/high-availability.md. Each data node has
-    its own config copy (Sentinel rewrites it), no persistence, and
-    ``repl-diskless-sync-delay 0``.
+    its own copy of the bundled ``blredis.conf`` (Sentinel rewrites it) and no persistence.
     """
 
     def __init__(self, workdir: Path, replicas: int = 1, sentinels: int = 3,
                  service: str = "sardana", down_after_ms: int = 2000,
                  failover_timeout_ms: int = 10000, maxmemory: str = "256mb",
-                 stack: RedisStack | None = None) -> None:
+                 stack: RedisStack | None = None, include: Sequence[Path] = (),
+                 sentinel_include: Sequence[Path] = ()) -> None:
         self.workdir = Path(workdir)
         self.stack = stack or find_redis_stack()
         self.settings = SentinelSettings(service=service, quorum=sentinels // 2 + 1,
                                          down_after_ms=down_after_ms,
                                          failover_timeout_ms=failover_timeout_ms)
         first = RedisStackServer(self.workdir / "node0", maxmemory=maxmemory, stack=self.stack,
-                                 extra=DATA_NODE_OPTIONS)
+                                 include=include)
         self.servers: list[RedisStackServer] = [first] + [
             RedisStackServer(self.workdir / f"node{i}", maxmemory=maxmemory, stack=self.stack,
-                             extra=DATA_NODE_OPTIONS, replica_of=("127.0.0.1", first.port))
+                             include=include, replica_of=("127.0.0.1", first.port))
             for i in range(1, replicas + 1)
         ]
         self.sentinels = [
             SentinelServer(self.workdir / f"sentinel{i}", first.port, self.settings,
-                           stack=self.stack)
+                           stack=self.stack, include=sentinel_include)
             for i in range(sentinels)
         ]
 
@@ -191,18 +193,19 @@ class RedisHA:
             others = len(self.sentinels) - 1
             for sentinel in self.sentinels:
                 _poll(f"sentinel {sentinel.port} knows the {others} others",
-                      lambda: sentinel.primary_state()["num-other-sentinels"] >= others,
-                      timeout)
+                      lambda s=sentinel: (s.primary_state() or {}).get("num-other-sentinels", 0)
+                      >= others, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        for node in [*self.sentinels, *self.servers]:
-            if isinstance(node, RedisStackServer):
-                node.send_signal(signal.SIGCONT)  # a paused node cannot exit
-            node.stop()
+        for sentinel in self.sentinels:
+            sentinel.stop()
+        for server in self.servers:
+            server.send_signal(signal.SIGCONT)  # a paused node cannot exit
+            server.stop()
 
     def __enter__(self) -> "RedisHA":
         return self.start()
@@ -212,18 +215,34 @@ class RedisHA:
 
     # --- faults and failovers -------------------------------------------------------
 
-    def kill_primary(self) -> tuple[RedisStackServer, float]:
-        """SIGKILL the primary; return it and the time of death (``time.monotonic()``)."""
-        primary = self.primary()
-        primary.kill()
-        return primary, time.monotonic()
+    def kill_primary(self) -> float:
+        """SIGKILL the primary; return the time of death (``time.monotonic()``).
 
-    def failover(self) -> RedisStackServer:
-        """A planned failover (``SENTINEL FAILOVER``); return the old primary (still running)."""
+        Take :meth:`primary` before, for :meth:`wait_promoted` and :meth:`restart`.
+        """
+        self.primary().kill()
+        return time.monotonic()
+
+    def failover(self, timeout: float = 10.0) -> RedisStackServer:
+        """A planned failover (``SENTINEL FAILOVER``); return the old primary (still running).
+
+        A sentinel answers NOGOODSLAVE while its view of the replicas is not fresh enough
+        (e.g. just after a restart): asked again until ``timeout``.
+        """
         old = self.primary()
         sentinel = next(s for s in self.sentinels if s.running)
-        with sentinel.client() as client:
-            client.sentinel_failover(self.service)
+
+        def asked() -> bool:
+            with sentinel.client() as client:
+                try:
+                    return client.sentinel_failover(self.service)
+                except redis.ResponseError as exc:
+                    if not str(exc).startswith("NOGOODSLAVE"):
+                        raise
+                    log.info("sentinel %d: %s; its replicas: %s", sentinel.port, exc,
+                             client.sentinel_slaves(self.service))
+                    return False
+        _poll("SENTINEL FAILOVER accepted", asked, timeout, interval=0.2)
         return old
 
     def wait_promoted(self, old: RedisStackServer, timeout: float = 30.0) -> RedisStackServer:
@@ -231,9 +250,10 @@ class RedisHA:
         node answers ``ROLE`` as master; return it."""
         def promoted() -> RedisStackServer | None:
             addresses = {s.primary_address() for s in self.sentinels if s.running}
-            if len(addresses) != 1 or None in addresses:
+            address = addresses.pop() if len(addresses) == 1 else None
+            if address is None:
                 return None
-            port = addresses.pop()[1]
+            port = address[1]
             if port == old.port:
                 return None
             new = self.server_on(port)
@@ -276,6 +296,8 @@ class RedisHA:
     def restart(self, server: RedisStackServer, timeout: float = 30.0) -> None:
         """Start a stopped or killed data node again as a replica of the current primary
         (where Sentinel would put it) and wait until it is synced and the sentinels list it."""
+        if server.running:
+            raise ValueError(f"data node {server.port} is running")
         primary = self.primary()
         server.start(overrides=["--replicaof", "127.0.0.1", str(primary.port)])
         self.wait_replicas_synced(timeout)

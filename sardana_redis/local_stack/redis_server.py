@@ -97,7 +97,7 @@ class RedisStackServer:
         if not self.persistence:
             extra += ["--save", "", "--appendonly", "no"]
         extra += [*self.extra, *overrides]
-        config = node_config(self.workdir, self.config, self.replica_of)
+        config, _ = node_config(self.workdir, self.config, self.replica_of)
         cmd = server_command(
             self.stack, config, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
             maxmemory=self.maxmemory, include=self.include, tls=self.tls, extra=extra,

@@ -76,7 +76,8 @@ def account(stack: ServiceStack, case: str, live: list[LiveScan], reliability,
 
 
 def kill_primary(ha: RedisHA) -> RedisStackServer:
-    old, _ = ha.kill_primary()
+    old = ha.primary()
+    ha.kill_primary()
     return old
 
 

@@ -103,7 +103,7 @@ def test_primary_killed_during_sardana_scans(beamlines, reliability, tmp_path):
     wait_for(lambda: all(recorded(i) >= BEFORE for i in range(BEAMLINES)),
              f"{BEFORE} points recorded by every Sardana", 120)
     measured_before = recorded(0)
-    _, killed_at = beamlines.redis.kill_primary()
+    killed_at = beamlines.redis.kill_primary()
     written = lambda: max(spec_points(dirs[0] / SPEC).get(numbers[0], [-1]), default=-1)  # noqa: E731
     wait_for(lambda: written() >= measured_before, "a point measured after the fault written",
              60)

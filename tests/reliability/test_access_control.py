@@ -473,3 +473,16 @@ def test_sardana_scan_with_credentials_in_redis_url(door, sardana_server, tls_re
     logs = {str(f): f.read_text(errors="replace") for f in sardana_server.workdir.rglob("*.log*")}
     assert_no_secret(tls_redis, {"door": door_text, "published": json.dumps(published.meta), **logs})
     assert tls_redis.acl_denials() == []
+
+
+def test_publisher_and_writers_may_wait_for_replicas(secured):
+    """With replicas (a Sentinel URL) the publisher and the writers confirm what they wrote
+    with PUBLISH + WAIT: their users may do exactly that, the reader may not (no replica
+    here: WAIT answers 0 after its timeout, without an error)."""
+    from sardana_redis.redis_connection import ReplicaWait, redis_client, replicated
+
+    for role in ("publisher", "spec-writer", "nexus-writer"):
+        assert replicated(redis_client(secured.url(role)), ReplicaWait(1, 0.05)) is False, role
+    with pytest.raises(redis.ResponseError, match="(?i)permission"):
+        replicated(redis_client(secured.url("reader")), ReplicaWait(1, 0.05))
+    assert {line.split(":")[0] for line in secured.acl_denials()} == {"reader"}

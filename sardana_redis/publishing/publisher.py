@@ -642,7 +642,8 @@ class ScanPublisher:
         except (redis.RedisError, OSError):
             pass  # it expires by itself
         self._to(S.CONFIRMING)
-        self._delivered.set()
+        if self.replicas.replicas:  # the macro need not wait for the replicas
+            self._delivered.set()
         log.info("Scan %s closed (%s, %d points)", self.key, info["end_reason"], self.points_sent)
 
     def _confirm(self) -> None:

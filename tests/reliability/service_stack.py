@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from blissdata.exceptions import ScanNotFoundError
 
 from sardana_redis.datastore import open_data_store
@@ -205,9 +206,13 @@ class ServiceStack:
                         **publisher_options)
 
     def done(self, key: str, writer: str) -> DoneRecord | None:
+        """The writer's done record of a scan; None while it has none, or while Redis does
+        not answer (during a failover)."""
         client = redis_client(self.url)
         try:
             return WriterLedger(client, writer).done(key)
+        except redis.ConnectionError:
+            return None
         finally:
             client.close()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import redis
 
 from sardana_redis.local_stack.redis_ha import RedisHA
+from sardana_redis.scan_model import EndReason, ScanEnd
 from sardana_redis.local_stack.redis_server import RedisStackServer
 from tests.reliability.accounting import spec_points, tally
 from tests.reliability.report import full_scale
@@ -141,4 +142,42 @@ def test_lagging_replica_promoted(stacks, reliability):
     result = account(stack, "Lagging replica promoted after the primary died", live,
                      reliability, written_after, note="1 replica, frozen 2.5 s before")
     result.figures["replica behind"] = f"{lag['bytes'] / 1e6:.1f} MB"
+    assert result.clean, result
+
+
+def test_primary_killed_right_after_the_close(stacks, reliability):
+    """A scan closed on the primary while its only replica is frozen (so it lacks the scan's
+    last 16 MB of spectra and its end), then the primary is killed and the replica promoted:
+    the publisher, still keeping the scan in its spool (``confirming``), sends the promoted
+    node what it lacks and closes the scan there again; it forgets the scan only once a
+    replica (the old primary, back) acknowledged it."""
+    stack = stacks("ha", replicas=1, maxmemory="400mb")
+    stack.start_all()
+    ha = stack.redis
+    scan = stack.scan(1, name="closed", spectrum=4000)
+    scan.push(50)
+    wait_for(lambda: spec_points(scan.files["spec"]).get(1), 30, "first points written")
+    replica, primary = ha.replicas()[0], ha.primary()
+    ha.pause(replica)
+    scan.push(500)
+    closed = scan.publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS), 30)
+    assert closed and scan.publisher.state.name == "CONFIRMING", scan.publisher.state
+    with redis.Redis(port=primary.port) as client:
+        offset = client.info("replication")["master_repl_offset"]
+    struck = ha.kill_primary()
+    ha.resume(replica)
+    time.sleep(0.5)
+    with redis.Redis(port=replica.port) as client:
+        behind = offset - client.info("replication")["master_repl_offset"]
+    assert behind > 0, "the replica did not lag: the case proves nothing"
+    stack.wait_written([scan.key], timeout=90)
+    written_after = time.monotonic() - struck
+    assert scan.publisher.state.name == "CONFIRMING"  # no replica to acknowledge it yet
+    ha.restart(primary)
+    wait_for(lambda: scan.publisher.state.name == "CLOSED", 60, "confirmed by a replica")
+    assert_running(stack)
+    result = reliability.record(tally("Primary killed right after a scan's close (replica "
+                                      "lagging)", scan.refs(), note="1 replica, frozen"))
+    result.figures["replica behind"] = f"{behind / 1e6:.1f} MB"
+    result.figures["scan written after the fault"] = f"{written_after:.1f} s"
     assert result.clean, result

@@ -1,1 +1,1 @@
-"""Benchmarks of sardana-redis (``make bench`` = ``python -m benchmarks``); see docs/performance.md."""
+"""Benchmarks of sardana-redis (``make bench`` = ``python -m benchmarks``); see docs/reports/performance.md."""

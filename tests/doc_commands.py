@@ -1,6 +1,6 @@
 """The commands the Markdown documentation shows: shell lines and spock (macro) lines.
 
-:func:`documented_commands` reads ``README.md`` and ``docs/*.md`` and returns every
+:func:`documented_commands` reads ``README.md`` and ``docs/**/*.md`` and returns every
 command of a fenced code block (``bash``/``sh`` blocks, and unlabelled blocks for the
 lines that start with a known program or macro) and of an inline code span that starts
 with a known program or macro. ``ini`` blocks (systemd units) are not commands: their
@@ -68,8 +68,8 @@ class DocCommand:
 
 
 def doc_files() -> list[Path]:
-    """README.md and every docs/*.md, in a stable order."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    """README.md and every docs/**/*.md (the reports included), in a stable order."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def classify(text: str) -> str | None:

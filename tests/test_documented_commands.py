@@ -41,7 +41,7 @@ _ACL = "tests/reliability/test_access_control.py::test_every_role_with_its_own_u
 _HA_CLI = "tests/test_redis_ha.py::test_server_and_sentinel_subcommands_fail_over"
 _NO_SYSTEMD = "why: no systemd (PID 1) on the test machines: systemctl/journalctl cannot run"
 _BENCH = ("Makefile: $(BIN)/python -m benchmarks",
-          "why: the benchmarks take about 8 minutes; run by hand, figures dated in performance.md")
+          "why: the benchmarks take about 8 minutes; run by hand, figures dated in docs/reports/performance.md")
 
 #: Documented command -> what exercises it (reviewed by hand: keep it honest).
 EXERCISED: dict[str, tuple[str, ...]] = {

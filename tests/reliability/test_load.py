@@ -31,7 +31,7 @@ WRITERS = ("spec-writer", "nexus-writer")
 PROCESSES, DOORS_PER_PROCESS = 4, 5  # 20 concurrent publishers
 #: (scans per door, points per scan, points/s per scan, maxmemory): published data is about
 #: 0.8x (quick: the tracker frees saved scans above 60 %) and 2x (full) maxmemory, at
-#: rates this 2-core machine sustains with everything on it (see docs/reliability.md)
+#: rates this 2-core machine sustains with everything on it (see docs/reports/reliability.md)
 SCALE = {"quick": (3, 300, 250, "64mb"), "full": (8, 600, 150, "128mb")}
 
 

@@ -10,7 +10,7 @@ from blissdata.h5map import Dataset, Group, Inline, SoftLink, Stream
 from sardana_redis.publishing.h5maps import build_h5map, build_h5maps, end_h5_items
 from sardana_redis.scan_model import EndReason, RequestedFile, ScanEnd
 
-from .test_scan_info import (
+from tests.scan_descriptions import (
     ALL_DESCS,
     NEXUS_FILE,
     ascan_desc,

@@ -13,6 +13,7 @@ from sardana_redis.publishing.scan_info import (
     validate_scan_info,
 )
 from sardana_redis.scan_model import EndReason, ScanEnd
+from tests.golden import assert_golden_json
 from tests.scan_descriptions import (
     ALL_DESCS,
     NEXUS_FILE,
@@ -40,6 +41,13 @@ def test_scan_info_is_valid_json(make):
     assert json.loads(json.dumps(info, allow_nan=False)) == info
     assert info["scan_nb"] == 12 and info["type"] == desc.scan_type and info["save"] is True
     assert info["npoints"] == desc.npoints and info["count_time"] == 0.1
+
+
+@pytest.mark.parametrize("make", [ascan_desc, mesh_desc, detectors_desc])
+def test_scan_info_as_golden_json(make):
+    """The whole scan_info of a step scan, a mesh and a scan with 1D and 2D channels."""
+    name = make.__name__.removesuffix("_desc")
+    assert_golden_json(f"scan_info_{name}.json", build_scan_info(make()))
 
 
 @pytest.mark.parametrize("make", ALL_DESCS)

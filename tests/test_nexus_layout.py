@@ -10,7 +10,7 @@ from blissdata.h5map import Dataset, Group, Inline, SoftLink, Stream
 from sardana_redis.publishing.h5maps import build_h5map, build_h5maps, end_h5_items
 from sardana_redis.scan_model import EndReason, RequestedFile, ScanEnd
 
-from tests.golden import assert_golden_json
+from tests.golden_files import assert_golden_json
 from tests.scan_descriptions import (
     ALL_DESCS,
     NEXUS_FILE,

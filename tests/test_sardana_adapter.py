@@ -26,7 +26,7 @@ from sardana_redis.publishing.sardana_adapter import (
 )
 from sardana_redis.publishing.scan_info import build_scan_info
 from sardana_redis.scan_model import ColumnKind, EndReason, RequestedFile
-from tests.golden import assert_golden_json
+from tests.golden_files import assert_golden_json
 
 START = datetime.datetime(2026, 3, 4, 5, 6, 7)  # naive, local time: as Sardana gives it
 CT01 = "tango://host:10000/expchan/ctctrl01/1"

@@ -13,7 +13,7 @@ from sardana_redis.publishing.scan_info import (
     validate_scan_info,
 )
 from sardana_redis.scan_model import EndReason, ScanEnd
-from tests.golden import assert_golden_json
+from tests.golden_files import assert_golden_json
 from tests.scan_descriptions import (
     ALL_DESCS,
     NEXUS_FILE,

@@ -15,7 +15,7 @@ from sardana_redis.custom_data import Phase, describe_custom_data
 from sardana_redis.scan_model import ScanRejected, StreamShape
 from sardana_redis.spec_writer.spec_format import (
     data_lines, layout_from_scan, point_ends, scan_footer, scan_header, written_by_us)
-from tests.golden import assert_golden
+from tests.golden_files import assert_golden
 
 START = "2026-03-04T05:06:07+00:00"
 STREAMS = {"#Pt No": StreamShape("int64", ()), "mot01": StreamShape("float64", ()),

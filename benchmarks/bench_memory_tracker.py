@@ -34,28 +34,17 @@ from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.tango_db import terminate_process_group
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings
 from sardana_redis.publishing.publisher import ScanPublisher
-from sardana_redis.scan_model import (
-    Column,
-    ColumnKind,
-    EndReason,
-    RequestedFile,
-    ScanDescription,
-    ScanEnd,
-    ScanIdentity,
-)
+from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 from sardana_redis.spec_writer.writer import SpecScanWriter
+from tests.scan_descriptions import moveable, point_nb, requested_files, spectrum, step_scan
 
 TRACKER_OPTIONS = ["--cleaning-threshold", "80", "--protected-history", "10",
                    "--monitoring-period", "1", "--closed-scan-deletion", "5"]
 
 
 def description(number: int, path: str) -> ScanDescription:
-    columns = (Column("point_nb", "#Pt No", "#Pt No", "Pt_No", "int64", (), ColumnKind.POINT_NB),
-               Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE),
-               Column("oned01", "oned01", "oned01", "oned01", "float64", (1024,), ColumnKind.CHANNEL))
-    return ScanDescription(ScanIdentity("ascan", number, "bench"), f"ascan #{number}", "ascan",
-                           "2026-01-01T00:00:00+00:00", "bench", columns,
-                           files=(RequestedFile(path, "spec"),))
+    return step_scan(number, "bench", (point_nb(), moveable(), spectrum()), title=f"ascan #{number}",
+                     user="bench", files=requested_files(spec=path))
 
 
 def slow_writer(seconds_per_point: float) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -11,6 +12,17 @@ import numpy as np
 #: Items whose value legitimately differs between two writers of the same scan.
 WRITER_SPECIFIC = {"program_name", "start_time", "macro_start_time", "end_time"}
 ATTRIBUTES_THAT_MATTER = ("NX_class", "signal", "axes", "units")
+
+
+def nexus_request(paths: Iterable[Path | str]) -> dict[str, Any]:
+    """The part of a scan_info asking for these NeXus files (for :func:`tests.publish.publish`)."""
+    return {"sardana": {"requested_files": [{"path": str(p), "format": "nexus"} for p in paths]}}
+
+
+def entries(path: Path | str) -> dict[str, list[int]]:
+    """``{entry name: its point numbers}`` of a NeXus file."""
+    with h5py.File(path, "r", locking=False) as f:
+        return {name: f[f"{name}/measurement/Pt_No"][()].tolist() for name in f}
 
 
 def _items(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset | h5py.Group]:

@@ -8,15 +8,13 @@ import time
 
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.publishing.spool import Spool
-from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd, ScanIdentity
-from tests.reliability.service_stack import COLUMNS
+from sardana_redis.scan_model import EndReason, ScanEnd
+from tests.scan_descriptions import step_scan
 
 
 def main() -> None:
     url, folder, number, points, end = sys.argv[1:6]
-    description = ScanDescription(ScanIdentity("ascan", int(number), "spool"),
-                                  f"ascan mot01 0 1 {points}", "ascan",
-                                  "2026-01-01T00:00:00+00:00", "tester", COLUMNS)
+    description = step_scan(int(number), "spool", title=f"ascan mot01 0 1 {points}")
     spool = Spool(folder)
     publisher = ScanPublisher(url, description, spool=spool)
     publisher.start()

@@ -10,8 +10,8 @@ from sardana_redis.publishing.close_hold import CloseHold, HoldsByMacro
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.publishing.spool import Spool
 from sardana_redis.redis_url import normalize_redis_url
-from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd, ScanIdentity
-from tests.reliability.service_stack import COLUMNS
+from sardana_redis.scan_model import EndReason, ScanEnd
+from tests.scan_descriptions import step_scan
 
 
 def test_holds_end_on_release_timeout_or_when_no_longer_needed():
@@ -31,9 +31,8 @@ def test_holds_end_on_release_timeout_or_when_no_longer_needed():
 
 
 def test_custom_data_after_the_end_reaches_the_closed_scan(redis_url, tmp_path):
-    description = ScanDescription(
-        ScanIdentity("ascan", 1, "hold"), "ascan mot01 0 1 3", "ascan", "2026-01-01T00:00:00+00:00",
-        "tester", COLUMNS, custom_data=(describe_custom_data("x", "before", Phase.BEFORE),))
+    description = step_scan(1, "hold", title="ascan mot01 0 1 3",
+                            custom_data=(describe_custom_data("x", "before", Phase.BEFORE),))
     publisher = ScanPublisher(redis_url, description, spool=Spool(tmp_path / "spool"))
     publisher.start()
     for i in range(4):

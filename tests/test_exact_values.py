@@ -13,7 +13,7 @@ from sardana_redis.publishing.h5maps import build_h5maps
 from sardana_redis.publishing.sardana_adapter import describe_snapshot
 from sardana_redis.spec_writer.spec_format import _snapshot_1d
 
-from .test_scan_info import NEXUS_FILE, ascan_desc
+from tests.scan_descriptions import NEXUS_FILE, ascan_desc
 
 #: What a 1D float64 snapshot value and a float32 scalar become (golden).
 GOLDEN = {

@@ -18,7 +18,7 @@ from sardana_redis.publishing.scan_info import build_scan_info
 from tests.fixtures_sardana import DEFAULT_RECORDER_ENV
 from tests.recorder_helpers import configure, last_scan_id, read_published, run_ok
 from tests.side_env import flint_python
-from tests.test_scan_info import ALL_DESCS, nothing_to_declare_desc, spectrum_with_x_desc
+from tests.scan_descriptions import ALL_DESCS, nothing_to_declare_desc, spectrum_with_x_desc
 
 SCRIPT = Path(__file__).with_name("flint_plots.py")
 

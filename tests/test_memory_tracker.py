@@ -23,17 +23,10 @@ from sardana_redis.publishing.heartbeat import beat, heartbeat_key
 from sardana_redis.redis_url import normalize_redis_url
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings, run
 from sardana_redis.publishing.publisher import ScanPublisher
-from sardana_redis.scan_model import (
-    Column,
-    ColumnKind,
-    EndReason,
-    RequestedFile,
-    ScanDescription,
-    ScanEnd,
-    ScanIdentity,
-)
+from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 from sardana_redis.spec_writer.writer import SpecScanWriter
 from tests.publish import FakeScan, publish
+from tests.scan_descriptions import moveable, point_nb, requested_files, spectrum, step_scan
 
 
 @pytest.fixture
@@ -201,15 +194,8 @@ def test_no_maxmemory_is_a_clear_error(small_redis):
 
 
 def _description(number: int, path: str) -> ScanDescription:
-    columns = (
-        Column("point_nb", "#Pt No", "#Pt No", "Pt_No", "int64", (), ColumnKind.POINT_NB),
-        Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE),
-        Column("oned01", "oned01", "oned01", "oned01", "float64", (1024,), ColumnKind.CHANNEL),
-    )
-    return ScanDescription(
-        ScanIdentity("ascan", number, "load"), f"ascan mot01 0 1 {number}", "ascan",
-        "2026-01-01T00:00:00+00:00", "tester", columns,
-        files=(RequestedFile(path, "spec"),))
+    return step_scan(number, "load", (point_nb(), moveable(), spectrum()),
+                     files=requested_files(spec=path))
 
 
 def test_sustained_load_no_out_of_memory_and_nothing_lost(small_redis, tmp_path, caplog):

@@ -10,7 +10,8 @@ from blissdata.h5map import Dataset, Group, Inline, SoftLink, Stream
 from sardana_redis.publishing.h5maps import build_h5map, build_h5maps, end_h5_items
 from sardana_redis.scan_model import EndReason, RequestedFile, ScanEnd
 
-from .test_scan_info import (
+from tests.golden_files import assert_golden_json
+from tests.scan_descriptions import (
     ALL_DESCS,
     NEXUS_FILE,
     ascan_desc,
@@ -53,6 +54,13 @@ def test_h5maps_are_json_and_round_trip(make, end):
     assert list(maps) == [NEXUS_FILE]
     reloaded = Group.model_validate(json.loads(json.dumps(maps[NEXUS_FILE], allow_nan=False)))
     assert reloaded == build_h5map(desc, end)
+
+
+@pytest.mark.parametrize("make", [ascan_desc, mesh_desc, detectors_desc])
+def test_h5maps_as_golden_json(make):
+    """The h5maps of a step scan, a mesh and a scan with 1D and 2D channels, once ended."""
+    name = make.__name__.removesuffix("_desc")
+    assert_golden_json(f"h5map_{name}.json", build_h5maps(make(), END))
 
 
 @pytest.mark.parametrize("make", ALL_DESCS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import h5py
 import pytest
 
+from tests.nexus_files import entries, nexus_request
 from tests.publish import FakeScan, publish
 from tests.services import (
     free_saved_points,
@@ -22,22 +23,13 @@ def writer(redis_url, root, tmp_path, name="a"):
     return writer_process(WRITER, redis_url, root, tmp_path / f"writer-{name}.log")
 
 
-def nexus_files(paths):
-    return {"sardana": {"requested_files": [{"path": str(p), "format": "nexus"} for p in paths]}}
-
-
-def entries(path):
-    with h5py.File(path, "r", locking=False) as f:
-        return {name: f[f"{name}/measurement/Pt_No"][()].tolist() for name in f}
-
-
 def test_down_then_killed_mid_scan_then_restarted(redis_url, root, tmp_path):
     target = root / "n.h5"
     writer(redis_url, root, tmp_path, "first-start").start().stop()  # its cursor: now
-    first = publish(redis_url, 1, None, info=nexus_files([target]))  # published while down
+    first = publish(redis_url, 1, None, info=nexus_request([target]))  # published while down
     service = writer(redis_url, root, tmp_path).start()
     assert wait_done(redis_url, first, WRITER).status == "written"
-    scan = FakeScan(redis_url, 2, None, info=nexus_files([target]))
+    scan = FakeScan(redis_url, 2, None, info=nexus_request([target]))
     for _ in range(3):
         scan.send(10)
     saved = wait_saved_points(redis_url, scan.key(), WRITER, 30)
@@ -60,7 +52,7 @@ def test_ledger_rolled_back_by_a_snapshot_leaves_a_whole_entry_alone(redis_url, 
     entry is kept, not cut back to the points the snapshot knew."""
     target = root / "r.h5"
     service = writer(redis_url, root, tmp_path).start()
-    key = publish(redis_url, 1, None, info=nexus_files([target]), points=20)
+    key = publish(redis_url, 1, None, info=nexus_request([target]), points=20)
     wait_done(redis_url, key, WRITER)
     service.stop()
     roll_back_ledger(redis_url, WRITER, key, {str(target): 1}, 10)
@@ -78,16 +70,16 @@ def test_hostile_scan_is_rejected_and_the_next_one_written(bad, redis_url, root,
         with h5py.File(target, "w") as f:
             f.create_group("entry1").create_dataset("keep", data=42)
     info = {
-        "outside": nexus_files(["/etc/evil.h5"]),
-        "traversal": nexus_files([f"{root}/../evil.h5"]),
-        "malformed_h5map": {**nexus_files([target]), "h5maps": {str(target): {"type": "group",
+        "outside": nexus_request(["/etc/evil.h5"]),
+        "traversal": nexus_request([f"{root}/../evil.h5"]),
+        "malformed_h5map": {**nexus_request([target]), "h5maps": {str(target): {"type": "group",
                                                                               "children": 5}}},
-        "existing_entry": nexus_files([target]),
+        "existing_entry": nexus_request([target]),
     }[bad]
     service = writer(redis_url, root, tmp_path).start()
     try:
         hostile = publish(redis_url, 1, None, info=info)
-        good = publish(redis_url, 2, None, info=nexus_files([root / "good.h5"]))
+        good = publish(redis_url, 2, None, info=nexus_request([root / "good.h5"]))
         record = wait_done(redis_url, hostile, WRITER)
         assert record.status == "failed" and record.detail, record
         assert wait_done(redis_url, good, WRITER).status == "written"

@@ -7,10 +7,10 @@ import sys
 
 import h5py
 
+from tests.nexus_files import entries, nexus_request
 from tests.publish import FakeScan, publish
 from tests.services import wait_done, writer_process
 from tests.spec_files import read_spec
-from tests.test_nexus_writer_service import entries, nexus_files
 
 WRITER = "spec-writer"
 POINTS = 12
@@ -71,7 +71,7 @@ def test_a_failed_nexus_scan_is_written_once_the_user_fixed_its_file(redis_url, 
         f.create_group("entry1").create_dataset("keep", data=42)
     service = writer_process("nexus-writer", redis_url, root, tmp_path / "nexus.log").start()
     try:
-        key = publish(redis_url, 1, None, points=POINTS, info=nexus_files([target]))
+        key = publish(redis_url, 1, None, points=POINTS, info=nexus_request([target]))
         assert wait_done(redis_url, key, "nexus-writer").status == "failed"
 
         out = rewrite(redis_url, key)  # the writers that know the scan: nexus-writer

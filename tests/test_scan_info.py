@@ -1,4 +1,4 @@
-"""scan_info built from hand-made scan descriptions (no Redis, no Sardana)."""
+"""scan_info built from hand-made scan descriptions (tests/scan_descriptions.py; no Redis,\nno Sardana)."""
 
 import json
 import math
@@ -12,104 +12,25 @@ from sardana_redis.publishing.scan_info import (
     json_safe,
     validate_scan_info,
 )
-from sardana_redis.scan_model import (
-    Column,
-    ColumnKind,
-    EndReason,
-    RequestedFile,
-    ScanDescription,
-    ScanEnd,
-    ScanIdentity,
-    SnapshotItem,
-    sanitize_dataset_name,
+from sardana_redis.scan_model import EndReason, ScanEnd
+from tests.golden_files import assert_golden_json
+from tests.scan_descriptions import (
+    ALL_DESCS,
+    NEXUS_FILE,
+    ascan_desc,
+    column,
+    counter,
+    describe,
+    detectors_desc,
+    dt,
+    mesh_desc,
+    motor,
+    nothing_to_declare_desc,
+    odd_desc,
+    point_nb,
+    spectrum_with_x_desc,
+    timescan_desc,
 )
-
-NEXUS_FILE = "/data/alice/scans.h5"
-
-
-def column(label, kind=ColumnKind.CHANNEL, key=None, dtype="float64", shape=(), **kwargs) -> Column:
-    return Column(key=key or label, stream=label, label=label, dataset=sanitize_dataset_name(label),
-                  dtype=dtype, shape=shape, kind=kind, **kwargs)
-
-
-def point_nb(npoints):
-    return column("#Pt No", ColumnKind.POINT_NB, key="point_nb", dtype="int64",
-                  min_value=0, max_value=npoints - 1)
-
-
-def dt():
-    return column("dt", ColumnKind.TIMESTAMP, key="timestamp")
-
-
-def motor(name, lo=0.0, hi=10.0, **kwargs):
-    return column(name, ColumnKind.MOVEABLE, units="mm", min_value=lo, max_value=hi, **kwargs)
-
-
-def counter(i, **kwargs):
-    kwargs.setdefault("plot_type", 1)
-    kwargs.setdefault("plot_axes", ("<mov>",))
-    return column(f"ct0{i}", key=f"tango://host:10000/expchan/ctctrl01/{i}", **kwargs)
-
-
-def describe(columns, scan_type="ascan", npoints=11, **kwargs) -> ScanDescription:
-    kwargs.setdefault("files", (RequestedFile(NEXUS_FILE, "nexus"),
-                                RequestedFile("/data/alice/scans.dat", "spec")))
-    return ScanDescription(
-        identity=ScanIdentity(name=scan_type, number=12, session="door_1", path=NEXUS_FILE),
-        title=f"{scan_type} mot01 0 10 10 0.1", scan_type=scan_type,
-        start_time="2024-05-02T10:00:00.123456+02:00", user="alice",
-        columns=tuple(columns), npoints=npoints, count_time=0.1, **kwargs,
-    )
-
-
-def ascan_desc() -> ScanDescription:
-    snapshot = (
-        SnapshotItem("mot02", "mot02", "mot02", 1.5, "float64", "mm"),
-        SnapshotItem("mot01", "mot01", "mot01", 0.0, "float64", "mm"),
-        SnapshotItem("sample", "sample", "sample", "Si(111)", "str"),
-        SnapshotItem("shutter", "shutter", "shutter", True, "bool"),
-        SnapshotItem("mot03", "mot03", "mot03", float("nan"), "float64"),
-    )
-    columns = [point_nb(11), motor("mot01", instrument="/instrument/mot01"),
-               *(counter(i, instrument="/instrument/counters:NXdetector") for i in range(1, 5)), dt()]
-    return describe(columns, snapshot=snapshot,
-                    instruments={"/instrument": "NXinstrument", "/instrument/mot01": "NXpositioner"})
-
-
-def mesh_desc() -> ScanDescription:
-    columns = [point_nb(6), motor("mot01"), motor("mot02", -1.0, 1.0), counter(1), counter(2), dt()]
-    return describe(columns, scan_type="mesh", npoints=6, mesh_shape=(3, 2))
-
-
-def timescan_desc() -> ScanDescription:
-    return describe([point_nb(5), counter(1, plot_axes=()), counter(2, plot_type=0), dt()],
-                    scan_type="timescan", npoints=5)
-
-
-def detectors_desc() -> ScanDescription:
-    columns = [
-        point_nb(11), motor("mot01"), counter(1),
-        column("oned01", key="expchan/oned/1", shape=(1024,), plot_type=1, plot_axes=("<idx>",)),
-        column("twod01", key="expchan/twod/1", dtype="uint16", shape=(256, 200), plot_type=2,
-               plot_axes=("<idx>", "<idx>")),
-        column("twod02", key="expchan/twod/2", dtype="uint16", shape=(512, 512), plot_type=2,
-               value_ref=True),
-        dt(),
-    ]
-    return describe(columns)
-
-
-def odd_desc() -> ScanDescription:
-    columns = [
-        point_nb(3), column("Ümlaut mot", ColumnKind.MOVEABLE, key="umot"),
-        column("ct µA/s #1", key="expchan/odd/1", units="µA", plot_type=1, plot_axes=("umot",),
-               metadata={"min_value": np.float64(0.5), "shape": (), "nan": float("nan")}),
-        column("2theta", key="expchan/odd/2", plot_type=1, plot_axes=("<idx>",)), dt(),
-    ]
-    return describe(columns, npoints=3, extra={"macro_id": "abc", "numpy": np.arange(3)})
-
-
-ALL_DESCS = [ascan_desc, mesh_desc, timescan_desc, detectors_desc, odd_desc]
 
 
 @pytest.mark.parametrize("make", ALL_DESCS)
@@ -120,6 +41,13 @@ def test_scan_info_is_valid_json(make):
     assert json.loads(json.dumps(info, allow_nan=False)) == info
     assert info["scan_nb"] == 12 and info["type"] == desc.scan_type and info["save"] is True
     assert info["npoints"] == desc.npoints and info["count_time"] == 0.1
+
+
+@pytest.mark.parametrize("make", [ascan_desc, mesh_desc, detectors_desc])
+def test_scan_info_as_golden_json(make):
+    """The whole scan_info of a step scan, a mesh and a scan with 1D and 2D channels."""
+    name = make.__name__.removesuffix("_desc")
+    assert_golden_json(f"scan_info_{name}.json", build_scan_info(make()))
 
 
 @pytest.mark.parametrize("make", ALL_DESCS)
@@ -201,21 +129,6 @@ def test_detectors():
     chain = info["acquisition_chain"]["axis"]
     assert chain["spectra"] == ["oned01"] and chain["images"] == ["twod01"]
     assert "twod02" in chain["scalars"]
-
-
-def spectrum_with_x_desc() -> ScanDescription:
-    """oned01 plotted against the 1D channel energy."""
-    return describe([point_nb(3), motor("mot01"), counter(1),
-                     column("energy", key="expchan/oned/2", shape=(8,)),
-                     column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1,
-                            plot_axes=("energy",)), dt()], npoints=3)
-
-
-def nothing_to_declare_desc() -> ScanDescription:
-    """No scalar channel, a 1D channel without x axis."""
-    return describe([point_nb(3), motor("mot01"),
-                     column("oned01", key="expchan/oned/1", shape=(8,), plot_type=1), dt()],
-                    npoints=3)
 
 
 def test_spectrum_with_an_x_axis_channel_is_a_1d_plot():

@@ -8,7 +8,7 @@ import pytest
 
 from sardana_redis.publishing.scan_info import build_scan_info
 from sardana_redis.scan_plot import Panel, _grid, choose_panels
-from tests.test_scan_info import ascan_desc, detectors_desc, mesh_desc, timescan_desc
+from tests.scan_descriptions import ascan_desc, detectors_desc, mesh_desc, timescan_desc
 
 
 def _shapes(info) -> dict:

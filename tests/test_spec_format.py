@@ -7,8 +7,6 @@ review the diff: they are what SPEC_FileRecorder writes for the same scan.
 from __future__ import annotations
 
 import datetime
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +15,8 @@ from sardana_redis.custom_data import Phase, describe_custom_data
 from sardana_redis.scan_model import ScanRejected, StreamShape
 from sardana_redis.spec_writer.spec_format import (
     data_lines, layout_from_scan, point_ends, scan_footer, scan_header, written_by_us)
+from tests.golden_files import assert_golden
 
-GOLDEN = Path(__file__).parent / "golden"
 START = "2026-03-04T05:06:07+00:00"
 STREAMS = {"#Pt No": StreamShape("int64", ()), "mot01": StreamShape("float64", ()),
            "ct01": StreamShape("float32", ()), "oned01": StreamShape("float64", (4,)),
@@ -46,11 +44,7 @@ def _block() -> str:
 
 
 def test_a_whole_block_as_spec_file_recorder_writes_it():
-    text = _block()
-    golden = GOLDEN / "spec_block.txt"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert text == golden.read_text()
+    assert_golden("spec_block.txt", _block())
 
 
 def test_point_ends_and_ownership_of_a_half_written_block():

@@ -108,11 +108,9 @@ def test_replay_publishes_what_a_killed_publisher_left(ended, tmp_path):
 
 def test_the_publisher_refuses_transitions_its_state_machine_does_not_allow(tmp_path):
     from sardana_redis.publishing.publisher import TRANSITIONS, PublisherState, ScanPublisher
-    from sardana_redis.scan_model import ScanDescription, ScanIdentity
-    from tests.reliability.service_stack import COLUMNS
+    from tests.scan_descriptions import step_scan
 
-    description = ScanDescription(ScanIdentity("ascan", 1, "s"), "ascan", "ascan",
-                                  "2026-01-01T00:00:00+00:00", "t", COLUMNS)
+    description = step_scan(1, "s", title="ascan", user="t")
     publisher = ScanPublisher("redis://127.0.0.1:1", description, spool=Spool(tmp_path))
     assert publisher.state is PublisherState.OPENING
     with pytest.raises(RuntimeError, match="OPENING -> CLOSING is not allowed"):

@@ -6,7 +6,6 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from sardana_redis.local_stack.tango_db import (
 )
 from sardana_redis.tango_registration import add_tango_register_parser
 from tests.h5_readers import Reader
-from tests.tango_servers import device_server, free_port, wait_for
+from tests.tango_servers import device_server, free_port, wait_for, writer_properties
 
 SERVER = "RedisSpecWriter"
 
@@ -45,10 +44,6 @@ def publish_scan(redis_url: str, path: Path, number: int = 1, fmt: str = "spec")
     scan.info["end_reason"] = "SUCCESS"
     scan.close()
     return scan.key
-
-
-def writer_properties(redis_url: str, root: Path) -> dict[str, Any]:
-    return {"redis_url": redis_url, "root_dirs": [str(root)], "next_scan_timeout": "0.5"}
 
 
 def test_on_follows_then_off_after_stop(tango_db, redis_url, tmp_path):

@@ -16,32 +16,18 @@ import time
 import numpy as np
 
 from sardana_redis.publishing.publisher import ScanPublisher
-from sardana_redis.scan_model import (
-    Column,
-    ColumnKind,
-    EndReason,
-    RequestedFile,
-    ScanDescription,
-    ScanEnd,
-    ScanIdentity,
-)
+from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
+from tests.scan_descriptions import counters, moveable, point_nb, requested_files, spectrum, step_scan
 
 COUNTERS = [f"ct{i:02d}" for i in range(1, 9)]
 
 
 def description(door: int, number: int, directory: str, spectra: bool) -> ScanDescription:
     """A step scan: point number, one motor, 8 counters and maybe a 1024-point spectrum."""
-    columns = [Column("point_nb", "#Pt No", "#Pt No", "Pt_No", "int64", (), ColumnKind.POINT_NB),
-               Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE)]
-    columns += [Column(c, c, c, c, "float64", (), ColumnKind.CHANNEL) for c in COUNTERS]
-    if spectra:
-        columns.append(Column("oned01", "oned01", "oned01", "oned01", "float64", (1024,),
-                              ColumnKind.CHANNEL))
-    return ScanDescription(
-        ScanIdentity("ascan", number, f"door{door}"), f"ascan mot01 0 1 {number}", "ascan",
-        "2026-01-01T00:00:00+00:00", "tester", tuple(columns),
-        files=(RequestedFile(f"{directory}/door{door}.dat", "spec"),
-               RequestedFile(f"{directory}/door{door}.h5", "nexus")))
+    columns = (point_nb(), moveable(), *counters(*COUNTERS), *([spectrum()] if spectra else []))
+    return step_scan(number, f"door{door}", columns,
+                     files=requested_files(spec=f"{directory}/door{door}.dat",
+                                           nexus=f"{directory}/door{door}.h5"))
 
 
 def run(url: str, doors: range, scans: int, points: int, rate: float, directory: str,

@@ -27,28 +27,16 @@ from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.redis_connection import redis_client
-from sardana_redis.scan_model import (
-    Column,
-    ColumnKind,
-    EndReason,
-    RequestedFile,
-    ScanDescription,
-    ScanEnd,
-    ScanIdentity,
-)
+from sardana_redis.scan_model import EndReason, ScanEnd
 from tests.reliability.accounting import ScanRef
+from tests.scan_descriptions import STEP_COLUMNS, requested_files, step_scan
+from tests.scan_descriptions import spectrum as spectrum_column  # LiveScan's spectrum: a size
 from tests.services import writer_process
 
 WRITERS = ("spec-writer", "nexus-writer")
 KIND = {"spec-writer": "spec", "nexus-writer": "nexus"}
 SESSION = "faults"
-POINT_STREAM = "#Pt No"
-
-COLUMNS = (
-    Column("point_nb", POINT_STREAM, POINT_STREAM, "Pt_No", "int64", (), ColumnKind.POINT_NB),
-    Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE),
-    Column("ct01", "ct01", "ct01", "ct01", "float64", (), ColumnKind.CHANNEL),
-)
+POINT_STREAM = STEP_COLUMNS[0].stream
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.1):
@@ -68,15 +56,9 @@ class LiveScan:
                  spectrum: int = 0, **publisher_options: object) -> None:
         self.number = number
         self.files = {"spec": str(spec_file), "nexus": str(nexus_file)}
-        columns = COLUMNS
         self.spectrum = np.random.random(spectrum) if spectrum else None
-        if spectrum:
-            columns += (Column("oned01", "oned01", "oned01", "oned01", "float64", (spectrum,),
-                               ColumnKind.CHANNEL),)
-        description = ScanDescription(
-            ScanIdentity("ascan", number, SESSION), f"ascan mot01 0 1 {number}", "ascan",
-            "2026-01-01T00:00:00+00:00", "tester", columns,
-            files=tuple(RequestedFile(path, kind) for kind, path in self.files.items()))
+        columns = STEP_COLUMNS + ((spectrum_column(spectrum),) if spectrum else ())
+        description = step_scan(number, SESSION, columns, files=requested_files(**self.files))
         self.publisher = ScanPublisher(url, description, **publisher_options)
         self.pushed = 0
         self.publisher.start()

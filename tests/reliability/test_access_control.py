@@ -37,17 +37,10 @@ from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.redis_stack import TLSFiles, find_redis_stack, server_command
 from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
-from sardana_redis.scan_model import (
-    Column,
-    ColumnKind,
-    EndReason,
-    RequestedFile,
-    ScanDescription,
-    ScanEnd,
-    ScanIdentity,
-)
+from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 from tests.recorder_helpers import SESSION, configure, last_scan_id, read_published, run_ok
 from tests.reliability.accounting import tally
+from tests.scan_descriptions import column, moveable, point_nb, requested_files, step_scan
 from tests.services import wait_done, writer_process
 from tests.spec_files import read_spec
 
@@ -177,17 +170,10 @@ def cli(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess
 
 def description(number: int, root: Path) -> ScanDescription:
     """A scan asking for a SPEC and a NeXus file under ``root``."""
-    columns = (
-        Column("point_nb", "#Pt No", "#Pt No", "Pt_No", "int64", (), ColumnKind.POINT_NB),
-        Column("mot01", "mot01", "mot01", "mot01", "float64", (), ColumnKind.MOVEABLE),
-        Column("ct01", "ct01", "ct01", "ct01", "float64", (), ColumnKind.CHANNEL, plot_type=1,
-               plot_axes=("mot01",)),
-    )
+    columns = (point_nb(), moveable(), column("ct01", plot_type=1, plot_axes=("mot01",)))
     nexus = str(root / "scans.h5")
-    return ScanDescription(
-        ScanIdentity("ascan", number, SESSION, path=nexus), f"ascan mot01 0 1 {POINTS - 1}",
-        "ascan", "2026-01-01T00:00:00+00:00", "tester", columns, npoints=POINTS,
-        files=(RequestedFile(str(root / "scans.dat"), "spec"), RequestedFile(nexus, "nexus")))
+    return step_scan(number, SESSION, columns, title=f"ascan mot01 0 1 {POINTS - 1}", path=nexus,
+                     npoints=POINTS, files=requested_files(spec=str(root / "scans.dat"), nexus=nexus))
 
 
 def publish_scans(url: str, root: Path) -> list[str]:

@@ -44,8 +44,7 @@ from tests.reliability.sardana_stack import (
     written_scan,
 )
 from tests.services import scan_key, wait_done
-from tests.tango_servers import device_server, wait_for
-from tests.test_tango_writer import writer_properties
+from tests.tango_servers import device_server, wait_for, writer_properties
 
 #: Writer Tango device servers: class -> writer name (not the processes' names: both run
 #: on the same Redis, and instances with the same name share the work).

@@ -136,7 +136,7 @@ def test_columns():
         ("expchan/oned/1", "oned01", "oned01", ColumnKind.CHANNEL, "float64", (1024,)),
         ("expchan/twod/1", "twod01", "twod01", ColumnKind.CHANNEL, "uint16", (512, 256)),
         ("timestamp", "dt", "dt", ColumnKind.TIMESTAMP, "float64", ()),
-        ("expchan/ct/2", "ct01 (expchan/ct/2)", "ct01", ColumnKind.CHANNEL, "float64", ()),
+        ("expchan/ct/2", "ct01 (expchan/ct/2)", "ct01_2", ColumnKind.CHANNEL, "float64", ()),
     ]
     mot01, ct01, twod01 = columns[1], columns[2], columns[5]
     assert (mot01.instrument, mot01.min_value, mot01.max_value) == ("/instrument/mot01", 0.0, 10.0)
@@ -144,6 +144,20 @@ def test_columns():
     assert (ct01.units, ct01.plot_type, ct01.plot_axes, ct01.source) == \
         ("counts", 1, ("mot01",), f"{CT01}/value")
     assert ct01.instrument is None and not ct01.value_ref and twod01.value_ref
+
+
+def test_labels_that_clean_up_to_one_dataset_name_keep_both_columns(utc):
+    """Two channels labelled alike (or "ct 01" and "ct_01") get datasets of their own: the
+    scan is published and its NeXus layout holds both (it was refused: no scan at all)."""
+    twins = [ColumnDesc(name="expchan/ct/2", label="ct01"), ColumnDesc(name="expchan/ct/3",
+                                                                          label="ct 01"),
+             ColumnDesc(name="expchan/ct/4", label="ct_01")]
+    env = environment() | {"datadesc": [*datadesc()[:3], *twins]}
+    desc = describe_scan(env, Macro(), get_env)
+    assert [c.dataset for c in desc.columns] == ["Pt_No", "mot01", "ct01", "ct01_2", "ct_01",
+                                                    "ct_01_2"]
+    measurement = build_h5maps(desc, None)
+    assert measurement  # built, no ValueError
 
 
 def test_scan_description(utc):

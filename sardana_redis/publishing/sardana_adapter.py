@@ -129,15 +129,28 @@ def _float_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when taken (two labels that clean up to the
+    same NeXus dataset name: both columns are kept); added to ``taken``."""
+    unique, n = name, 1
+    while unique in taken:
+        n += 1
+        unique = f"{name}_{n}"
+    taken.add(unique)
+    return unique
+
+
 def describe_columns(datadesc: Iterable[Any], ref_moveables: Sequence[str] = ()) -> tuple[Column, ...]:
     """One :class:`Column` per Sardana ``ColumnDesc``; stream names are unique labels."""
     columns = []
     used: set[str] = set()
+    datasets: set[str] = set()
     for index, dd in enumerate(datadesc):
         name = str(dd.name)
         label = str(getattr(dd, "label", name) or name)
         stream = label if label not in used else f"{label} ({name})"
         used.add(stream)
+        dataset = unique_name(sanitize_dataset_name(label) or f"column{index}", datasets)
         kind = _kind(name, index, ref_moveables, dd)
         shape = () if kind is not ColumnKind.CHANNEL else parse_shape(getattr(dd, "shape", None))
         plot_axes = tuple(str(a) for a in (getattr(dd, "plot_axes", None) or ()))
@@ -148,7 +161,7 @@ def describe_columns(datadesc: Iterable[Any], ref_moveables: Sequence[str] = ())
             key=name,
             stream=stream,
             label=label,
-            dataset=sanitize_dataset_name(label) or f"column{index}",
+            dataset=dataset,
             dtype=str(getattr(dd, "dtype", "float64") or "float64"),
             shape=shape,
             kind=kind,

@@ -6,8 +6,8 @@ import argparse
 import logging
 import os
 import signal
-import time
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ import redis
 from sardana_redis import __version__, settings
 from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
 from sardana_redis.redis_connection import Backoff, redis_client
+from sardana_redis.redis_stack import SENTINEL_PORT, SentinelSettings
 from sardana_redis.redis_url import (
     DEFAULT_REDIS_URL,
     REDIS_URL_ENV,
@@ -23,7 +24,6 @@ from sardana_redis.redis_url import (
     default_redis_url,
     redact_redis_url,
 )
-from sardana_redis.redis_stack import SENTINEL_PORT, SentinelSettings
 from sardana_redis.scan_plot import SPECTRA_MODES
 from sardana_redis.tango_registration import add_tango_register_parser
 
@@ -61,7 +61,7 @@ def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
     settings.add_arguments(parser, WriterSettings, defaults={"writer_name": name})
 
 
-def _run_follower(follower: "ScanFollower") -> int:
+def _run_follower(follower: ScanFollower) -> int:
     """Run a scan follower in the foreground until Ctrl-C or SIGTERM."""
     signal.signal(signal.SIGTERM, lambda *_: follower.stop())
     follower.start()
@@ -228,7 +228,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     return 0 if rewrite(client, scan, args.writer or (), args.wait) else 1
 
 
-def _tls_files(args: argparse.Namespace) -> "TLSFiles | None":
+def _tls_files(args: argparse.Namespace) -> TLSFiles | None:
     """The ``--tls-*`` files, or None; all three or none."""
     from sardana_redis.redis_stack import TLSFiles
 

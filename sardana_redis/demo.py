@@ -30,8 +30,8 @@ import redis as redis_client
 
 from sardana_redis.following.ledger import WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
-from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.local_stack.sardana_server import SardanaServer
+from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.local_stack.spock_profile import write_spock_profile
 from sardana_redis.local_stack.tango_db import TangoDatabase
 from sardana_redis.paths import DEMO_CONTROLLER_PATH, MACRO_PATH, RECORDER_PATH
@@ -225,7 +225,7 @@ def start_tango(stack: contextlib.ExitStack, workdir: Path) -> str:
 
 
 def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
-                  url: str) -> tuple[SardanaServer, "DoorClient"]:
+                  url: str) -> tuple[SardanaServer, DoorClient]:
     """The demo Sardana (sar_demo, fast motors) publishing to ``url``, and a Door client."""
     sardana = SardanaServer(tango_host, workdir / "sardana", recorder_path=[RECORDER_PATH],
                             macro_path=[MACRO_PATH], pool_path=[DEMO_CONTROLLER_PATH])
@@ -247,7 +247,7 @@ def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
     return sardana, door
 
 
-def define_gaussian_counters(door: "DoorClient") -> None:
+def define_gaussian_counters(door: DoorClient) -> None:
     """The Gaussian controller (from the Pool's PoolPath), its channels and their
     measurement group."""
     ctrl_class, ctrl = GAUSS_CONTROLLER
@@ -262,7 +262,7 @@ def define_gaussian_counters(door: "DoorClient") -> None:
             door.wait_elements([params[0]])
 
 
-def run_scans(door: "DoorClient", sardana_log: Path) -> list[int]:
+def run_scans(door: DoorClient, sardana_log: Path) -> list[int]:
     """Run the demo's scans; their numbers."""
     numbers = []
     for title, group, macro, params in SCANS:

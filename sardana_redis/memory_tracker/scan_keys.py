@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import redis
 from blissdata.redis_engine.scan import ScanState
 
-from sardana_redis.publishing.heartbeat import heartbeat_key
 from sardana_redis.publishing.h5maps import ended_h5maps
+from sardana_redis.publishing.heartbeat import heartbeat_key
 from sardana_redis.scan_model import EndReason, ScanEnd
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,12 @@ from tango.server import attribute, device_property
 
 from sardana_redis import datastore
 from sardana_redis.memory_tracker import tracker as tracking
-from sardana_redis.memory_tracker.settings import SettingError, TrackerSettings, specs, tango_properties
+from sardana_redis.memory_tracker.settings import (
+    SettingError,
+    TrackerSettings,
+    specs,
+    tango_properties,
+)
 from sardana_redis.memory_tracker.settings import from_properties as settings_from_properties
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerCounters, format_bytes
 from sardana_redis.redis_connection import Backoff, redis_client

@@ -42,8 +42,17 @@ from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.nexus_writer.custom_data import write_custom_data
 from sardana_redis.nexus_writer.h5_layout import (
-    Compression, StreamTargets, append, close_packed, collect_targets, compression_pool,
-    create_items, rows_on_disk, scalar_chunk, set_attributes)
+    Compression,
+    StreamTargets,
+    append,
+    close_packed,
+    collect_targets,
+    compression_pool,
+    create_items,
+    rows_on_disk,
+    scalar_chunk,
+    set_attributes,
+)
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name

@@ -17,7 +17,13 @@ import pydantic
 from blissdata.h5map import Dataset, Group, HDF5ItemType, Inline, InlineBase64, SoftLink, Stream
 
 from sardana_redis.publishing.scan_info import (
-    SARDANA_VERSION, default_axis, is_mesh, json_safe, plotted_columns, x_axis)
+    SARDANA_VERSION,
+    default_axis,
+    is_mesh,
+    json_safe,
+    plotted_columns,
+    x_axis,
+)
 from sardana_redis.scan_model import Column, ScanDescription, ScanEnd, SnapshotItem
 
 PROGRAM = "sardana_redis"

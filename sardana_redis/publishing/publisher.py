@@ -53,8 +53,10 @@ from typing import Any
 import redis
 from blissdata.redis_engine.scan import ScanState
 
+from sardana_redis.custom_data import CustomData
 from sardana_redis.datastore import DatabaseNotReady
 from sardana_redis.publishing import heartbeat, transport
+from sardana_redis.publishing.close_hold import CloseHold
 from sardana_redis.publishing.column_batches import ColumnConverter
 from sardana_redis.publishing.h5maps import build_h5maps, ended_h5maps
 from sardana_redis.publishing.publication import Batch, Publication, StreamPlan, encode
@@ -67,8 +69,6 @@ from sardana_redis.publishing.spool import (
     process_owner,
     spool_for,
 )
-from sardana_redis.custom_data import CustomData
-from sardana_redis.publishing.close_hold import CloseHold
 from sardana_redis.publishing.transport import LiveScan, RedisFull, ScanClosed, ScanGone
 from sardana_redis.redis_connection import Backoff, ReplicaWait, replicated
 from sardana_redis.redis_url import redact_redis_url
@@ -209,7 +209,7 @@ class ScanPublisher:
                                         name=f"publisher-{self.publication.label}")
 
     @classmethod
-    def resume(cls, url: str | None, spool: Spool, scan: SpooledScan, **kw: Any) -> "ScanPublisher":
+    def resume(cls, url: str | None, spool: Spool, scan: SpooledScan, **kw: Any) -> ScanPublisher:
         """A publisher for a scan the spool holds whose publisher died (a replay)."""
         publisher = cls(url or scan.url, None, spool=spool, _resumed=scan, **kw)
         publisher._end_requested.set()

@@ -21,8 +21,8 @@ import redis
 from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 
-from sardana_redis.datastore import init_db, is_initialized, open_data_store
 from sardana_redis.blissdata_private import load_scan_rw, stop_sink
+from sardana_redis.datastore import init_db, is_initialized, open_data_store
 from sardana_redis.publishing.publication import Batch, Publication
 from sardana_redis.redis_connection import redis_client
 from sardana_redis.redis_url import with_socket_timeouts

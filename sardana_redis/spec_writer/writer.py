@@ -30,9 +30,10 @@ from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import REDIS_DOWN, ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile
-from sardana_redis.published_scan import PublishedScan
 from sardana_redis.following.scan_rows import stream_shapes
+from sardana_redis.published_scan import PublishedScan
 from sardana_redis.spec_writer.spec_format import (
+    FOOTER_START,
     SpecLayout,
     continued,
     custom_lines,
@@ -40,7 +41,6 @@ from sardana_redis.spec_writer.spec_format import (
     failed,
     file_header,
     layout_from_scan,
-    FOOTER_START,
     point_ends,
     scan_footer,
     scan_header,

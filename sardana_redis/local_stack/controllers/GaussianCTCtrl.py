@@ -15,7 +15,6 @@ from sardana.pool import AcqSynch
 from sardana.pool.controller import DefaultValue, Description, Type
 from sardana.pool.poolcontrollers.DummyCounterTimerController import DummyCounterTimerController
 
-
 #: The timer channel: it reads the integration time, as the dummy's timer.
 TIMER_AXIS = 1
 

@@ -221,7 +221,7 @@ def _draw_mesh(ax: Any, fig: Any, scan: Any, panel: Panel) -> None:
 
 def _draw_curves(ax: Any, scan: Any, panel: Panel) -> None:
     x, *ys = _scalars(scan, [panel.x, *panel.streams])
-    for name, y in zip(panel.streams, ys):
+    for name, y in zip(panel.streams, ys, strict=True):
         ax.plot(x if x is not None else np.arange(len(y)), y, marker=".", label=name)
     ax.set_xlabel(panel.x or "point")
     ax.set_ylabel(", ".join(panel.streams))
@@ -311,7 +311,7 @@ def _draw(plt: Any, scan: Any, info: Mapping, panels: list[Panel], output: Path,
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1 + 3.5 * len(panels)), squeeze=False)
     drawn = []
     try:
-        for ax, panel in zip(axes[:, 0], panels):
+        for ax, panel in zip(axes[:, 0], panels, strict=True):
             try:
                 if panel.kind == "curves":
                     _draw_curves(ax, scan, panel)

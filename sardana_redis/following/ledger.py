@@ -194,7 +194,7 @@ class WriterLedger:
             pipe.zscore(self._key("pending"), key)
         replies = pipe.execute()
         new = {key: float(ms) for (key, ms), done, pending in
-               zip(scans, replies[0::2], replies[1::2]) if not done and pending is None}
+               zip(scans, replies[0::2], replies[1::2], strict=True) if not done and pending is None}
         if new:
             self.client.zadd(self._key("pending"), new, nx=True)
         return len(new)

@@ -228,7 +228,7 @@ class ScanRows:
             pipe = redis_.pipeline(transaction=False)
             for name in open_:
                 pipe.xrevrange(streams[name].key, count=1)
-            for name, raw in zip(open_, pipe.execute()):
+            for name, raw in zip(open_, pipe.execute(), strict=True):
                 entry = StreamEntry.from_raw(raw[0]) if raw else None
                 lengths[name] = entry.id + entry.length if entry else 0
                 if entry is not None and entry.is_seal:

@@ -86,7 +86,7 @@ def load_keys(client: redis.Redis, scans: list[tuple[str, int]]) -> list[ScanKey
         pipe.execute_command("JSON.GET", key, "$.state_stream.pk", "$.data_streams", "$.id.name",
                              "$.id.number")
     out = []
-    for (key, created), raw in zip(scans, pipe.execute(raise_on_error=False)):
+    for (key, created), raw in zip(scans, pipe.execute(raise_on_error=False), strict=True):
         if raw is None or isinstance(raw, Exception):
             continue
         try:
@@ -234,7 +234,7 @@ def search_scans(client: redis.Redis, page: int = 1000) -> list[tuple[str, int]]
         for key in part:
             pipe.execute_command("JSON.GET", key, "$.state_stream.pk")
         state_keys = []
-        for key, raw in zip(part, pipe.execute(raise_on_error=False)):
+        for key, raw in zip(part, pipe.execute(raise_on_error=False), strict=True):
             try:
                 state_keys.append((key, stream_prefix(key) + json.loads(raw)[0]))
             except (TypeError, ValueError, IndexError, AttributeError):
@@ -242,7 +242,7 @@ def search_scans(client: redis.Redis, page: int = 1000) -> list[tuple[str, int]]
         pipe = client.pipeline(transaction=False)
         for _, state_key in state_keys:
             pipe.xrange(state_key, count=1)
-        for (key, _), first in zip(state_keys, pipe.execute(raise_on_error=False)):
+        for (key, _), first in zip(state_keys, pipe.execute(raise_on_error=False), strict=True):
             if first and not isinstance(first, Exception):
                 out.append((key, int(first[0][0].decode().split("-")[0])))
     return sorted(out, key=lambda item: item[1])

@@ -207,7 +207,7 @@ class MemoryTracker:
                 break
             self._track(created)
         scans = list(self._scans.values())
-        for scan, exists in zip(scans, scan_keys.existing(self.client, scans)):
+        for scan, exists in zip(scans, scan_keys.existing(self.client, scans), strict=True):
             if not exists:
                 del self._scans[scan.key]
 
@@ -261,7 +261,7 @@ class MemoryTracker:
         saved = {}
         for i, key in enumerate(keys):
             counts = []
-            for points, done in zip(replies[0::2], replies[1::2]):
+            for points, done in zip(replies[0::2], replies[1::2], strict=True):
                 counts.append(math.inf if done[i] is not None else int(points[i] or 0))
             if min(counts) > 0:
                 saved[key] = min(counts)
@@ -290,7 +290,7 @@ class MemoryTracker:
             pipe.hmget(f"{WRITER_PREFIX}:{name}:done", keys)
         replies = pipe.execute()
         for i, scan in enumerate(scans):
-            missing = [name for name, reply in zip(gone, replies) if reply[i] is None]
+            missing = [name for name, reply in zip(gone, replies, strict=True) if reply[i] is None]
             if missing:
                 log.error("Scan %s (#%s %s) expires unwritten by writer(s) %s (not alive)",
                           scan.key, scan.number, scan.name, ", ".join(missing))

@@ -339,7 +339,7 @@ def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True,
     compress = partial(_shuffled_deflate, level=SCALAR_LEVEL)
     chunks = [chunk for _, chunk in whole]
     for (packer, _), data in zip(whole, pool.map(compress, chunks) if pool and len(chunks) > 1
-                                 else map(compress, chunks)):
+                                 else map(compress, chunks), strict=True):
         packer.write(data)
     if show:
         for packer in targets.packers.values():

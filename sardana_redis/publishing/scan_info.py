@@ -240,7 +240,7 @@ def _channel_info(desc: ScanDescription, col: Column) -> dict[str, Any]:
     if desc.npoints > 0:
         info["points"] = desc.npoints
     if is_mesh(desc):
-        for axis_id, (axis, points) in enumerate(zip(desc.axes, desc.mesh_shape)):
+        for axis_id, (axis, points) in enumerate(zip(desc.axes, desc.mesh_shape, strict=False)):
             if axis is col:
                 info.update(axis_id=axis_id, axis_points=points, axis_kind="forth")
         if col.ndim == 0:
@@ -251,9 +251,9 @@ def _channel_info(desc: ScanDescription, col: Column) -> dict[str, Any]:
 def _by_dim(desc: ScanDescription, streams: list[str]) -> dict[str, list[str]]:
     dims = [desc.column(s).ndim for s in streams]
     return {
-        "scalars": [s for s, d in zip(streams, dims) if d == 0],
-        "spectra": [s for s, d in zip(streams, dims) if d == 1],
-        "images": [s for s, d in zip(streams, dims) if d >= 2],
+        "scalars": [s for s, d in zip(streams, dims, strict=True) if d == 0],
+        "spectra": [s for s, d in zip(streams, dims, strict=True) if d == 1],
+        "images": [s for s, d in zip(streams, dims, strict=True) if d >= 2],
     }
 
 

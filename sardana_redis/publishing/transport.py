@@ -150,7 +150,7 @@ def stream_lengths(client: redis.Redis, live: LiveScan) -> tuple[dict[str, int],
     for name in names:
         pipe.xrevrange(live.streams[name].key, count=1)
     lengths, sealed = {}, False
-    for name, entries in zip(names, pipe.execute()):
+    for name, entries in zip(names, pipe.execute(), strict=True):
         if not entries:
             lengths[name] = 0
             continue
@@ -186,13 +186,13 @@ def send(client: redis.Redis, live: LiveScan, batches: Iterable[Batch]) -> int:
             raise RedisFull(str(exc)) from None
         raise
     if not exists:
-        created = {live.streams[b.stream].key for b, r in zip(batches, replies)
+        created = {live.streams[b.stream].key for b, r in zip(batches, replies, strict=True)
                    if b.start == 0 and isinstance(r, bytes)}
         if created:
             client.delete(*created)
         raise ScanGone(f"{live.key} is not in Redis")
     new = 0
-    for b, reply in zip(batches, replies):
+    for b, reply in zip(batches, replies, strict=True):
         if isinstance(reply, redis.ResponseError):
             if "equal or smaller" in str(reply):
                 continue  # already in Redis (sent before a reconnection)

@@ -184,7 +184,7 @@ class SpecScanWriter(FileScanWriter):
         if all(whole):
             return None
         start = min(counts)
-        for block, block_ends, not_ours in zip(blocks, ends, foreign):
+        for block, block_ends, not_ours in zip(blocks, ends, foreign, strict=True):
             if not_ours or start < block.first:
                 self._continue(job, block, layout, start)
             elif block_ends is not None:

@@ -104,7 +104,8 @@ def find_scan(store: DataStore, scan: str, session: str | None = None) -> Any:
     filters = {"number": int(scan)} | ({"session": session} if session else {})
     _, keys = store.search_existing_scans(**filters)
     if not keys:
-        raise LookupError(f"no scan number {scan}" + (f" in session {session!r}" if session else ""))
+        where = f" in session {session!r}" if session else ""
+        raise LookupError(f"no scan number {scan}{where}")
     return load(store, sorted(keys)[-1])
 
 

@@ -410,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the service name clients ask for (default: %(default)s)")
     p.add_argument("--quorum", type=int, default=defaults.quorum,
                    help="sentinels that must agree the primary is down (default: %(default)s)")
-    p.add_argument("--port", type=int, default=SENTINEL_PORT, help="TCP port (default: %(default)s)")
+    p.add_argument("--port", type=int, default=SENTINEL_PORT,
+                   help="TCP port (default: %(default)s)")
     p.add_argument("--bind", default="127.0.0.1",
                    help="addresses to listen on, separated by blanks or commas "
                         "(default: %(default)s)")
@@ -455,8 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
                        description=cmd_memory_tracker.__doc__ +
-                       " Same options as blissdata's memory_tracker, plus --writer, --max-memory and "
-                       "--writer-grace.")
+                       " Same options as blissdata's memory_tracker, plus --writer, --max-memory"
+                       " and --writer-grace.")
     _add_redis_url(p)
     add_tracker_arguments(p)
     p.add_argument("--init-db", action="store_true", help="initialise an empty Redis for blissdata")

@@ -160,7 +160,8 @@ def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
         png = show_results(workdir, url, numbers)
         print("==> Where the data went")
         print(f"    SPEC file (SPEC writer): {workdir / 'scans' / 'scans.dat'}")
-        print(f"    NeXus file (NeXus writer, open with silx view): {workdir / 'scans' / 'scans.h5'}")
+        nexus_file = workdir / "scans" / "scans.h5"
+        print(f"    NeXus file (NeXus writer, open with silx view): {nexus_file}")
         print(f"    Plot: {png}")
         print(f"    Logs (servers and services): {workdir}")
         if keep:

@@ -55,8 +55,8 @@ class PublishedScan:
                    requested_files=_files(sardana.get("requested_files")),
                    beamline=beamline if isinstance(beamline, str) else None,
                    custom_data=tuple(custom), refused=tuple(refused),
-                   data_compression_rank=rank if isinstance(rank, int) and not isinstance(rank, bool)
-                   else None)
+                   data_compression_rank=rank
+                   if isinstance(rank, int) and not isinstance(rank, bool) else None)
 
     def files_of(self, fmt: str) -> list[str]:
         """The requested files of format ``fmt`` (``"spec"``, ``"nexus"``)."""

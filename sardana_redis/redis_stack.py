@@ -246,7 +246,8 @@ def node_config(folder: Path, source: Path | None = None,
         return copy, False
     source = Path(source or default_config())
     text = (f"# Own copy of {source}, made by sardana-redis on first start.\n"
-            "# Redis and Sentinel rewrite this file (role changes): edit this copy, not the source.\n"
+            "# Redis and Sentinel rewrite this file (role changes): edit this copy, not the"
+            " source.\n"
             + source.read_text())
     if replica_of is not None:
         text += ("\n# sardana-redis server --replica-of, on first start\n"
@@ -257,7 +258,8 @@ def node_config(folder: Path, source: Path | None = None,
 
 def _loads_stack_module(line: str) -> bool:
     words = line.split()
-    return len(words) >= 2 and words[0].lower() == "loadmodule" and Path(words[1]).name in MODULE_FILES
+    return len(words) >= 2 and words[0].lower() == "loadmodule" and \
+        Path(words[1]).name in MODULE_FILES
 
 
 def _write_atomically(path: Path, text: str) -> None:

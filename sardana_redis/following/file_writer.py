@@ -184,8 +184,8 @@ class FileScanWriter:
                     since = since or time.monotonic()
                     if job.waiting != (waiting := f"waiting for {path}: {reason}"):
                         job.waiting = waiting
-                        log.warning("Scan %s #%s: %s", job.scan.key, getattr(job.scan, "number", "?"),
-                                    waiting)
+                        log.warning("Scan %s #%s: %s", job.scan.key,
+                                    getattr(job.scan, "number", "?"), waiting)
                         log.debug("%s: %s", path, exc)
                     if job.stop.wait(self.held_poll):
                         raise Interrupted(job.waiting) from None
@@ -204,7 +204,8 @@ class FileScanWriter:
         deadline = time.monotonic() + CLOSE_WAIT
         gone = False
         try:
-            while scan.state < ScanState.CLOSED and time.monotonic() < deadline and not stop.is_set():
+            while scan.state < ScanState.CLOSED and time.monotonic() < deadline \
+                    and not stop.is_set():
                 scan.update(timeout=0.5)
         except ScanNotFoundError:  # expired or deleted once its data was read: write what we have
             gone = True

@@ -99,7 +99,8 @@ class ScanJob:
 
 
 class ScanHandler(Protocol):
-    """Writes one scan; returns its :class:`DoneRecord`, or None when ``job.stop`` interrupted it."""
+    """Writes one scan; returns its :class:`DoneRecord`, or None when ``job.stop``
+    interrupted it."""
 
     def handle(self, job: ScanJob) -> DoneRecord | None: ...
 
@@ -273,13 +274,15 @@ class ScanFollower:
                 since = self._start_cursor(store, ledger, since)
                 self._catch_up(ledger, since)
                 self._set_healthy(f"following {redact_redis_url(self.url)}")
-                log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url), self.name)
+                log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url),
+                         self.name)
                 self._resume_pending()
                 last_janitor = time.monotonic()
                 backoff.reset()
                 while not self._stopping.is_set():
                     try:
-                        timetag, key = store.get_next_scan(since=since, timeout=self.next_scan_timeout)
+                        timetag, key = store.get_next_scan(since=since,
+                                                           timeout=self.next_scan_timeout)
                     except NoScanAvailable:
                         pass
                     except (KeyError, UnicodeDecodeError):  # an entry blissdata cannot read
@@ -502,7 +505,8 @@ class ScanFollower:
             by_ledger: dict[int, tuple[WriterLedger, dict[str, int]]] = {}
             for key, job in active:  # a job starting again says nothing until it knows where it is
                 if job.rows_written:
-                    by_ledger.setdefault(id(job.ledger), (job.ledger, {}))[1][key] = job.rows_written
+                    _, written = by_ledger.setdefault(id(job.ledger), (job.ledger, {}))
+                    written[key] = job.rows_written
             for ledger, written in by_ledger.values():  # each job's progress through its own ledger
                 try:
                     ledger.set_points(written)

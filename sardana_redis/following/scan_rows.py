@@ -212,8 +212,8 @@ class ScanRows:
             for name, stream in streams.items():
                 batch[name], problems = read_points(stream, self.rows_read, end)
                 for kind, first, last in problems:
-                    log.error("Scan %s #%s: stream %r has %s at indexes %d to %d: %s", self.scan.key,
-                              getattr(self.scan, "number", "?"), name,
+                    log.error("Scan %s #%s: stream %r has %s at indexes %d to %d: %s",
+                              self.scan.key, getattr(self.scan, "number", "?"), name,
                               "a gap" if kind == "gap" else "an overlap", first, last,
                               "written as NaN/0/null" if kind == "gap" else "first values kept")
             self.rows_read = end

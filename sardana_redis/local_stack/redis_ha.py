@@ -101,7 +101,8 @@ class SentinelServer:
             replicas = client.sentinel_slaves(self.settings.service)
         return {r["port"] for r in replicas
                 if not (r["is_sdown"] or r["is_disconnected"]) and r["role-reported"] == "slave"
-                and r["master-link-status"] == "ok" and primary and r["master-port"] == int(primary[1])}
+                and r["master-link-status"] == "ok" and primary
+                and r["master-port"] == int(primary[1])}
 
     @property
     def running(self) -> bool:

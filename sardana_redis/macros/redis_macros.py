@@ -129,11 +129,13 @@ class redis_enable(Macro):
         recorders = _as_list(_env(self, "DataRecorder"))
         if RECORDER_NAME not in recorders:
             self.setEnv("DataRecorder", recorders + [RECORDER_NAME])
-        self.output(f"Scans are published to {redact_redis_url(_env(self, URL_VARIABLE, DEFAULT_REDIS_URL))}")
+        url = _env(self, URL_VARIABLE, DEFAULT_REDIS_URL)
+        self.output(f"Scans are published to {redact_redis_url(url)}")
 
 
 class redis_disable(Macro):
-    """Stop publishing scans to Redis (removes RedisBlissRecorder from DataRecorder and ScanRecorder)."""
+    """Stop publishing scans to Redis (removes RedisBlissRecorder from DataRecorder and
+    ScanRecorder)."""
 
     def run(self) -> None:
         recorders = [r for r in _as_list(_env(self, "DataRecorder")) if r != RECORDER_NAME]

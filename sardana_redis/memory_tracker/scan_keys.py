@@ -47,7 +47,8 @@ class ScanKeys:
     number: int = 0
     state: int = ScanState.CREATED
     last_ids: dict[str, bytes] = field(default_factory=dict)
-    last_activity: float = 0.0  #: seconds since epoch (first seen, or last state/data/heartbeat change)
+    #: seconds since epoch (first seen, or last state/data/heartbeat change)
+    last_activity: float = 0.0
     heartbeat: bytes | None = None  #: last heartbeat value seen (None: its publisher sends none)
     expiring: bool = False  #: an expiration was set
 
@@ -65,7 +66,8 @@ def stream_prefix(scan_key: str) -> str:
     return scan_key.split(":", 1)[0] + ":stream:"
 
 
-def new_scans(client: redis.Redis, since: str, count: int = 1000) -> tuple[str, list[tuple[str, int]]]:
+def new_scans(client: redis.Redis, since: str,
+              count: int = 1000) -> tuple[str, list[tuple[str, int]]]:
     """Scans created after ``since``: (new cursor, [(scan key, creation ms)])."""
     entries = client.xrange(SCAN_HISTORY, min=f"({since}" if since != "0-0" else "-", count=count)
     out = []
@@ -102,7 +104,8 @@ def _scan_keys(key: str, created: int, doc: dict) -> ScanKeys:
     prefix = stream_prefix(key)
     state_pk = doc["$.state_stream.pk"][0]
     data = doc["$.data_streams"][0] or {}
-    if not isinstance(state_pk, str) or not all(isinstance(m.get("pk"), str) for m in data.values()):
+    if not isinstance(state_pk, str) or \
+            not all(isinstance(m.get("pk"), str) for m in data.values()):
         raise TypeError("stream keys are not strings")
     number = (doc["$.id.number"] or [0])[0] or 0
     return ScanKeys(

@@ -22,8 +22,8 @@ Each monitoring cycle (pipelined: a few round trips whatever the number of scans
    ``unsaved_threshold`` is set (by default never: publishers keep what a full
    Redis refuses in their spool) and exceeded, unsaved data: closed scans
    (oldest first), then streams of open scans older than ``protected_history``
-   seconds, and the protected history last. Every unsaved drop is logged as an ERROR naming the scan,
-   its streams and points.
+   seconds, and the protected history last. Every unsaved drop is logged as an ERROR naming
+   the scan, its streams and points.
 """
 
 from __future__ import annotations
@@ -212,7 +212,8 @@ class MemoryTracker:
                 del self._scans[scan.key]
 
     def _track(self, created: list[tuple[str, int]]) -> None:
-        for scan in scan_keys.load_keys(self.client, [c for c in created if c[0] not in self._scans]):
+        unknown = [c for c in created if c[0] not in self._scans]
+        for scan in scan_keys.load_keys(self.client, unknown):
             scan.last_activity = time.time()  # a restarted tracker gives every scan a fresh start
             self._scans.setdefault(scan.key, scan)
 
@@ -318,7 +319,8 @@ class MemoryTracker:
 
     # --- freeing memory --------------------------------------------------
 
-    def _free(self, used: int, limit: int, writers: Sequence[str], done: set[str], now: float) -> int:
+    def _free(self, used: int, limit: int, writers: Sequence[str], done: set[str],
+              now: float) -> int:
         """Free saved data down to ``FREE_MARGIN`` below the cleaning threshold; unsaved data
         only as long as the unsaved threshold (never below the cleaning one) is exceeded."""
         s = self.settings
@@ -339,8 +341,8 @@ class MemoryTracker:
             used = self._used_memory()
         # 3. to keep Redis alive: unsaved closed scans, oldest first
         if used > trigger:
-            used = self._delete(used, trigger, [s for s in oldest if s.closed and s.key not in done],
-                                saved=False)
+            unsaved = [s for s in oldest if s.closed and s.key not in done]
+            used = self._delete(used, trigger, unsaved, saved=False)
         # 4. unsaved history of open scans: older than the protected history, then the rest
         if used > trigger:
             used = self._trim_unsaved(used, trigger, now, protect=True)
@@ -359,7 +361,8 @@ class MemoryTracker:
         return used
 
     def _delete(self, used: int, target: int, scans: list[ScanKeys], saved: bool) -> int:
-        """Delete scans, oldest first, until ``target``: saved ones by chunks, unsaved one by one."""
+        """Delete scans, oldest first, until ``target``: saved ones by chunks, unsaved one
+        by one."""
         step = DELETE_CHUNK if saved else 1
         for i in range(0, len(scans), step):
             if used <= target:

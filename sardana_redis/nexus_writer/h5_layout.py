@@ -102,8 +102,8 @@ def _decode(item: Any) -> Any:
         if value.ndim == 0:
             value = value.item() if value.dtype.kind == "U" else value[()]
         else:
-            value = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()],
-                             dtype=h5py.string_dtype()).reshape(value.shape)
+            texts = [v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()]
+            value = np.array(texts, dtype=h5py.string_dtype()).reshape(value.shape)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return _without_nul(value)
@@ -125,7 +125,8 @@ def create_items(parent: h5py.Group, group: Group, streams: Mapping[str, StreamS
             set_attributes(parent, {name: value})
     for name, item in group.children.items():
         if name in parent:
-            if isinstance(item, Group) and isinstance(parent.get(name, getlink=True), h5py.HardLink):
+            if isinstance(item, Group) and \
+                    isinstance(parent.get(name, getlink=True), h5py.HardLink):
                 create_items(parent[name], item, streams, targets, compression)
             continue
         if isinstance(item, Group):
@@ -193,7 +194,8 @@ def collect_targets(parent: h5py.Group, group: Group, streams: Mapping[str, Stre
             if shape is None:
                 continue
             if shape.dtype == "json":
-                targets.json.setdefault(stream, []).append((parent.name, name, dict(item.attributes)))
+                targets.json.setdefault(stream, []).append(
+                    (parent.name, name, dict(item.attributes)))
             elif _writable(tuple(shape.shape)):
                 targets.numeric.setdefault(stream, []).append(parent[name])
 
@@ -201,7 +203,8 @@ def collect_targets(parent: h5py.Group, group: Group, streams: Mapping[str, Stre
 def _create_virtual(parent: h5py.Group, name: str, item: VirtualDataset) -> None:
     layout = h5py.VirtualLayout(shape=tuple(item.shape), dtype=np.dtype(item.dtype))
     for source in item.virtual_sources:
-        vsource = h5py.VirtualSource(source.src_file, source.src_dataset, shape=tuple(item.shape[1:]))
+        vsource = h5py.VirtualSource(source.src_file, source.src_dataset,
+                                     shape=tuple(item.shape[1:]))
         start = source.vspace.start
         layout[start[0]] = vsource
     dset = parent.create_virtual_dataset(name, layout, fillvalue=0)

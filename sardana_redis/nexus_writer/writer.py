@@ -360,7 +360,8 @@ class _OpenScan:
                 for entry in layout.children:
                     if entry in self.file:
                         if not resuming:
-                            raise ScanRejected(f"{entry} already exists in {self.path}: never overwritten")
+                            raise ScanRejected(
+                                f"{entry} already exists in {self.path}: never overwritten")
                         del self.file[entry]
                         log.info("resuming in %s: %s written again", self.path, entry)
                 _file_attributes(self.file, self.path)
@@ -414,7 +415,8 @@ class _OpenScan:
     def rows_on_disk(self) -> int | None:
         return rows_on_disk(self.targets)
 
-    def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
+    def finish(self, final_layout: Group, json_values: Mapping[str, list],
+               scan_info: Mapping) -> None:
         """Reopen without SWMR (journaled; waiting while a reader holds the file) and add
         what SWMR cannot: end items, strings, references; then commit."""
         close_packed(self.targets)
@@ -516,7 +518,8 @@ def _write_references(group: h5py.Group, name: str, stream: str, values: list,
             layout = h5py.VirtualLayout(shape=(len(strings), *shape), dtype=dtype)
             for i, m in enumerate(matches):
                 layout[i] = h5py.VirtualSource(m["file"], m["dataset"] or "dataset", shape=shape)
-            group.create_virtual_dataset(name, layout, fillvalue=-np.inf if dtype.kind == "f" else 0)
+            group.create_virtual_dataset(name, layout,
+                                         fillvalue=-np.inf if dtype.kind == "f" else 0)
             return
         except (TypeError, ValueError) as exc:
             log.warning("%s/%s: no virtual dataset (%s), references kept", group.name, name, exc)
@@ -594,7 +597,8 @@ class NexusScanWriter(FileScanWriter):
                 for out in outs:
                     out.append(batch, live=rows.caught_up_live)
                 on_disk = [out.rows_on_disk() for out in outs]
-                job.rows_written = min((r for r in on_disk if r is not None), default=rows.rows_read)
+                job.rows_written = min((r for r in on_disk if r is not None),
+                                       default=rows.rows_read)
             if job.stop.is_set():
                 return None
             end_time, end_reason = self.wait_end(scan, job.stop)

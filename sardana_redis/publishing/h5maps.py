@@ -38,12 +38,14 @@ def build_h5map(desc: ScanDescription, end: ScanEnd | None = None) -> Group:
     plots = _nxdata_groups(desc, entry_path)
     children: dict[str, Any] = {
         "definition": Dataset(value="NXscan"),
-        "program_name": Dataset(value=f"sardana ({PROGRAM})", attributes={"version": SARDANA_VERSION}),
+        "program_name": Dataset(value=f"sardana ({PROGRAM})",
+                                attributes={"version": SARDANA_VERSION}),
         "start_time": Dataset(value=desc.extra.get("scan_start_time") or desc.start_time),
         "macro_start_time": Dataset(value=desc.start_time),
         "title": Dataset(value=desc.title),
         "entry_identifier": Dataset(value=str(desc.identity.number)),
-        "user": Group(attributes={"NX_class": "NXuser"}, children={"name": Dataset(value=desc.user)}),
+        "user": Group(attributes={"NX_class": "NXuser"},
+                      children={"name": Dataset(value=desc.user)}),
         "measurement": _measurement(desc, entry_path),
         **_instrument_groups(desc, entry_path),
         **plots,
@@ -110,7 +112,8 @@ def _measurement(desc: ScanDescription, entry_path: str) -> Group:
         if item.value is not None and item.dataset not in snapshot:  # first one wins, as in Sardana
             snapshot[item.dataset] = Dataset(value=_snapshot_value(item),
                                              attributes={"units": item.units} if item.units else {})
-    children["pre_scan_snapshot"] = Group(attributes={"NX_class": "NXcollection"}, children=snapshot)
+    children["pre_scan_snapshot"] = Group(attributes={"NX_class": "NXcollection"},
+                                          children=snapshot)
     return Group(attributes={"NX_class": "NXcollection"}, children=children)
 
 
@@ -150,7 +153,8 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Grou
     snapshot = [(s.instrument, s.dataset, f"{entry_path}/measurement/pre_scan_snapshot/{s.dataset}")
                 for s in desc.snapshot if s.value is not None]
     for instrument, dataset, target in [
-            *((c.instrument, c.dataset, f"{entry_path}/measurement/{c.dataset}") for c in desc.columns),
+            *((c.instrument, c.dataset, f"{entry_path}/measurement/{c.dataset}")
+              for c in desc.columns),
             *snapshot]:
         parts = [p for p in (instrument or "").split("/") if p]
         if not parts:
@@ -163,7 +167,8 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Grou
                 nx_class = nx_class or desc.instruments.get(path, "NXcollection")
                 group.children[name] = Group(attributes={"NX_class": nx_class})
             group = group.children[name]
-        group.children.setdefault(dataset, SoftLink(target_path=target))  # columns first, as Sardana
+        # columns first, as Sardana
+        group.children.setdefault(dataset, SoftLink(target_path=target))
     return root.children
 
 
@@ -193,7 +198,8 @@ def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
         groups.setdefault(names, []).append(col.dataset)
     plots = {}
     for i, (axes, signals) in enumerate(groups.items(), start=1):
-        attributes: dict[str, Any] = {"NX_class": "NXdata", "signal": signals[0], "axes": list(axes)}
+        attributes: dict[str, Any] = {"NX_class": "NXdata", "signal": signals[0],
+                                      "axes": list(axes)}
         if len(signals) > 1:
             attributes["auxiliary_signals"] = signals[1:]
         links = {name: SoftLink(target_path=f"{entry_path}/measurement/{name}")

@@ -630,7 +630,9 @@ class ScanPublisher:
         if self._custom_data:
             sardana = self.publication.info.get("sardana")
             sardana = dict(sardana) if isinstance(sardana, dict) else {}
-            before = sardana.get("custom_data") if isinstance(sardana.get("custom_data"), list) else []
+            before = sardana.get("custom_data")
+            if not isinstance(before, list):
+                before = []
             info["sardana"] = {**sardana,
                                "custom_data": [*before, *(c.to_json() for c in self._custom_data)]}
         if self.points_lost:
@@ -648,7 +650,8 @@ class ScanPublisher:
     def _confirm(self) -> None:
         """Forget the scan once ``replicas`` replicas hold it; else ask again later."""
         if not replicated(self._client, self.replicas):
-            if self._ended_at is not None and time.monotonic() - self._ended_at > self.give_up_after:
+            if self._ended_at is not None and \
+                    time.monotonic() - self._ended_at > self.give_up_after:
                 self._abandon(f"fewer than {self.replicas.replicas} replica(s) acknowledged it")
                 return
             if not self._unconfirmed_told:

@@ -129,7 +129,8 @@ def _float_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def describe_columns(datadesc: Iterable[Any], ref_moveables: Sequence[str] = ()) -> tuple[Column, ...]:
+def describe_columns(datadesc: Iterable[Any],
+                     ref_moveables: Sequence[str] = ()) -> tuple[Column, ...]:
     """One :class:`Column` per Sardana ``ColumnDesc``; stream names are unique labels."""
     columns = []
     used: set[str] = set()
@@ -206,7 +207,8 @@ def describe_snapshot(snapshot: Iterable[Any]) -> tuple[SnapshotItem, ...]:
 
 def requested_files(scan_dir: Any, scan_file: Any, scan_recorder: Any,
                     recorder_name: str = RECORDER_NAME) -> tuple[RequestedFile, ...]:
-    """The ``ScanFile`` entries routed to this recorder by ``ScanRecorder`` (Sardana pairs them by index)."""
+    """The ``ScanFile`` entries routed to this recorder by ``ScanRecorder`` (Sardana pairs
+    them by index)."""
     if not scan_dir or not scan_file:
         return ()
     files = [scan_file] if isinstance(scan_file, str) else list(scan_file)
@@ -216,7 +218,8 @@ def requested_files(scan_dir: Any, scan_file: Any, scan_recorder: Any,
         if i < len(recorders) and recorders[i] == recorder_name:
             fmt = file_format(str(name))
             if fmt is not None:
-                out.append(RequestedFile(os.path.abspath(os.path.join(str(scan_dir), str(name))), fmt))
+                path = os.path.abspath(os.path.join(str(scan_dir), str(name)))
+                out.append(RequestedFile(path, fmt))
     return tuple(out)
 
 
@@ -252,7 +255,8 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
     if npoints is None and point_nb is not None and point_nb.max_value is not None:
         npoints = int(point_nb.max_value) + 1
     intervals = getattr(macro, "nr_intervs", None)
-    mesh_shape = tuple(int(n) + 1 for n in intervals) if intervals is not None and len(intervals) > 1 else None
+    mesh_shape = tuple(int(n) + 1 for n in intervals) \
+        if intervals is not None and len(intervals) > 1 else None
     count_time = _float_or_none(getattr(macro, "integ_time", None))
     snapshot = describe_snapshot(env.get("preScanSnapShot", ()))
     return ScanDescription(

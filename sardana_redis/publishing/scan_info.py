@@ -122,7 +122,8 @@ def build_plots(desc: ScanDescription) -> list[dict[str, Any]]:
     plots: list[dict[str, Any]] = []
     if is_mesh(desc) and scalars:
         x, y = desc.axes[:2]
-        items = [{"kind": "scatter", "x": x.stream, "y": y.stream, "value": c.stream} for c in scalars]
+        items = [{"kind": "scatter", "x": x.stream, "y": y.stream, "value": c.stream}
+                 for c in scalars]
         plots.append({"kind": "scatter-plot", "items": items})
     elif scalars:
         curves: dict[str | None, list[dict[str, Any]]] = {}

@@ -190,7 +190,8 @@ class Spool:
             try:
                 return self._connect().execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise SpoolUnavailable(f"spool folder {self.folder} cannot be read: {exc}") from None
+                raise SpoolUnavailable(
+                    f"spool folder {self.folder} cannot be read: {exc}") from None
 
     # --- scans -----------------------------------------------------------
 

@@ -212,7 +212,8 @@ class SpecScanWriter(FileScanWriter):
         progress = job.ledger.progress(job.scan.key)
         progress.update({str(block.path): size, _first_key(block.path): start})
         job.ledger.set_progress(job.scan.key, progress)
-        block.out.write(scan_header(layout) + (continued(layout.number, start, why) if start else ""))
+        block.out.write(scan_header(layout)
+                        + (continued(layout.number, start, why) if start else ""))
         block.out.flush()
         block.offset, block.first = size, start
 
@@ -223,7 +224,8 @@ class SpecScanWriter(FileScanWriter):
             job.points_seen = rows.points_seen
             count = len(next(iter(batch.values()))) if batch else 0
             for start in range(0, count, TEXT_SLICE):  # bounded memory for the text
-                text = data_lines(layout, {k: v[start:start + TEXT_SLICE] for k, v in batch.items()})
+                sliced = {k: v[start:start + TEXT_SLICE] for k, v in batch.items()}
+                text = data_lines(layout, sliced)
                 for out in outs:
                     out.write(text)
                     out.flush()

@@ -432,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sentinel)
 
     p = sub.add_parser("init-db", help="initialise blissdata's indexes on an empty Redis",
-                       description=cmd_init_db.__doc__ + " Safe to run twice or concurrently.")
+                       description=(cmd_init_db.__doc__ or "")
+                       + " Safe to run twice or concurrently.")
     _add_redis_url(p)
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for a concurrent initialisation (default: %(default)s)")
@@ -455,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_nexus_writer)
 
     p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
-                       description=cmd_memory_tracker.__doc__ +
+                       description=(cmd_memory_tracker.__doc__ or "") +
                        " Same options as blissdata's memory_tracker, plus --writer, --max-memory"
                        " and --writer-grace.")
     _add_redis_url(p)
@@ -480,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_scans)
 
     for name, func in (("show", cmd_show), ("plot", cmd_plot)):
-        p = sub.add_parser(name, help=func.__doc__.split(":")[0].split("(")[0].strip().lower(),
+        summary = (func.__doc__ or "").split(":")[0].split("(")[0].strip().lower()
+        p = sub.add_parser(name, help=summary,
                            description=func.__doc__)
         _add_scan(p)
         if name == "plot":

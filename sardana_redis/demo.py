@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import redis as redis_client
@@ -131,7 +131,7 @@ def show_nexus(path: Path, number: int) -> None:
     """The tree of one entry of the NeXus file."""
     print(f"==> {path}, entry{number}:")
     with h5py.File(path, "r", locking=False) as f:
-        def show(name: str, obj: object) -> None:
+        def show(name: str, obj: Any) -> None:
             depth = name.count("/")
             if depth > 2:
                 return
@@ -252,7 +252,7 @@ def define_gaussian_counters(door: DoorClient) -> None:
     """The Gaussian controller (from the Pool's PoolPath), its channels and their
     measurement group."""
     ctrl_class, ctrl = GAUSS_CONTROLLER
-    commands = [("defctrl", ctrl_class, ctrl)]
+    commands: list[tuple[Any, ...]] = [("defctrl", ctrl_class, ctrl)]
     commands += [("defelem", name, ctrl, axis) for axis, name in enumerate(GAUSS_CHANNELS, 1)]
     commands.append(("defmeas", GAUSS_GROUP, list(GAUSS_CHANNELS)))
     for macro, *params in commands:

@@ -102,8 +102,8 @@ def _declared_scalars(info: Mapping, scalars: list[str]) -> Panel | None:
 
 
 def _mesh(info: Mapping, x: str, y: str, value: str) -> Panel:
-    points = tuple(_int(_channel(info, axis).get("axis_points")) for axis in (x, y))
-    return Panel("mesh", (value,), x=x, y=y, grid=points if all(points) else None)
+    nx, ny = (_int(_channel(info, axis).get("axis_points")) for axis in (x, y))
+    return Panel("mesh", (value,), x=x, y=y, grid=(nx, ny) if nx and ny else None)
 
 
 def _inferred_scalars(info: Mapping, scalars: list[str]) -> Panel | None:

@@ -194,7 +194,7 @@ class WriterLedger:
             pipe.hexists(self._key("done"), key)
             pipe.zscore(self._key("pending"), key)
         replies = pipe.execute()
-        new = {key: float(ms) for (key, ms), done, pending in
+        new: dict[str | bytes, float] = {key: float(ms) for (key, ms), done, pending in
                zip(scans, replies[0::2], replies[1::2], strict=True)
                if not done and pending is None}
         if new:

@@ -182,7 +182,8 @@ def close_as_failed(client: redis.Redis, scan: ScanKeys, reason: str) -> None:
     h5maps = (json.loads(raw) or [None])[0] if raw else None
     for key in scan.data_keys.values():
         try:
-            client.fcall("seal_stream", 1, key)
+            # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks FCALL
+            client.fcall("seal_stream", 1, key)  # type: ignore[attr-defined]
         except redis.ResponseError as exc:
             if "already sealed" not in str(exc):
                 raise

@@ -162,7 +162,8 @@ class RedisMemoryTracker(ServiceDevice):
                                     "Fix it, then run Init.")
         url = redact_redis_url(self.redis_url)
         error = thread.redis_error
-        if isinstance(error, redis.OutOfMemoryError):
+        # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks this error
+        if isinstance(error, redis.OutOfMemoryError):  # type: ignore[attr-defined]
             return DevState.ALARM, f"Redis {url} is out of memory, retrying: {error}"
         if error is not None:
             return DevState.ALARM, f"Redis unreachable, retrying: {url}: {error}"

@@ -250,8 +250,9 @@ class MemoryTracker:
         replies = pipe.execute()
         return {key for i, key in enumerate(closed) if all(r[i] is not None for r in replies)}
 
-    def _saved_points(self, writers: Sequence[str], keys: list[str]) -> dict[str, int]:
-        """Points every writer has on disk, per scan being written."""
+    def _saved_points(self, writers: Sequence[str], keys: list[str]) -> dict[str, float]:
+        """Points every writer has on disk, per scan being written (infinite: every writer
+        is done with it)."""
         if not writers or not keys:
             return {}
         pipe = self.client.pipeline(transaction=False)
@@ -259,9 +260,9 @@ class MemoryTracker:
             pipe.hmget(f"{WRITER_PREFIX}:{name}:points", keys)
             pipe.hmget(f"{WRITER_PREFIX}:{name}:done", keys)
         replies = pipe.execute()
-        saved = {}
+        saved: dict[str, float] = {}
         for i, key in enumerate(keys):
-            counts = []
+            counts: list[float] = []
             for points, done in zip(replies[0::2], replies[1::2], strict=True):
                 counts.append(math.inf if done[i] is not None else int(points[i] or 0))
             if min(counts) > 0:
@@ -360,7 +361,7 @@ class MemoryTracker:
                         "never dropped: publishers hold what Redis refuses in their spools")
         return used
 
-    def _delete(self, used: int, target: int, scans: list[ScanKeys], saved: bool) -> int:
+    def _delete(self, used: int, target: float, scans: list[ScanKeys], saved: bool) -> int:
         """Delete scans, oldest first, until ``target``: saved ones by chunks, unsaved one
         by one."""
         step = DELETE_CHUNK if saved else 1
@@ -378,7 +379,7 @@ class MemoryTracker:
             used = self._used_memory()
         return used
 
-    def _trim_unsaved(self, used: int, target: int, now: float, protect: bool) -> int:
+    def _trim_unsaved(self, used: int, target: float, now: float, protect: bool) -> int:
         """Drop the oldest ``cleaning_time_slice`` % of each open scan's unsaved points."""
         horizon = now - self.settings.protected_history
         for scan in sorted((s for s in self._scans.values() if not s.closed),
@@ -437,7 +438,8 @@ def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
             report(None)
             backoff.reset()
             stop.wait(tracker.period(used))
-        except redis.OutOfMemoryError as exc:
+        # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks this error
+        except redis.OutOfMemoryError as exc:  # type: ignore[attr-defined]
             log.critical("Redis is out of memory, monitoring routine can't run, retry...")
             report(exc)
             stop.wait(0.5)

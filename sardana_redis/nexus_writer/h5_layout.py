@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import types
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -35,6 +36,7 @@ from sardana_redis.scan_model import StreamShape
 
 log = logging.getLogger(__name__)
 
+_deflate: types.ModuleType
 try:  # the same deflate streams as zlib's, made 2-4 times faster
     from zlib_ng import zlib_ng as _deflate
 except ImportError:  # pragma: no cover - zlib-ng is a dependency

@@ -69,7 +69,8 @@ def data_store(url: str) -> tuple[DataStore, redis.Redis]:
 
 def is_oom(exc: BaseException) -> bool:
     """A Redis reply meaning "full" (maxmemory reached), wherever it comes from."""
-    return isinstance(exc, (RedisFull, redis.exceptions.OutOfMemoryError))
+    # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks this error
+    return isinstance(exc, (RedisFull, redis.exceptions.OutOfMemoryError))  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -156,7 +156,7 @@ class SpecScanWriter(FileScanWriter):
             if size == 0:
                 out.write(file_header(str(path), datetime.datetime.now().astimezone()))
                 size = out.tell()
-            if not resumed:
+            if not resumed or offset is None:  # resumed: offset is not None
                 offset = progress[str(path)] = size
                 job.ledger.set_progress(job.scan.key, progress)
         except BaseException:

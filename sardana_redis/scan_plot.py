@@ -189,7 +189,7 @@ def _grid(x: np.ndarray, y: np.ndarray,
         return None
     for fast_x in (True, False):
         shape = (ny, nx) if fast_x else (nx, ny)
-        gx, gy = x.reshape(shape), y.reshape(shape)
+        gx, gy = x.reshape(*shape), y.reshape(*shape)
         along, across = (gx, gy) if fast_x else (gy, gx)
         # along the fast axis: each row repeats the first; across: each row is constant
         tol_a = 0.25 * float(np.ptp(along)) / max(along.shape[1] - 1, 1)
@@ -202,6 +202,8 @@ def _grid(x: np.ndarray, y: np.ndarray,
 
 def _draw_mesh(ax: Any, fig: Any, scan: Any, panel: Panel) -> None:
     x, y, value = _scalars(scan, [panel.x, panel.y, panel.streams[0]])
+    if x is None or y is None or value is None:
+        raise ValueError(f"mesh panel of {panel.streams[0]} without its x or y stream")
     grid = _grid(x, y, panel.grid) if len(x) else None
     if grid is None:
         artist = ax.scatter(x, y, c=value, marker="s")
@@ -220,7 +222,8 @@ def _draw_mesh(ax: Any, fig: Any, scan: Any, panel: Panel) -> None:
 
 
 def _draw_curves(ax: Any, scan: Any, panel: Panel) -> None:
-    x, *ys = _scalars(scan, [panel.x, *panel.streams])
+    x, *named = _scalars(scan, [panel.x, *panel.streams])
+    ys = [y for y in named if y is not None]  # all of them: each y stream is named
     for name, y in zip(panel.streams, ys, strict=True):
         ax.plot(x if x is not None else np.arange(len(y)), y, marker=".", label=name)
     ax.set_xlabel(panel.x or "point")

@@ -42,8 +42,11 @@ try:  # the same deflate streams as zlib's, made 2-4 times faster
 except ImportError:  # pragma: no cover - zlib-ng is a dependency
     _deflate = zlib
 
+#: Deflate level of non-scalar datasets (HDF5's gzip filter, or chunks deflated here).
+GZIP_LEVEL = 1
 #: gzip level 1 with shuffle: readable everywhere, fast enough for 2D frames.
-COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": GZIP_LEVEL,
+                               "shuffle": True}
 #: Deflate level of scalar columns (a whole chunk compressed once): as small as blisswriter's.
 SCALAR_LEVEL = 4
 #: Points per chunk of scalar columns: a power of two covering the scan's declared points,
@@ -213,7 +216,7 @@ def _create_virtual(parent: h5py.Group, name: str, item: VirtualDataset) -> None
     set_attributes(dset, item.attributes)
 
 
-def _shuffled_deflate(point: np.ndarray, level: int = COMPRESSION["compression_opts"]) -> bytes:
+def _shuffled_deflate(point: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
     """One chunk as HDF5's shuffle + deflate filters store it (readers need no plugin)."""
     raw = np.ascontiguousarray(point)
     shuffled = raw.view(np.uint8).reshape(-1, raw.dtype.itemsize).T.tobytes()

@@ -9,7 +9,7 @@ the measurement datasets taken from the blissdata streams.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -141,7 +141,7 @@ def _snapshot_value(item: SnapshotItem) -> Any:
         return item.value
 
 
-def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
+def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, HDF5ItemType]:
     """Groups along each column's instrument path (``/instrument/mot01``, parts may
     say ``name:NXclass``), each linking to its columns' measurement datasets.
 
@@ -166,7 +166,10 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Grou
             if name not in group.children:
                 nx_class = nx_class or desc.instruments.get(path, "NXcollection")
                 group.children[name] = Group(attributes={"NX_class": nx_class})
-            group = group.children[name]
+            child = group.children[name]
+            if not isinstance(child, Group):
+                raise TypeError(f"instrument path {path} is also a dataset")
+            group = child
         # columns first, as Sardana
         group.children.setdefault(dataset, SoftLink(target_path=target))
     return root.children
@@ -190,6 +193,7 @@ def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
     groups: dict[tuple[str, ...], list[str]] = {}
     for col in sorted([*plotted_columns(desc), *images], key=_plot_rank):
         ndim = _plot_rank(col)
+        axes: Sequence[Column | None]
         if ndim == 0:
             axes = desc.axes[:2] if is_mesh(desc) else [x_axis(desc, col)]
         else:
@@ -197,12 +201,12 @@ def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
         names = tuple(a.dataset if a else "." for a in axes) + (".",) * ndim
         groups.setdefault(names, []).append(col.dataset)
     plots = {}
-    for i, (axes, signals) in enumerate(groups.items(), start=1):
+    for i, (axis_names, signals) in enumerate(groups.items(), start=1):
         attributes: dict[str, Any] = {"NX_class": "NXdata", "signal": signals[0],
-                                      "axes": list(axes)}
+                                      "axes": list(axis_names)}
         if len(signals) > 1:
             attributes["auxiliary_signals"] = signals[1:]
         links = {name: SoftLink(target_path=f"{entry_path}/measurement/{name}")
-                 for name in (*signals, *axes) if name != "."}
+                 for name in (*signals, *axis_names) if name != "."}
         plots[f"plot_{i}"] = Group(attributes=attributes, children=links)
     return plots

@@ -233,13 +233,14 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
     columns = describe_columns(env.get("datadesc", ()), ref_moveables)
     title = str(env.get("title", ""))
     scan_type = (macro.getName() if macro is not None else "") or (title.split() or ["scan"])[0]
-    files = ()
+    files: tuple[RequestedFile, ...] = ()
     if get_env(WRITE_FILES_VARIABLE, True):
         files = requested_files(env.get("ScanDir"), env.get("ScanFile"),
                                 get_env("ScanRecorder", ()))
     info = {field: get_env(var, None) for field, var in INFO_VARIABLES.items()}
     door = macro.getDoorName() if macro is not None else None
     nexus = [f.path for f in files if f.format == "nexus"]
+    paths: list[str | None] = [*nexus, *(f.path for f in files), None]
     identity = ScanIdentity(
         name=scan_type,
         number=int(env.get("serialno", 0)),
@@ -248,7 +249,7 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
         proposal=_str_or_none(info["proposal"]),
         collection=_str_or_none(info["collection"]),
         dataset=_str_or_none(info["dataset"]),
-        path=(nexus or [f.path for f in files] or [None])[0],
+        path=paths[0],
     )
     point_nb = next((c for c in columns if c.kind is ColumnKind.POINT_NB), None)
     npoints = getattr(macro, "nb_points", None)

@@ -5,6 +5,7 @@
 #   make demo-keep  the same, left running (Ctrl-C stops it) to try it from spock
 #   make test    the test suite (real Redis Stack, real Tango, real Sardana)
 #   make test-quick  the tests without servers (pure logic, golden files): seconds
+#   make lint    ruff and mypy on sardana_redis/ (configured in pyproject.toml): no server
 #   make test-compat  the recorder, writer, tracker and scan_info tests in cached side
 #                environments: the oldest and the newest supported Sardana/PyTango/blissdata
 #   make bench   the benchmarks in benchmarks/
@@ -18,7 +19,7 @@ DEMO_VENV := .venv-demo
 DEMO_BIN := $(DEMO_VENV)/bin
 DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: venv demo-venv demo demo-keep test test-quick test-compat bench reliability clean
+.PHONY: venv demo-venv demo demo-keep test test-quick lint test-compat bench reliability clean
 
 venv: $(STAMP)
 
@@ -50,6 +51,10 @@ test: venv
 test-quick: venv
 	$(BIN)/python -m pytest -m 'not stack' --basetemp=.pytest-tmp
 
+lint: venv
+	$(BIN)/ruff check sardana_redis
+	$(BIN)/mypy sardana_redis
+
 test-compat: venv
 	$(BIN)/python -m compat
 
@@ -61,4 +66,5 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info demo-output .pytest_cache .pytest-tmp reliability-report.md
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info demo-output .pytest_cache .pytest-tmp reliability-report.md \
+	  .mypy_cache .ruff_cache

@@ -76,7 +76,7 @@ def format_table(summaries: list[ScanSummary]) -> str:
     rows = [(str(s.number), s.name, s.session, s.state, str(s.points), s.start_time,
              s.end_reason or "-", s.key) for s in summaries]
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                      for r in [headers, *rows])
 
 
@@ -104,7 +104,8 @@ def find_scan(store: DataStore, scan: str, session: str | None = None) -> Any:
     filters = {"number": int(scan)} | ({"session": session} if session else {})
     _, keys = store.search_existing_scans(**filters)
     if not keys:
-        raise LookupError(f"no scan number {scan}" + (f" in session {session!r}" if session else ""))
+        where = f" in session {session!r}" if session else ""
+        raise LookupError(f"no scan number {scan}{where}")
     return load(store, sorted(keys)[-1])
 
 

@@ -6,8 +6,8 @@ import argparse
 import logging
 import os
 import signal
-import time
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ import redis
 from sardana_redis import __version__, settings
 from sardana_redis.memory_tracker.settings import add_arguments as add_tracker_arguments
 from sardana_redis.redis_connection import Backoff, redis_client
+from sardana_redis.redis_stack import SENTINEL_PORT, SentinelSettings
 from sardana_redis.redis_url import (
     DEFAULT_REDIS_URL,
     REDIS_URL_ENV,
@@ -23,7 +24,6 @@ from sardana_redis.redis_url import (
     default_redis_url,
     redact_redis_url,
 )
-from sardana_redis.redis_stack import SENTINEL_PORT, SentinelSettings
 from sardana_redis.scan_plot import SPECTRA_MODES
 from sardana_redis.tango_registration import add_tango_register_parser
 
@@ -61,7 +61,7 @@ def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
     settings.add_arguments(parser, WriterSettings, defaults={"writer_name": name})
 
 
-def _run_follower(follower: "ScanFollower") -> int:
+def _run_follower(follower: ScanFollower) -> int:
     """Run a scan follower in the foreground until Ctrl-C or SIGTERM."""
     signal.signal(signal.SIGTERM, lambda *_: follower.stop())
     follower.start()
@@ -228,7 +228,7 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     return 0 if rewrite(client, scan, args.writer or (), args.wait) else 1
 
 
-def _tls_files(args: argparse.Namespace) -> "TLSFiles | None":
+def _tls_files(args: argparse.Namespace) -> TLSFiles | None:
     """The ``--tls-*`` files, or None; all three or none."""
     from sardana_redis.redis_stack import TLSFiles
 
@@ -410,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the service name clients ask for (default: %(default)s)")
     p.add_argument("--quorum", type=int, default=defaults.quorum,
                    help="sentinels that must agree the primary is down (default: %(default)s)")
-    p.add_argument("--port", type=int, default=SENTINEL_PORT, help="TCP port (default: %(default)s)")
+    p.add_argument("--port", type=int, default=SENTINEL_PORT,
+                   help="TCP port (default: %(default)s)")
     p.add_argument("--bind", default="127.0.0.1",
                    help="addresses to listen on, separated by blanks or commas "
                         "(default: %(default)s)")
@@ -431,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sentinel)
 
     p = sub.add_parser("init-db", help="initialise blissdata's indexes on an empty Redis",
-                       description=cmd_init_db.__doc__ + " Safe to run twice or concurrently.")
+                       description=(cmd_init_db.__doc__ or "")
+                       + " Safe to run twice or concurrently.")
     _add_redis_url(p)
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for a concurrent initialisation (default: %(default)s)")
@@ -454,9 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_nexus_writer)
 
     p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
-                       description=cmd_memory_tracker.__doc__ +
-                       " Same options as blissdata's memory_tracker, plus --writer, --max-memory and "
-                       "--writer-grace.")
+                       description=(cmd_memory_tracker.__doc__ or "") +
+                       " Same options as blissdata's memory_tracker, plus --writer, --max-memory"
+                       " and --writer-grace.")
     _add_redis_url(p)
     add_tracker_arguments(p)
     p.add_argument("--init-db", action="store_true", help="initialise an empty Redis for blissdata")
@@ -479,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_scans)
 
     for name, func in (("show", cmd_show), ("plot", cmd_plot)):
-        p = sub.add_parser(name, help=func.__doc__.split(":")[0].split("(")[0].strip().lower(),
+        summary = (func.__doc__ or "").split(":")[0].split("(")[0].strip().lower()
+        p = sub.add_parser(name, help=summary,
                            description=func.__doc__)
         _add_scan(p)
         if name == "plot":

@@ -43,7 +43,8 @@ def encode_value(value: Any) -> dict[str, Any] | None:
     if isinstance(value, (bool, np.bool_)):
         value = int(value)
     elif isinstance(value, np.ndarray) and value.dtype == bool or \
-            isinstance(value, (list, tuple)) and any(isinstance(v, (str, bool, np.bool_)) for v in value):
+            isinstance(value, (list, tuple)) and \
+            any(isinstance(v, (str, bool, np.bool_)) for v in value):
         return None
     return exact_values.encode(value, MAX_VALUE_BYTES)
 

@@ -23,15 +23,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import redis as redis_client
 
 from sardana_redis.following.ledger import WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
-from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.local_stack.sardana_server import SardanaServer
+from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.local_stack.spock_profile import write_spock_profile
 from sardana_redis.local_stack.tango_db import TangoDatabase
 from sardana_redis.paths import DEMO_CONTROLLER_PATH, MACRO_PATH, RECORDER_PATH
@@ -131,7 +131,7 @@ def show_nexus(path: Path, number: int) -> None:
     """The tree of one entry of the NeXus file."""
     print(f"==> {path}, entry{number}:")
     with h5py.File(path, "r", locking=False) as f:
-        def show(name: str, obj: object) -> None:
+        def show(name: str, obj: Any) -> None:
             depth = name.count("/")
             if depth > 2:
                 return
@@ -160,7 +160,8 @@ def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
         png = show_results(workdir, url, numbers)
         print("==> Where the data went")
         print(f"    SPEC file (SPEC writer): {workdir / 'scans' / 'scans.dat'}")
-        print(f"    NeXus file (NeXus writer, open with silx view): {workdir / 'scans' / 'scans.h5'}")
+        nexus_file = workdir / "scans" / "scans.h5"
+        print(f"    NeXus file (NeXus writer, open with silx view): {nexus_file}")
         print(f"    Plot: {png}")
         print(f"    Logs (servers and services): {workdir}")
         if keep:
@@ -225,7 +226,7 @@ def start_tango(stack: contextlib.ExitStack, workdir: Path) -> str:
 
 
 def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
-                  url: str) -> tuple[SardanaServer, "DoorClient"]:
+                  url: str) -> tuple[SardanaServer, DoorClient]:
     """The demo Sardana (sar_demo, fast motors) publishing to ``url``, and a Door client."""
     sardana = SardanaServer(tango_host, workdir / "sardana", recorder_path=[RECORDER_PATH],
                             macro_path=[MACRO_PATH], pool_path=[DEMO_CONTROLLER_PATH])
@@ -247,11 +248,11 @@ def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
     return sardana, door
 
 
-def define_gaussian_counters(door: "DoorClient") -> None:
+def define_gaussian_counters(door: DoorClient) -> None:
     """The Gaussian controller (from the Pool's PoolPath), its channels and their
     measurement group."""
     ctrl_class, ctrl = GAUSS_CONTROLLER
-    commands = [("defctrl", ctrl_class, ctrl)]
+    commands: list[tuple[Any, ...]] = [("defctrl", ctrl_class, ctrl)]
     commands += [("defelem", name, ctrl, axis) for axis, name in enumerate(GAUSS_CHANNELS, 1)]
     commands.append(("defmeas", GAUSS_GROUP, list(GAUSS_CHANNELS)))
     for macro, *params in commands:
@@ -262,7 +263,7 @@ def define_gaussian_counters(door: "DoorClient") -> None:
             door.wait_elements([params[0]])
 
 
-def run_scans(door: "DoorClient", sardana_log: Path) -> list[int]:
+def run_scans(door: DoorClient, sardana_log: Path) -> list[int]:
     """Run the demo's scans; their numbers."""
     numbers = []
     for title, group, macro, params in SCANS:

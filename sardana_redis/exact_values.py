@@ -24,7 +24,8 @@ MAX_BYTES = 64 * 1024
 def encode(value: Any, max_bytes: int = MAX_BYTES) -> dict[str, Any] | None:
     """``{"dtype", "shape", "base64"}`` of a numeric (or bool, as int8) value, as numpy
     (and so h5py) makes an array of it; None for strings, objects and huge values."""
-    if isinstance(value, (bool, np.bool_)) or (isinstance(value, np.ndarray) and value.dtype == bool):
+    if isinstance(value, (bool, np.bool_)) or \
+            (isinstance(value, np.ndarray) and value.dtype == bool):
         value = np.asarray(value).astype(np.int8)
     try:
         array = np.asarray(value)

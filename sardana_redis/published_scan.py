@@ -41,7 +41,7 @@ class PublishedScan:
     data_compression_rank: int | None = None  #: Sardana's ``DataCompressionRank``, when set
 
     @classmethod
-    def parse(cls, info: Any) -> "PublishedScan":
+    def parse(cls, info: Any) -> PublishedScan:
         if not isinstance(info, Mapping):
             raise ScanRejected("scan_info is not a mapping")
         sardana = info.get("sardana", {})
@@ -55,8 +55,8 @@ class PublishedScan:
                    requested_files=_files(sardana.get("requested_files")),
                    beamline=beamline if isinstance(beamline, str) else None,
                    custom_data=tuple(custom), refused=tuple(refused),
-                   data_compression_rank=rank if isinstance(rank, int) and not isinstance(rank, bool)
-                   else None)
+                   data_compression_rank=rank
+                   if isinstance(rank, int) and not isinstance(rank, bool) else None)
 
     def files_of(self, fmt: str) -> list[str]:
         """The requested files of format ``fmt`` (``"spec"``, ``"nexus"``)."""

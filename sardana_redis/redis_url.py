@@ -55,7 +55,7 @@ def default_redis_url() -> str:
 
 def is_sentinel_url(url: str | None) -> bool:
     """True for a ``redis+sentinel://`` or ``rediss+sentinel://`` URL."""
-    return bool(url) and urlsplit(url.strip()).scheme in SENTINEL_SCHEMES
+    return url is not None and urlsplit(url.strip()).scheme in SENTINEL_SCHEMES
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,8 @@ def _declared_scalars(info: Mapping, scalars: list[str]) -> Panel | None:
 
 
 def _mesh(info: Mapping, x: str, y: str, value: str) -> Panel:
-    points = tuple(_int(_channel(info, axis).get("axis_points")) for axis in (x, y))
-    return Panel("mesh", (value,), x=x, y=y, grid=points if all(points) else None)
+    nx, ny = (_int(_channel(info, axis).get("axis_points")) for axis in (x, y))
+    return Panel("mesh", (value,), x=x, y=y, grid=(nx, ny) if nx and ny else None)
 
 
 def _inferred_scalars(info: Mapping, scalars: list[str]) -> Panel | None:
@@ -189,7 +189,7 @@ def _grid(x: np.ndarray, y: np.ndarray,
         return None
     for fast_x in (True, False):
         shape = (ny, nx) if fast_x else (nx, ny)
-        gx, gy = x.reshape(shape), y.reshape(shape)
+        gx, gy = x.reshape(*shape), y.reshape(*shape)
         along, across = (gx, gy) if fast_x else (gy, gx)
         # along the fast axis: each row repeats the first; across: each row is constant
         tol_a = 0.25 * float(np.ptp(along)) / max(along.shape[1] - 1, 1)
@@ -202,6 +202,8 @@ def _grid(x: np.ndarray, y: np.ndarray,
 
 def _draw_mesh(ax: Any, fig: Any, scan: Any, panel: Panel) -> None:
     x, y, value = _scalars(scan, [panel.x, panel.y, panel.streams[0]])
+    if x is None or y is None or value is None:
+        raise ValueError(f"mesh panel of {panel.streams[0]} without its x or y stream")
     grid = _grid(x, y, panel.grid) if len(x) else None
     if grid is None:
         artist = ax.scatter(x, y, c=value, marker="s")
@@ -220,8 +222,9 @@ def _draw_mesh(ax: Any, fig: Any, scan: Any, panel: Panel) -> None:
 
 
 def _draw_curves(ax: Any, scan: Any, panel: Panel) -> None:
-    x, *ys = _scalars(scan, [panel.x, *panel.streams])
-    for name, y in zip(panel.streams, ys):
+    x, *named = _scalars(scan, [panel.x, *panel.streams])
+    ys = [y for y in named if y is not None]  # all of them: each y stream is named
+    for name, y in zip(panel.streams, ys, strict=True):
         ax.plot(x if x is not None else np.arange(len(y)), y, marker=".", label=name)
     ax.set_xlabel(panel.x or "point")
     ax.set_ylabel(", ".join(panel.streams))
@@ -311,7 +314,7 @@ def _draw(plt: Any, scan: Any, info: Mapping, panels: list[Panel], output: Path,
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1 + 3.5 * len(panels)), squeeze=False)
     drawn = []
     try:
-        for ax, panel in zip(axes[:, 0], panels):
+        for ax, panel in zip(axes[:, 0], panels, strict=True):
             try:
                 if panel.kind == "curves":
                     _draw_curves(ax, scan, panel)

@@ -94,7 +94,8 @@ def add_tango_register_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``tango-register`` subcommand to the ``sardana-redis`` command line."""
     p = subparsers.add_parser(
         "tango-register", help="register a writer/tracker Tango device server (no Jive needed)",
-        description=cmd_tango_register.__doc__ + " Registering again updates the properties.")
+        description=(cmd_tango_register.__doc__ or "")
+        + " Registering again updates the properties.")
     p.add_argument("server_class", metavar="CLASS", choices=list(SERVER_CLASSES),
                    help=f"device server class: {', '.join(SERVER_CLASSES)}")
     p.add_argument("instance", metavar="INSTANCE", help="server instance name, e.g. bl01")

@@ -58,6 +58,8 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "make venv": ("Makefile: $(BIN)/python -m pip install --quiet -e '.[test]'",
                   "why: a fresh virtualenv needs the network (PyPI); run on a fresh clone"),
     "make bench": _BENCH,
+    "make lint": ("Makefile: $(BIN)/ruff check sardana_redis", "Makefile: $(BIN)/mypy sardana_redis",
+                  ".ci/run: make lint"),
     "make reliability": ("Makefile: $(BIN)/python -m pytest --basetemp=.pytest-tmp tests/reliability",
                          "tests/reliability/test_accounting.py::test_spec_blocks_lost_and_duplicated_points",
                          "tests/reliability/test_faults_sardana.py::test_tango_database_restarted_during_scans",

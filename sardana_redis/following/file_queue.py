@@ -42,4 +42,5 @@ class FileQueue:
         """True when no scan created before ``scan_key`` is queued for one of ``files``."""
         mine, wanted = creation_order(scan_key), frozenset(files)
         with self._lock:
-            return not any(other < mine and wanted & queued for other, queued in self._files.items())
+            return not any(other < mine and wanted & queued
+                           for other, queued in self._files.items())

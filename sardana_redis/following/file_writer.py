@@ -25,8 +25,8 @@ from blissdata.redis_engine.scan import ScanState
 from sardana_redis.following.file_queue import FileQueue
 from sardana_redis.following.follower import ScanJob
 from sardana_redis.following.ledger import DoneRecord
-from sardana_redis.following.paths import OutsideRoots, UnsafePath, confine, expand_pattern
 from sardana_redis.following.limits import ScanLimits
+from sardana_redis.following.paths import OutsideRoots, UnsafePath, confine, expand_pattern
 from sardana_redis.following.scan_rows import ScanRows, stream_shapes, wait_prepared
 from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, parse_time
@@ -184,8 +184,8 @@ class FileScanWriter:
                     since = since or time.monotonic()
                     if job.waiting != (waiting := f"waiting for {path}: {reason}"):
                         job.waiting = waiting
-                        log.warning("Scan %s #%s: %s", job.scan.key, getattr(job.scan, "number", "?"),
-                                    waiting)
+                        log.warning("Scan %s #%s: %s", job.scan.key,
+                                    getattr(job.scan, "number", "?"), waiting)
                         log.debug("%s: %s", path, exc)
                     if job.stop.wait(self.held_poll):
                         raise Interrupted(job.waiting) from None
@@ -204,7 +204,8 @@ class FileScanWriter:
         deadline = time.monotonic() + CLOSE_WAIT
         gone = False
         try:
-            while scan.state < ScanState.CLOSED and time.monotonic() < deadline and not stop.is_set():
+            while scan.state < ScanState.CLOSED and time.monotonic() < deadline \
+                    and not stop.is_set():
                 scan.update(timeout=0.5)
         except ScanNotFoundError:  # expired or deleted once its data was read: write what we have
             gone = True

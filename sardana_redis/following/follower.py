@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 #: Errors that mean "Redis cannot serve us right now" (unreachable, or full and refusing
 #: writes until the memory tracker frees memory): retried with backoff, never a failed scan.
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError,
-              redis.exceptions.OutOfMemoryError)
+              redis.exceptions.OutOfMemoryError)  # type: ignore[attr-defined]  # see below
 #: Seconds between two records of the points on disk (what the memory tracker may free).
 PROGRESS_PERIOD = 1.0
 #: errno values meaning "this disk takes no more now": the scan is retried, not failed.
@@ -65,7 +65,9 @@ BLOCKED_SHOWN = 50
 
 def redis_problem(exc: BaseException) -> str:
     """What a :data:`REDIS_DOWN` error means, for the log: a full Redis is not a lost one."""
-    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+    # types-redis 4.6 (required by redis-om, so by blissdata) shadows redis-py's own types
+    # and lacks OutOfMemoryError (redis-py >= 4.6 has it)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):  # type: ignore[attr-defined]
         return (f"Redis is full (maxmemory reached) and refuses writes ({exc}); is the "
                 "memory tracker running?")
     return f"Redis unreachable ({exc})"
@@ -74,10 +76,11 @@ def redis_problem(exc: BaseException) -> str:
 def is_disk_full(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) is a full disk or an exceeded quota (h5py
     raises HDF5's errors with their errno)."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in DISK_FULL:
             return True
-        exc = exc.__cause__ or exc.__context__
+        cause = cause.__cause__ or cause.__context__
     return False
 
 
@@ -99,7 +102,8 @@ class ScanJob:
 
 
 class ScanHandler(Protocol):
-    """Writes one scan; returns its :class:`DoneRecord`, or None when ``job.stop`` interrupted it."""
+    """Writes one scan; returns its :class:`DoneRecord`, or None when ``job.stop``
+    interrupted it."""
 
     def handle(self, job: ScanJob) -> DoneRecord | None: ...
 
@@ -273,13 +277,15 @@ class ScanFollower:
                 since = self._start_cursor(store, ledger, since)
                 self._catch_up(ledger, since)
                 self._set_healthy(f"following {redact_redis_url(self.url)}")
-                log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url), self.name)
-                self._resume_pending()
+                log.info("Waiting for scan on %s (writer %r)", redact_redis_url(self.url),
+                         self.name)
+                self._resume_pending(ledger)
                 last_janitor = time.monotonic()
                 backoff.reset()
                 while not self._stopping.is_set():
                     try:
-                        timetag, key = store.get_next_scan(since=since, timeout=self.next_scan_timeout)
+                        timetag, key = store.get_next_scan(since=since,
+                                                           timeout=self.next_scan_timeout)
                     except NoScanAvailable:
                         pass
                     except (KeyError, UnicodeDecodeError):  # an entry blissdata cannot read
@@ -288,14 +294,14 @@ class ScanFollower:
                     else:
                         ledger.record_seen(key, timetag)
                         since = timetag
-                        self._consider(key)
+                        self._consider(ledger, key)
                     if time.monotonic() - last_janitor > self.lease / 2:
                         if self._history_gap(ledger, since):
                             self._catch_up(ledger, since)
-                        self._resume_pending()
+                        self._resume_pending(ledger)
                         last_janitor = time.monotonic()
                     elif self._backlog and len(self.status.active) < self.max_scans:
-                        self._resume_pending()
+                        self._resume_pending(ledger)
             except redis.AuthenticationError as exc:  # wrong user or password in the URL
                 self._set_unhealthy(f"{redact_redis_url(self.url)} refused the login ({exc}), "
                                     "retrying")
@@ -359,19 +365,18 @@ class ScanFollower:
             log.info("%d scan(s) created since %s found by search, not in the scan history "
                      "any more: written too", new, since)
 
-    def _resume_pending(self) -> None:
+    def _resume_pending(self, ledger: WriterLedger) -> None:
         """Take the pending scans nobody holds (after a restart, an instance's death, or
         scans left at the cap), oldest first, up to the cap."""
         self._backlog = False
-        for key in self._ledger.pending():
+        for key in ledger.pending():
             if len(self.status.active) >= self.max_scans:
                 self._backlog = True
                 break
             if key not in self.status.active:
-                self._consider(key)
+                self._consider(ledger, key)
 
-    def _consider(self, key: str) -> None:
-        ledger = self._ledger
+    def _consider(self, ledger: WriterLedger, key: str) -> None:
         if key in self.status.active or ledger.is_done(key):
             return
         if len(self.status.active) >= self.max_scans:
@@ -502,7 +507,8 @@ class ScanFollower:
             by_ledger: dict[int, tuple[WriterLedger, dict[str, int]]] = {}
             for key, job in active:  # a job starting again says nothing until it knows where it is
                 if job.rows_written:
-                    by_ledger.setdefault(id(job.ledger), (job.ledger, {}))[1][key] = job.rows_written
+                    _, written = by_ledger.setdefault(id(job.ledger), (job.ledger, {}))
+                    written[key] = job.rows_written
             for ledger, written in by_ledger.values():  # each job's progress through its own ledger
                 try:
                     ledger.set_points(written)

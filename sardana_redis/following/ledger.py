@@ -27,7 +27,8 @@ file locks, progress, done) are acknowledged by ``wait_replicas`` replicas (Redi
 ``WAIT``) before the writer goes on: a failover cannot roll the ledger back behind
 the files.
 
-Keys: ``sardana_redis:writer:<name>:{cursor,pending,done,points,progress,alive,claim:<scan>,file:<path>}``.
+Keys: ``sardana_redis:writer:<name>:`` followed by ``cursor``, ``pending``, ``done``, ``points``,
+``progress``, ``alive``, ``claim:<scan>`` or ``file:<path>``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -193,8 +194,9 @@ class WriterLedger:
             pipe.hexists(self._key("done"), key)
             pipe.zscore(self._key("pending"), key)
         replies = pipe.execute()
-        new = {key: float(ms) for (key, ms), done, pending in
-               zip(scans, replies[0::2], replies[1::2]) if not done and pending is None}
+        new: dict[str | bytes, float] = {key: float(ms) for (key, ms), done, pending in
+               zip(scans, replies[0::2], replies[1::2], strict=True)
+               if not done and pending is None}
         if new:
             self.client.zadd(self._key("pending"), new, nx=True)
         return len(new)

@@ -199,5 +199,6 @@ def expand_pattern(pattern: str, fields: Mapping[str, Any]) -> str:
     safe = {}
     for name in _FIELDS:
         value = str(fields.get(name) if fields.get(name) not in (None, "") else "unknown")
-        safe[name] = "".join("_" if c in "/\\" or ord(c) < 32 else c for c in value).strip(".") or "_"
+        cleaned = "".join("_" if c in "/\\" or ord(c) < 32 else c for c in value)
+        safe[name] = cleaned.strip(".") or "_"
     return pattern.format(**safe)

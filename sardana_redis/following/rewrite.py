@@ -62,7 +62,7 @@ def rewrite(client: redis.Redis, scan: Any, names: Sequence[str], wait: float,
     for name in _writers(client, key, names):
         ledger = WriterLedger(client, name)
         before = ledger.done(key)
-        if still_whole(before):
+        if before is not None and still_whole(before):
             say(f"{name}: already whole in {', '.join(before.files)}: left as it is "
                 "(move the files away first to write the scan anew)")
             continue

@@ -212,8 +212,8 @@ class ScanRows:
             for name, stream in streams.items():
                 batch[name], problems = read_points(stream, self.rows_read, end)
                 for kind, first, last in problems:
-                    log.error("Scan %s #%s: stream %r has %s at indexes %d to %d: %s", self.scan.key,
-                              getattr(self.scan, "number", "?"), name,
+                    log.error("Scan %s #%s: stream %r has %s at indexes %d to %d: %s",
+                              self.scan.key, getattr(self.scan, "number", "?"), name,
                               "a gap" if kind == "gap" else "an overlap", first, last,
                               "written as NaN/0/null" if kind == "gap" else "first values kept")
             self.rows_read = end
@@ -228,7 +228,7 @@ class ScanRows:
             pipe = redis_.pipeline(transaction=False)
             for name in open_:
                 pipe.xrevrange(streams[name].key, count=1)
-            for name, raw in zip(open_, pipe.execute()):
+            for name, raw in zip(open_, pipe.execute(), strict=True):
                 entry = StreamEntry.from_raw(raw[0]) if raw else None
                 lengths[name] = entry.id + entry.length if entry else 0
                 if entry is not None and entry.is_seal:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sardana_redis import settings
 from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import MAX_SCANS
 from sardana_redis.following.limits import (

@@ -94,7 +94,7 @@ class MacroRun:
         start, step, pause, resume, finish, stop, abort or exception."""
         return self._client._status_of(self.macro_id)
 
-    def wait_status(self, status: str, timeout: float = 30.0) -> "MacroRun":
+    def wait_status(self, status: str, timeout: float = 30.0) -> MacroRun:
         """Wait until the macro reports ``status`` (e.g. ``step``: a scan is recording)."""
         _wait_until(lambda: self.status == status, timeout, f"status {status} of {self.macro}")
         return self

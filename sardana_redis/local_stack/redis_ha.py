@@ -15,7 +15,11 @@ import redis
 from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
 from sardana_redis.local_stack.tango_db import log_tail, terminate_process_group
 from sardana_redis.redis_stack import (
-    RedisStack, SentinelSettings, find_redis_stack, sentinel_command, sentinel_config,
+    RedisStack,
+    SentinelSettings,
+    find_redis_stack,
+    sentinel_command,
+    sentinel_config,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,7 @@ class SentinelServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=1, decode_responses=True)
 
-    def start(self, replicas: int = 0, timeout: float = 20.0) -> "SentinelServer":
+    def start(self, replicas: int = 0, timeout: float = 20.0) -> SentinelServer:
         """Start, and wait until the sentinel knows the primary and ``replicas`` replicas."""
         config, _ = sentinel_config(self.workdir, ("127.0.0.1", self.primary_port), self.settings)
         cmd = sentinel_command(self.stack, config, port=self.port, bind="127.0.0.1",
@@ -97,7 +101,8 @@ class SentinelServer:
             replicas = client.sentinel_slaves(self.settings.service)
         return {r["port"] for r in replicas
                 if not (r["is_sdown"] or r["is_disconnected"]) and r["role-reported"] == "slave"
-                and r["master-link-status"] == "ok" and primary and r["master-port"] == int(primary[1])}
+                and r["master-link-status"] == "ok" and primary
+                and r["master-port"] == int(primary[1])}
 
     @property
     def running(self) -> bool:
@@ -182,7 +187,7 @@ class RedisHA:
 
     # --- life cycle -----------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> "RedisHA":
+    def start(self, timeout: float = 30.0) -> RedisHA:
         try:
             for server in self.servers:
                 server.start()
@@ -207,7 +212,7 @@ class RedisHA:
             server.send_signal(signal.SIGCONT)  # a paused node cannot exit
             server.stop()
 
-    def __enter__(self) -> "RedisHA":
+    def __enter__(self) -> RedisHA:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-
 from sardana_redis.local_stack.tango_db import terminate_process_group
 from sardana_redis.redis_stack import (
-    RedisStack, TLSFiles, find_redis_stack, node_config, server_command,
+    RedisStack,
+    TLSFiles,
+    find_redis_stack,
+    node_config,
+    server_command,
 )
-
 
 #: What redis-server logs once it accepts connections (after loading its data).
 READY_LINE = "Ready to accept connections"
@@ -84,7 +86,7 @@ class RedisStackServer:
         query = {"ssl_ca_certs": str(self.tls.ca), "ssl_cert_reqs": "required"}
         return f"rediss://{auth}127.0.0.1:{self.port}?{urlencode(query)}"
 
-    def start(self, timeout: float = 20.0, overrides: Sequence[str] = ()) -> "RedisStackServer":
+    def start(self, timeout: float = 20.0, overrides: Sequence[str] = ()) -> RedisStackServer:
         """Start the server and wait until its log says it accepts connections.
 
         ``overrides``: redis-server options for this start only (e.g. ``--replicaof``).
@@ -147,7 +149,7 @@ class RedisStackServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def __enter__(self) -> "RedisStackServer":
+    def __enter__(self) -> RedisStackServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,6 @@ from types import TracebackType
 
 import tango
 
-from sardana_redis.paths import MACRO_PATH, RECORDER_PATH
 from sardana_redis.local_stack.tango_db import (
     local_server_env,
     log_tail,
@@ -26,6 +25,7 @@ from sardana_redis.local_stack.tango_db import (
     remove_unix_socket_dir,
     terminate_process_group,
 )
+from sardana_redis.paths import MACRO_PATH, RECORDER_PATH
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The sardana-redis services (writers, memory tracker) as local processes, for tests and the demo."""
+"""The sardana-redis services (writers, memory tracker) as local processes, for tests and
+the demo."""
 
 from __future__ import annotations
 
@@ -19,18 +20,19 @@ class ServiceProcess:
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
 
-    def start(self, ready: str = "Waiting for scan", timeout: float = 30.0) -> "ServiceProcess":
+    def start(self, ready: str = "Waiting for scan", timeout: float = 30.0) -> ServiceProcess:
         """Start it and wait until its log says ``ready``."""
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sardana_redis", "--log-level", "INFO", self.command, *self.args],
+                [sys.executable, "-m", "sardana_redis", "--log-level", "INFO", self.command,
+                 *self.args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while ready not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"sardana-redis {self.command} did not start, see {self.log_file}:\n"
-                                   f"{log_tail(self.log_file, 3000)}")
+                raise RuntimeError(f"sardana-redis {self.command} did not start, see "
+                                   f"{self.log_file}:\n{log_tail(self.log_file, 3000)}")
             time.sleep(0.05)
         return self
 

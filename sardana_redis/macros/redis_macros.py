@@ -17,14 +17,6 @@ import redis
 from sardana.macroserver.macro import Macro, Type
 
 from sardana_redis.datastore import is_initialized
-from sardana_redis.redis_connection import redis_client
-from sardana_redis.redis_url import (
-    DEFAULT_REDIS_URL,
-    RedisURLError,
-    is_sentinel_url,
-    normalize_redis_url,
-    redact_redis_url,
-)
 from sardana_redis.publishing.sardana_adapter import (
     INFO_VARIABLES,
     RECORDER_NAME,
@@ -33,6 +25,14 @@ from sardana_redis.publishing.sardana_adapter import (
     requested_files,
 )
 from sardana_redis.publishing.spool import SPOOL_VARIABLE, Spool, spool_for
+from sardana_redis.redis_connection import redis_client
+from sardana_redis.redis_url import (
+    DEFAULT_REDIS_URL,
+    RedisURLError,
+    is_sentinel_url,
+    normalize_redis_url,
+    redact_redis_url,
+)
 from sardana_redis.scan_model import FILE_FORMATS, file_format
 
 
@@ -129,11 +129,13 @@ class redis_enable(Macro):
         recorders = _as_list(_env(self, "DataRecorder"))
         if RECORDER_NAME not in recorders:
             self.setEnv("DataRecorder", recorders + [RECORDER_NAME])
-        self.output(f"Scans are published to {redact_redis_url(_env(self, URL_VARIABLE, DEFAULT_REDIS_URL))}")
+        url = _env(self, URL_VARIABLE, DEFAULT_REDIS_URL)
+        self.output(f"Scans are published to {redact_redis_url(url)}")
 
 
 class redis_disable(Macro):
-    """Stop publishing scans to Redis (removes RedisBlissRecorder from DataRecorder and ScanRecorder)."""
+    """Stop publishing scans to Redis (removes RedisBlissRecorder from DataRecorder and
+    ScanRecorder)."""
 
     def run(self) -> None:
         recorders = [r for r in _as_list(_env(self, "DataRecorder")) if r != RECORDER_NAME]

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import redis
 from blissdata.redis_engine.scan import ScanState
 
-from sardana_redis.publishing.heartbeat import heartbeat_key
 from sardana_redis.publishing.h5maps import ended_h5maps
+from sardana_redis.publishing.heartbeat import heartbeat_key
 from sardana_redis.scan_model import EndReason, ScanEnd
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class ScanKeys:
     number: int = 0
     state: int = ScanState.CREATED
     last_ids: dict[str, bytes] = field(default_factory=dict)
-    last_activity: float = 0.0  #: seconds since epoch (first seen, or last state/data/heartbeat change)
+    #: seconds since epoch (first seen, or last state/data/heartbeat change)
+    last_activity: float = 0.0
     heartbeat: bytes | None = None  #: last heartbeat value seen (None: its publisher sends none)
     expiring: bool = False  #: an expiration was set
 
@@ -65,7 +66,8 @@ def stream_prefix(scan_key: str) -> str:
     return scan_key.split(":", 1)[0] + ":stream:"
 
 
-def new_scans(client: redis.Redis, since: str, count: int = 1000) -> tuple[str, list[tuple[str, int]]]:
+def new_scans(client: redis.Redis, since: str,
+              count: int = 1000) -> tuple[str, list[tuple[str, int]]]:
     """Scans created after ``since``: (new cursor, [(scan key, creation ms)])."""
     entries = client.xrange(SCAN_HISTORY, min=f"({since}" if since != "0-0" else "-", count=count)
     out = []
@@ -86,7 +88,7 @@ def load_keys(client: redis.Redis, scans: list[tuple[str, int]]) -> list[ScanKey
         pipe.execute_command("JSON.GET", key, "$.state_stream.pk", "$.data_streams", "$.id.name",
                              "$.id.number")
     out = []
-    for (key, created), raw in zip(scans, pipe.execute(raise_on_error=False)):
+    for (key, created), raw in zip(scans, pipe.execute(raise_on_error=False), strict=True):
         if raw is None or isinstance(raw, Exception):
             continue
         try:
@@ -102,7 +104,8 @@ def _scan_keys(key: str, created: int, doc: dict) -> ScanKeys:
     prefix = stream_prefix(key)
     state_pk = doc["$.state_stream.pk"][0]
     data = doc["$.data_streams"][0] or {}
-    if not isinstance(state_pk, str) or not all(isinstance(m.get("pk"), str) for m in data.values()):
+    if not isinstance(state_pk, str) or \
+            not all(isinstance(m.get("pk"), str) for m in data.values()):
         raise TypeError("stream keys are not strings")
     number = (doc["$.id.number"] or [0])[0] or 0
     return ScanKeys(
@@ -179,7 +182,8 @@ def close_as_failed(client: redis.Redis, scan: ScanKeys, reason: str) -> None:
     h5maps = (json.loads(raw) or [None])[0] if raw else None
     for key in scan.data_keys.values():
         try:
-            client.fcall("seal_stream", 1, key)
+            # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks FCALL
+            client.fcall("seal_stream", 1, key)  # type: ignore[attr-defined]
         except redis.ResponseError as exc:
             if "already sealed" not in str(exc):
                 raise
@@ -234,7 +238,7 @@ def search_scans(client: redis.Redis, page: int = 1000) -> list[tuple[str, int]]
         for key in part:
             pipe.execute_command("JSON.GET", key, "$.state_stream.pk")
         state_keys = []
-        for key, raw in zip(part, pipe.execute(raise_on_error=False)):
+        for key, raw in zip(part, pipe.execute(raise_on_error=False), strict=True):
             try:
                 state_keys.append((key, stream_prefix(key) + json.loads(raw)[0]))
             except (TypeError, ValueError, IndexError, AttributeError):
@@ -242,7 +246,7 @@ def search_scans(client: redis.Redis, page: int = 1000) -> list[tuple[str, int]]
         pipe = client.pipeline(transaction=False)
         for _, state_key in state_keys:
             pipe.xrange(state_key, count=1)
-        for (key, _), first in zip(state_keys, pipe.execute(raise_on_error=False)):
+        for (key, _), first in zip(state_keys, pipe.execute(raise_on_error=False), strict=True):
             if first and not isinstance(first, Exception):
                 out.append((key, int(first[0][0].decode().split("-")[0])))
     return sorted(out, key=lambda item: item[1])

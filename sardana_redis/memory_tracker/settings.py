@@ -38,7 +38,8 @@ class TrackerSettings:
     publisher_timeout: float = setting(
         60, "seconds without data nor heartbeat from its publisher (sardana-redis recorders) "
             "before an open scan is closed as FAILURE", positive=True)
-    closed_scan_deletion: int = setting(604800, "expiration of closed scans, in seconds, once saved",
+    closed_scan_deletion: int = setting(604800,
+                                        "expiration of closed scans, in seconds, once saved",
                                         positive=True)
     cleaning_time_slice: int = setting(20, "percentage of the oldest unsaved live history dropped "
                                            "per step when nothing else is left", low=1, high=100)

@@ -37,7 +37,12 @@ from tango.server import attribute, device_property
 
 from sardana_redis import datastore
 from sardana_redis.memory_tracker import tracker as tracking
-from sardana_redis.memory_tracker.settings import SettingError, TrackerSettings, specs, tango_properties
+from sardana_redis.memory_tracker.settings import (
+    SettingError,
+    TrackerSettings,
+    specs,
+    tango_properties,
+)
 from sardana_redis.memory_tracker.settings import from_properties as settings_from_properties
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerCounters, format_bytes
 from sardana_redis.redis_connection import Backoff, redis_client
@@ -157,7 +162,8 @@ class RedisMemoryTracker(ServiceDevice):
                                     "Fix it, then run Init.")
         url = redact_redis_url(self.redis_url)
         error = thread.redis_error
-        if isinstance(error, redis.OutOfMemoryError):
+        # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks this error
+        if isinstance(error, redis.OutOfMemoryError):  # type: ignore[attr-defined]
             return DevState.ALARM, f"Redis {url} is out of memory, retrying: {error}"
         if error is not None:
             return DevState.ALARM, f"Redis unreachable, retrying: {url}: {error}"

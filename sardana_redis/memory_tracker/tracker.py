@@ -22,8 +22,8 @@ Each monitoring cycle (pipelined: a few round trips whatever the number of scans
    ``unsaved_threshold`` is set (by default never: publishers keep what a full
    Redis refuses in their spool) and exceeded, unsaved data: closed scans
    (oldest first), then streams of open scans older than ``protected_history``
-   seconds, and the protected history last. Every unsaved drop is logged as an ERROR naming the scan,
-   its streams and points.
+   seconds, and the protected history last. Every unsaved drop is logged as an ERROR naming
+   the scan, its streams and points.
 """
 
 from __future__ import annotations
@@ -207,12 +207,13 @@ class MemoryTracker:
                 break
             self._track(created)
         scans = list(self._scans.values())
-        for scan, exists in zip(scans, scan_keys.existing(self.client, scans)):
+        for scan, exists in zip(scans, scan_keys.existing(self.client, scans), strict=True):
             if not exists:
                 del self._scans[scan.key]
 
     def _track(self, created: list[tuple[str, int]]) -> None:
-        for scan in scan_keys.load_keys(self.client, [c for c in created if c[0] not in self._scans]):
+        unknown = [c for c in created if c[0] not in self._scans]
+        for scan in scan_keys.load_keys(self.client, unknown):
             scan.last_activity = time.time()  # a restarted tracker gives every scan a fresh start
             self._scans.setdefault(scan.key, scan)
 
@@ -249,8 +250,9 @@ class MemoryTracker:
         replies = pipe.execute()
         return {key for i, key in enumerate(closed) if all(r[i] is not None for r in replies)}
 
-    def _saved_points(self, writers: Sequence[str], keys: list[str]) -> dict[str, int]:
-        """Points every writer has on disk, per scan being written."""
+    def _saved_points(self, writers: Sequence[str], keys: list[str]) -> dict[str, float]:
+        """Points every writer has on disk, per scan being written (infinite: every writer
+        is done with it)."""
         if not writers or not keys:
             return {}
         pipe = self.client.pipeline(transaction=False)
@@ -258,10 +260,10 @@ class MemoryTracker:
             pipe.hmget(f"{WRITER_PREFIX}:{name}:points", keys)
             pipe.hmget(f"{WRITER_PREFIX}:{name}:done", keys)
         replies = pipe.execute()
-        saved = {}
+        saved: dict[str, float] = {}
         for i, key in enumerate(keys):
-            counts = []
-            for points, done in zip(replies[0::2], replies[1::2]):
+            counts: list[float] = []
+            for points, done in zip(replies[0::2], replies[1::2], strict=True):
                 counts.append(math.inf if done[i] is not None else int(points[i] or 0))
             if min(counts) > 0:
                 saved[key] = min(counts)
@@ -290,7 +292,7 @@ class MemoryTracker:
             pipe.hmget(f"{WRITER_PREFIX}:{name}:done", keys)
         replies = pipe.execute()
         for i, scan in enumerate(scans):
-            missing = [name for name, reply in zip(gone, replies) if reply[i] is None]
+            missing = [name for name, reply in zip(gone, replies, strict=True) if reply[i] is None]
             if missing:
                 log.error("Scan %s (#%s %s) expires unwritten by writer(s) %s (not alive)",
                           scan.key, scan.number, scan.name, ", ".join(missing))
@@ -318,7 +320,8 @@ class MemoryTracker:
 
     # --- freeing memory --------------------------------------------------
 
-    def _free(self, used: int, limit: int, writers: Sequence[str], done: set[str], now: float) -> int:
+    def _free(self, used: int, limit: int, writers: Sequence[str], done: set[str],
+              now: float) -> int:
         """Free saved data down to ``FREE_MARGIN`` below the cleaning threshold; unsaved data
         only as long as the unsaved threshold (never below the cleaning one) is exceeded."""
         s = self.settings
@@ -339,8 +342,8 @@ class MemoryTracker:
             used = self._used_memory()
         # 3. to keep Redis alive: unsaved closed scans, oldest first
         if used > trigger:
-            used = self._delete(used, trigger, [s for s in oldest if s.closed and s.key not in done],
-                                saved=False)
+            unsaved = [s for s in oldest if s.closed and s.key not in done]
+            used = self._delete(used, trigger, unsaved, saved=False)
         # 4. unsaved history of open scans: older than the protected history, then the rest
         if used > trigger:
             used = self._trim_unsaved(used, trigger, now, protect=True)
@@ -358,8 +361,9 @@ class MemoryTracker:
                         "never dropped: publishers hold what Redis refuses in their spools")
         return used
 
-    def _delete(self, used: int, target: int, scans: list[ScanKeys], saved: bool) -> int:
-        """Delete scans, oldest first, until ``target``: saved ones by chunks, unsaved one by one."""
+    def _delete(self, used: int, target: float, scans: list[ScanKeys], saved: bool) -> int:
+        """Delete scans, oldest first, until ``target``: saved ones by chunks, unsaved one
+        by one."""
         step = DELETE_CHUNK if saved else 1
         for i in range(0, len(scans), step):
             if used <= target:
@@ -375,7 +379,7 @@ class MemoryTracker:
             used = self._used_memory()
         return used
 
-    def _trim_unsaved(self, used: int, target: int, now: float, protect: bool) -> int:
+    def _trim_unsaved(self, used: int, target: float, now: float, protect: bool) -> int:
         """Drop the oldest ``cleaning_time_slice`` % of each open scan's unsaved points."""
         horizon = now - self.settings.protected_history
         for scan in sorted((s for s in self._scans.values() if not s.closed),
@@ -434,7 +438,8 @@ def run(client: redis.Redis, settings: TrackerSettings, stop: threading.Event,
             report(None)
             backoff.reset()
             stop.wait(tracker.period(used))
-        except redis.OutOfMemoryError as exc:
+        # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks this error
+        except redis.OutOfMemoryError as exc:  # type: ignore[attr-defined]
             log.critical("Redis is out of memory, monitoring routine can't run, retry...")
             report(exc)
             stop.wait(0.5)

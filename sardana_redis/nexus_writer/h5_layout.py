@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import types
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -35,13 +36,17 @@ from sardana_redis.scan_model import StreamShape
 
 log = logging.getLogger(__name__)
 
+_deflate: types.ModuleType
 try:  # the same deflate streams as zlib's, made 2-4 times faster
     from zlib_ng import zlib_ng as _deflate
 except ImportError:  # pragma: no cover - zlib-ng is a dependency
     _deflate = zlib
 
+#: Deflate level of non-scalar datasets (HDF5's gzip filter, or chunks deflated here).
+GZIP_LEVEL = 1
 #: gzip level 1 with shuffle: readable everywhere, fast enough for 2D frames.
-COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": GZIP_LEVEL,
+                               "shuffle": True}
 #: Deflate level of scalar columns (a whole chunk compressed once): as small as blisswriter's.
 SCALAR_LEVEL = 4
 #: Points per chunk of scalar columns: a power of two covering the scan's declared points,
@@ -102,8 +107,8 @@ def _decode(item: Any) -> Any:
         if value.ndim == 0:
             value = value.item() if value.dtype.kind == "U" else value[()]
         else:
-            value = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()],
-                             dtype=h5py.string_dtype()).reshape(value.shape)
+            texts = [v.decode() if isinstance(v, bytes) else str(v) for v in value.ravel()]
+            value = np.array(texts, dtype=h5py.string_dtype()).reshape(value.shape)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return _without_nul(value)
@@ -125,7 +130,8 @@ def create_items(parent: h5py.Group, group: Group, streams: Mapping[str, StreamS
             set_attributes(parent, {name: value})
     for name, item in group.children.items():
         if name in parent:
-            if isinstance(item, Group) and isinstance(parent.get(name, getlink=True), h5py.HardLink):
+            if isinstance(item, Group) and \
+                    isinstance(parent.get(name, getlink=True), h5py.HardLink):
                 create_items(parent[name], item, streams, targets, compression)
             continue
         if isinstance(item, Group):
@@ -193,7 +199,8 @@ def collect_targets(parent: h5py.Group, group: Group, streams: Mapping[str, Stre
             if shape is None:
                 continue
             if shape.dtype == "json":
-                targets.json.setdefault(stream, []).append((parent.name, name, dict(item.attributes)))
+                targets.json.setdefault(stream, []).append(
+                    (parent.name, name, dict(item.attributes)))
             elif _writable(tuple(shape.shape)):
                 targets.numeric.setdefault(stream, []).append(parent[name])
 
@@ -201,14 +208,15 @@ def collect_targets(parent: h5py.Group, group: Group, streams: Mapping[str, Stre
 def _create_virtual(parent: h5py.Group, name: str, item: VirtualDataset) -> None:
     layout = h5py.VirtualLayout(shape=tuple(item.shape), dtype=np.dtype(item.dtype))
     for source in item.virtual_sources:
-        vsource = h5py.VirtualSource(source.src_file, source.src_dataset, shape=tuple(item.shape[1:]))
+        vsource = h5py.VirtualSource(source.src_file, source.src_dataset,
+                                     shape=tuple(item.shape[1:]))
         start = source.vspace.start
         layout[start[0]] = vsource
     dset = parent.create_virtual_dataset(name, layout, fillvalue=0)
     set_attributes(dset, item.attributes)
 
 
-def _shuffled_deflate(point: np.ndarray, level: int = COMPRESSION["compression_opts"]) -> bytes:
+def _shuffled_deflate(point: np.ndarray, level: int = GZIP_LEVEL) -> bytes:
     """One chunk as HDF5's shuffle + deflate filters store it (readers need no plugin)."""
     raw = np.ascontiguousarray(point)
     shuffled = raw.view(np.uint8).reshape(-1, raw.dtype.itemsize).T.tobytes()
@@ -339,7 +347,7 @@ def append(targets: StreamTargets, batch: Mapping[str, Any], show: bool = True,
     compress = partial(_shuffled_deflate, level=SCALAR_LEVEL)
     chunks = [chunk for _, chunk in whole]
     for (packer, _), data in zip(whole, pool.map(compress, chunks) if pool and len(chunks) > 1
-                                 else map(compress, chunks)):
+                                 else map(compress, chunks), strict=True):
         packer.write(data)
     if show:
         for packer in targets.packers.values():

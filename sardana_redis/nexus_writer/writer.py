@@ -42,8 +42,17 @@ from sardana_redis.following.paths import ConfinedFile, UnsafePath, confine
 from sardana_redis.following.scan_rows import stream_shapes
 from sardana_redis.nexus_writer.custom_data import write_custom_data
 from sardana_redis.nexus_writer.h5_layout import (
-    Compression, StreamTargets, append, close_packed, collect_targets, compression_pool,
-    create_items, rows_on_disk, scalar_chunk, set_attributes)
+    Compression,
+    StreamTargets,
+    append,
+    close_packed,
+    collect_targets,
+    compression_pool,
+    create_items,
+    rows_on_disk,
+    scalar_chunk,
+    set_attributes,
+)
 from sardana_redis.nexus_writer.journal import JournaledFile, undo_leftover
 from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected, StreamShape, sanitize_dataset_name
@@ -184,6 +193,12 @@ class NexusFile:
         self.file: h5py.File | None = None
         self._fd = -1  #: the handle the SWMR-mode file was opened through
 
+    def opened(self) -> h5py.File:
+        """The open file (ValueError when closed)."""
+        if self.file is None:
+            raise ValueError(f"{self.path} is not open")
+        return self.file
+
     def open_journaled(self, phase: str) -> h5py.File:
         """The file opened for changes outside SWMR (recovered first when a crashed writer
         left it open for SWMR write)."""
@@ -208,7 +223,7 @@ class NexusFile:
     def start_swmr(self) -> bool:
         """Commit the changes so far and go on in SWMR mode; False (changes still
         journaled) for a file created without SWMR support."""
-        if self.file.id.get_create_plist().get_version()[0] < 3:
+        if self.opened().id.get_create_plist().get_version()[0] < 3:
             log.info("%s: no SWMR (an HDF5 file without SWMR support); readers see the scan "
                      "when it ends", self.path)
             return False
@@ -243,9 +258,12 @@ class NexusFile:
 
     def commit(self) -> None:
         """Close the file and make its journaled changes durable."""
-        self.file.close()
+        file, journal = self.file, self.journal
+        if file is None or journal is None:
+            raise ValueError(f"{self.path} has no journaled changes open")
+        file.close()
         self.file = None
-        self.journal.commit()
+        journal.commit()
         self.journal = None
 
     def _close_swmr(self) -> None:
@@ -320,6 +338,8 @@ def default_layout(scan: Any, shapes: Mapping[str, StreamShape]) -> Group:
 def _with_end(layout: Group, end_time: Any, end_reason: str) -> Group:
     """A :func:`default_layout` with its entry's end items (h5maps carry their own)."""
     (name, entry), = layout.children.items()
+    if not isinstance(entry, Group):
+        raise TypeError(f"{name} of a default layout is not a group")
     children = {**entry.children, "end_time": Dataset(value=end_time.isoformat()),
                 "end_reason": Dataset(value=end_reason)}
     return Group(attributes=layout.attributes,
@@ -337,8 +357,8 @@ class _OpenScan:
         self.pool = pool  #: compresses chunks in parallel (the writer's)
         self._next_show = 0.0
         self.nexus = nexus
-        self.file = nexus.file
         try:
+            self.file = nexus.opened()
             self.targets = StreamTargets()
             #: the entry is already whole (Redis came back from an older snapshot): kept as is
             self.complete = resuming and all(f"{entry}/end_time" in self.file
@@ -351,7 +371,8 @@ class _OpenScan:
                 for entry in layout.children:
                     if entry in self.file:
                         if not resuming:
-                            raise ScanRejected(f"{entry} already exists in {self.path}: never overwritten")
+                            raise ScanRejected(
+                                f"{entry} already exists in {self.path}: never overwritten")
                         del self.file[entry]
                         log.info("resuming in %s: %s written again", self.path, entry)
                 _file_attributes(self.file, self.path)
@@ -359,7 +380,7 @@ class _OpenScan:
             names = {s: [d.name for d in ds] for s, ds in self.targets.numeric.items()}
             self.swmr = nexus.start_swmr()
             if self.swmr:  # the same datasets, in the file reopened in SWMR mode
-                self.file = nexus.file
+                self.file = nexus.opened()
                 self.targets.numeric = {s: [self.file[n] for n in ns] for s, ns in names.items()}
         except BaseException as exc:
             self.close(exc)
@@ -405,7 +426,8 @@ class _OpenScan:
     def rows_on_disk(self) -> int | None:
         return rows_on_disk(self.targets)
 
-    def finish(self, final_layout: Group, json_values: Mapping[str, list], scan_info: Mapping) -> None:
+    def finish(self, final_layout: Group, json_values: Mapping[str, list],
+               scan_info: Mapping) -> None:
         """Reopen without SWMR (journaled; waiting while a reader holds the file) and add
         what SWMR cannot: end items, strings, references; then commit."""
         close_packed(self.targets)
@@ -498,16 +520,17 @@ def _write_references(group: h5py.Group, name: str, stream: str, values: list,
     files when every value is an ``h5file://`` reference, as Sardana builds it; else the
     reference strings."""
     strings = [v if isinstance(v, str) else str(v) for v in values]
-    matches = [_H5_REFERENCE.match(s) for s in strings]
+    matches = [m for m in map(_H5_REFERENCE.match, strings) if m is not None]
     image = _image_layout(matches[0], _column_meta(scan_info, stream)) \
-        if strings and all(matches) else None
+        if strings and len(matches) == len(strings) else None
     if image is not None:
         shape, dtype = image
         try:
             layout = h5py.VirtualLayout(shape=(len(strings), *shape), dtype=dtype)
             for i, m in enumerate(matches):
                 layout[i] = h5py.VirtualSource(m["file"], m["dataset"] or "dataset", shape=shape)
-            group.create_virtual_dataset(name, layout, fillvalue=-np.inf if dtype.kind == "f" else 0)
+            group.create_virtual_dataset(name, layout,
+                                         fillvalue=-np.inf if dtype.kind == "f" else 0)
             return
         except (TypeError, ValueError) as exc:
             log.warning("%s/%s: no virtual dataset (%s), references kept", group.name, name, exc)
@@ -585,7 +608,8 @@ class NexusScanWriter(FileScanWriter):
                 for out in outs:
                     out.append(batch, live=rows.caught_up_live)
                 on_disk = [out.rows_on_disk() for out in outs]
-                job.rows_written = min((r for r in on_disk if r is not None), default=rows.rows_read)
+                job.rows_written = min((r for r in on_disk if r is not None),
+                                       default=rows.rows_read)
             if job.stop.is_set():
                 return None
             end_time, end_reason = self.wait_end(scan, job.stop)

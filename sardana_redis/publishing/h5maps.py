@@ -9,7 +9,7 @@ the measurement datasets taken from the blissdata streams.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,13 @@ import pydantic
 from blissdata.h5map import Dataset, Group, HDF5ItemType, Inline, InlineBase64, SoftLink, Stream
 
 from sardana_redis.publishing.scan_info import (
-    SARDANA_VERSION, default_axis, is_mesh, json_safe, plotted_columns, x_axis)
+    SARDANA_VERSION,
+    default_axis,
+    is_mesh,
+    json_safe,
+    plotted_columns,
+    x_axis,
+)
 from sardana_redis.scan_model import Column, ScanDescription, ScanEnd, SnapshotItem
 
 PROGRAM = "sardana_redis"
@@ -32,12 +38,14 @@ def build_h5map(desc: ScanDescription, end: ScanEnd | None = None) -> Group:
     plots = _nxdata_groups(desc, entry_path)
     children: dict[str, Any] = {
         "definition": Dataset(value="NXscan"),
-        "program_name": Dataset(value=f"sardana ({PROGRAM})", attributes={"version": SARDANA_VERSION}),
+        "program_name": Dataset(value=f"sardana ({PROGRAM})",
+                                attributes={"version": SARDANA_VERSION}),
         "start_time": Dataset(value=desc.extra.get("scan_start_time") or desc.start_time),
         "macro_start_time": Dataset(value=desc.start_time),
         "title": Dataset(value=desc.title),
         "entry_identifier": Dataset(value=str(desc.identity.number)),
-        "user": Group(attributes={"NX_class": "NXuser"}, children={"name": Dataset(value=desc.user)}),
+        "user": Group(attributes={"NX_class": "NXuser"},
+                      children={"name": Dataset(value=desc.user)}),
         "measurement": _measurement(desc, entry_path),
         **_instrument_groups(desc, entry_path),
         **plots,
@@ -104,7 +112,8 @@ def _measurement(desc: ScanDescription, entry_path: str) -> Group:
         if item.value is not None and item.dataset not in snapshot:  # first one wins, as in Sardana
             snapshot[item.dataset] = Dataset(value=_snapshot_value(item),
                                              attributes={"units": item.units} if item.units else {})
-    children["pre_scan_snapshot"] = Group(attributes={"NX_class": "NXcollection"}, children=snapshot)
+    children["pre_scan_snapshot"] = Group(attributes={"NX_class": "NXcollection"},
+                                          children=snapshot)
     return Group(attributes={"NX_class": "NXcollection"}, children=children)
 
 
@@ -132,7 +141,7 @@ def _snapshot_value(item: SnapshotItem) -> Any:
         return item.value
 
 
-def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
+def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, HDF5ItemType]:
     """Groups along each column's instrument path (``/instrument/mot01``, parts may
     say ``name:NXclass``), each linking to its columns' measurement datasets.
 
@@ -144,7 +153,8 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Grou
     snapshot = [(s.instrument, s.dataset, f"{entry_path}/measurement/pre_scan_snapshot/{s.dataset}")
                 for s in desc.snapshot if s.value is not None]
     for instrument, dataset, target in [
-            *((c.instrument, c.dataset, f"{entry_path}/measurement/{c.dataset}") for c in desc.columns),
+            *((c.instrument, c.dataset, f"{entry_path}/measurement/{c.dataset}")
+              for c in desc.columns),
             *snapshot]:
         parts = [p for p in (instrument or "").split("/") if p]
         if not parts:
@@ -156,8 +166,12 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, Grou
             if name not in group.children:
                 nx_class = nx_class or desc.instruments.get(path, "NXcollection")
                 group.children[name] = Group(attributes={"NX_class": nx_class})
-            group = group.children[name]
-        group.children.setdefault(dataset, SoftLink(target_path=target))  # columns first, as Sardana
+            child = group.children[name]
+            if not isinstance(child, Group):
+                raise TypeError(f"instrument path {path} is also a dataset")
+            group = child
+        # columns first, as Sardana
+        group.children.setdefault(dataset, SoftLink(target_path=target))
     return root.children
 
 
@@ -179,6 +193,7 @@ def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
     groups: dict[tuple[str, ...], list[str]] = {}
     for col in sorted([*plotted_columns(desc), *images], key=_plot_rank):
         ndim = _plot_rank(col)
+        axes: Sequence[Column | None]
         if ndim == 0:
             axes = desc.axes[:2] if is_mesh(desc) else [x_axis(desc, col)]
         else:
@@ -186,11 +201,12 @@ def _nxdata_groups(desc: ScanDescription, entry_path: str) -> dict[str, Group]:
         names = tuple(a.dataset if a else "." for a in axes) + (".",) * ndim
         groups.setdefault(names, []).append(col.dataset)
     plots = {}
-    for i, (axes, signals) in enumerate(groups.items(), start=1):
-        attributes: dict[str, Any] = {"NX_class": "NXdata", "signal": signals[0], "axes": list(axes)}
+    for i, (axis_names, signals) in enumerate(groups.items(), start=1):
+        attributes: dict[str, Any] = {"NX_class": "NXdata", "signal": signals[0],
+                                      "axes": list(axis_names)}
         if len(signals) > 1:
             attributes["auxiliary_signals"] = signals[1:]
         links = {name: SoftLink(target_path=f"{entry_path}/measurement/{name}")
-                 for name in (*signals, *axes) if name != "."}
+                 for name in (*signals, *axis_names) if name != "."}
         plots[f"plot_{i}"] = Group(attributes=attributes, children=links)
     return plots

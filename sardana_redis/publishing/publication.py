@@ -47,7 +47,7 @@ class Publication:
                            "streams": [[s.name, s.dtype, s.shape] for s in self.streams]})
 
     @classmethod
-    def from_json(cls, text: str) -> "Publication":
+    def from_json(cls, text: str) -> Publication:
         doc = json.loads(text)
         streams = tuple(StreamPlan(str(name), str(dtype), None if shape is None else
                                    tuple(int(n) for n in shape))

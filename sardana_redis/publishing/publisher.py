@@ -53,8 +53,10 @@ from typing import Any
 import redis
 from blissdata.redis_engine.scan import ScanState
 
+from sardana_redis.custom_data import CustomData
 from sardana_redis.datastore import DatabaseNotReady
 from sardana_redis.publishing import heartbeat, transport
+from sardana_redis.publishing.close_hold import CloseHold
 from sardana_redis.publishing.column_batches import ColumnConverter
 from sardana_redis.publishing.h5maps import build_h5maps, ended_h5maps
 from sardana_redis.publishing.publication import Batch, Publication, StreamPlan, encode
@@ -67,8 +69,6 @@ from sardana_redis.publishing.spool import (
     process_owner,
     spool_for,
 )
-from sardana_redis.custom_data import CustomData
-from sardana_redis.publishing.close_hold import CloseHold
 from sardana_redis.publishing.transport import LiveScan, RedisFull, ScanClosed, ScanGone
 from sardana_redis.redis_connection import Backoff, ReplicaWait, replicated
 from sardana_redis.redis_url import redact_redis_url
@@ -166,10 +166,12 @@ class ScanPublisher:
             self._end_info: dict[str, Any] | None = _resumed.end_info or failure_end_info(
                 self.publication, "its MacroServer stopped before the scan was closed in Redis; "
                 "closed from the spool with every point it had")
-        else:
+        elif description is not None:
             self.publication = publication_of(description, self._converters)
             self._spool_id = None
             self._end_info = None
+        else:
+            raise TypeError("ScanPublisher needs a description or a spooled scan to resume")
         self._encoders = self.publication.encoders()
         self._next = {s.name: self.points_taken for s in self.publication.streams}
         self._confirmed = dict.fromkeys(self._next, 0)
@@ -209,7 +211,7 @@ class ScanPublisher:
                                         name=f"publisher-{self.publication.label}")
 
     @classmethod
-    def resume(cls, url: str | None, spool: Spool, scan: SpooledScan, **kw: Any) -> "ScanPublisher":
+    def resume(cls, url: str | None, spool: Spool, scan: SpooledScan, **kw: Any) -> ScanPublisher:
         """A publisher for a scan the spool holds whose publisher died (a replay)."""
         publisher = cls(url or scan.url, None, spool=spool, _resumed=scan, **kw)
         publisher._end_requested.set()
@@ -519,7 +521,7 @@ class ScanPublisher:
         pending = self._pending
         n = len(pending)
         records = [pending.popleft() for _ in range(n)]
-        batches = []
+        batches: list[Batch] = []
         for conv in self._converters:
             name = conv.column.stream
             values = conv.convert([data.get(conv.column.key) for data in records])
@@ -566,7 +568,8 @@ class ScanPublisher:
             if not batches:
                 self._round = None
                 break
-            transport.send(self._client, self._live, batches)
+            client, live, _ = self._connection()
+            transport.send(client, live, batches)
             if not from_disk and self._memory_only:
                 self._await_replicas()  # in memory only: dropped once sent
             with self._lock:
@@ -581,10 +584,18 @@ class ScanPublisher:
             self._notices.append(("info", f"Redis reachable again: caught up, {self.key} "
                                           f"holds {self.points_sent} points"))
 
+    def _connection(self) -> tuple[redis.Redis, LiveScan, str]:
+        """The client, the scan in Redis and its key: ``_connect`` sets them before any
+        state that uses them (a bug otherwise)."""
+        if self._client is None or self._live is None or self.key is None:
+            raise RuntimeError(f"{self.publication.label}: used before connecting to Redis")
+        return self._client, self._live, self.key
+
     def _await_replicas(self) -> None:
         """Points kept in memory only (no spool) are dropped once sent: wait until the
         replicas hold them too, as far as ``wait_timeout`` allows (told once if not)."""
-        if not replicated(self._client, self.replicas) and not self._unconfirmed_told:
+        client, _, _ = self._connection()
+        if not replicated(client, self.replicas) and not self._unconfirmed_told:
             self._unconfirmed_told = True
             log.warning("%s: no spool, and fewer than %d replica(s) acknowledged points within "
                         "%g s: a failover now could lose them", self.publication.label,
@@ -620,25 +631,31 @@ class ScanPublisher:
         """A heartbeat every ``heartbeat.PERIOD`` seconds."""
         now = time.monotonic()
         if now - self._last_beat >= heartbeat.PERIOD:
-            heartbeat.beat(self._client, self.key)
+            client, _, key = self._connection()
+            heartbeat.beat(client, key)
             self._last_beat = now
 
     # --- the end ---------------------------------------------------------------
 
     def _close(self) -> None:
+        client, live, key = self._connection()
+        if self._end_info is None:
+            raise RuntimeError(f"{self.publication.label}: closed before the scan ended")
         info = dict(self._end_info)
         if self._custom_data:
             sardana = self.publication.info.get("sardana")
             sardana = dict(sardana) if isinstance(sardana, dict) else {}
-            before = sardana.get("custom_data") if isinstance(sardana.get("custom_data"), list) else []
+            before = sardana.get("custom_data")
+            if not isinstance(before, list):
+                before = []
             info["sardana"] = {**sardana,
                                "custom_data": [*before, *(c.to_json() for c in self._custom_data)]}
         if self.points_lost:
             info["end_reason"] = EndReason.FAILURE.value
             info["publication_error"] = f"{self.points_lost} points lost: {self.problem}"
-        transport.close(self._client, self._live, info)
+        transport.close(client, live, info)
         try:
-            heartbeat.stop_beating(self._client, self.key)
+            heartbeat.stop_beating(client, key)
         except (redis.RedisError, OSError):
             pass  # it expires by itself
         self._to(S.CONFIRMING)
@@ -648,8 +665,10 @@ class ScanPublisher:
 
     def _confirm(self) -> None:
         """Forget the scan once ``replicas`` replicas hold it; else ask again later."""
-        if not replicated(self._client, self.replicas):
-            if self._ended_at is not None and time.monotonic() - self._ended_at > self.give_up_after:
+        client, _, _ = self._connection()
+        if not replicated(client, self.replicas):
+            if self._ended_at is not None and \
+                    time.monotonic() - self._ended_at > self.give_up_after:
                 self._abandon(f"fewer than {self.replicas.replicas} replica(s) acknowledged it")
                 return
             if not self._unconfirmed_told:

@@ -140,7 +140,8 @@ def unique_name(name: str, taken: set[str]) -> str:
     return unique
 
 
-def describe_columns(datadesc: Iterable[Any], ref_moveables: Sequence[str] = ()) -> tuple[Column, ...]:
+def describe_columns(datadesc: Iterable[Any],
+                     ref_moveables: Sequence[str] = ()) -> tuple[Column, ...]:
     """One :class:`Column` per Sardana ``ColumnDesc``; stream names are unique labels."""
     columns = []
     used: set[str] = set()
@@ -219,7 +220,8 @@ def describe_snapshot(snapshot: Iterable[Any]) -> tuple[SnapshotItem, ...]:
 
 def requested_files(scan_dir: Any, scan_file: Any, scan_recorder: Any,
                     recorder_name: str = RECORDER_NAME) -> tuple[RequestedFile, ...]:
-    """The ``ScanFile`` entries routed to this recorder by ``ScanRecorder`` (Sardana pairs them by index)."""
+    """The ``ScanFile`` entries routed to this recorder by ``ScanRecorder`` (Sardana pairs
+    them by index)."""
     if not scan_dir or not scan_file:
         return ()
     files = [scan_file] if isinstance(scan_file, str) else list(scan_file)
@@ -229,7 +231,8 @@ def requested_files(scan_dir: Any, scan_file: Any, scan_recorder: Any,
         if i < len(recorders) and recorders[i] == recorder_name:
             fmt = file_format(str(name))
             if fmt is not None:
-                out.append(RequestedFile(os.path.abspath(os.path.join(str(scan_dir), str(name))), fmt))
+                path = os.path.abspath(os.path.join(str(scan_dir), str(name)))
+                out.append(RequestedFile(path, fmt))
     return tuple(out)
 
 
@@ -243,13 +246,14 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
     columns = describe_columns(env.get("datadesc", ()), ref_moveables)
     title = str(env.get("title", ""))
     scan_type = (macro.getName() if macro is not None else "") or (title.split() or ["scan"])[0]
-    files = ()
+    files: tuple[RequestedFile, ...] = ()
     if get_env(WRITE_FILES_VARIABLE, True):
         files = requested_files(env.get("ScanDir"), env.get("ScanFile"),
                                 get_env("ScanRecorder", ()))
     info = {field: get_env(var, None) for field, var in INFO_VARIABLES.items()}
     door = macro.getDoorName() if macro is not None else None
     nexus = [f.path for f in files if f.format == "nexus"]
+    paths: list[str | None] = [*nexus, *(f.path for f in files), None]
     identity = ScanIdentity(
         name=scan_type,
         number=int(env.get("serialno", 0)),
@@ -258,14 +262,15 @@ def describe_scan(env: Mapping[str, Any], macro: Any, get_env: GetEnv) -> ScanDe
         proposal=_str_or_none(info["proposal"]),
         collection=_str_or_none(info["collection"]),
         dataset=_str_or_none(info["dataset"]),
-        path=(nexus or [f.path for f in files] or [None])[0],
+        path=paths[0],
     )
     point_nb = next((c for c in columns if c.kind is ColumnKind.POINT_NB), None)
     npoints = getattr(macro, "nb_points", None)
     if npoints is None and point_nb is not None and point_nb.max_value is not None:
         npoints = int(point_nb.max_value) + 1
     intervals = getattr(macro, "nr_intervs", None)
-    mesh_shape = tuple(int(n) + 1 for n in intervals) if intervals is not None and len(intervals) > 1 else None
+    mesh_shape = tuple(int(n) + 1 for n in intervals) \
+        if intervals is not None and len(intervals) > 1 else None
     count_time = _float_or_none(getattr(macro, "integ_time", None))
     snapshot = describe_snapshot(env.get("preScanSnapShot", ()))
     return ScanDescription(

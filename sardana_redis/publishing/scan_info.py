@@ -89,7 +89,7 @@ def end_scan_info(end: ScanEnd) -> dict[str, Any]:
 def validate_scan_info(info: dict[str, Any]) -> None:
     """Raise ValueError when ``info`` does not follow blissdata's ``ScanInfoDict``."""
     try:
-        _ScanInfoModel(scan_info=info)
+        _ScanInfoModel.model_validate({"scan_info": info})
     except pydantic.ValidationError as exc:
         raise ValueError(f"scan_info does not follow blissdata's ScanInfoDict: {exc}") from exc
 
@@ -122,19 +122,21 @@ def build_plots(desc: ScanDescription) -> list[dict[str, Any]]:
     plots: list[dict[str, Any]] = []
     if is_mesh(desc) and scalars:
         x, y = desc.axes[:2]
-        items = [{"kind": "scatter", "x": x.stream, "y": y.stream, "value": c.stream} for c in scalars]
+        items = [{"kind": "scatter", "x": x.stream, "y": y.stream, "value": c.stream}
+                 for c in scalars]
         plots.append({"kind": "scatter-plot", "items": items})
     elif scalars:
         curves: dict[str | None, list[dict[str, Any]]] = {}
         for col in scalars:
-            x = x_axis(desc, col)
-            item = {"kind": "curve", "y": col.stream} | ({"x": x.stream} if x else {})
-            curves.setdefault(x.stream if x else None, []).append(item)
+            col_x = x_axis(desc, col)
+            item = {"kind": "curve", "y": col.stream} | ({"x": col_x.stream} if col_x else {})
+            curves.setdefault(col_x.stream if col_x else None, []).append(item)
         plots.extend({"kind": "curve-plot", "items": items} for items in curves.values())
     spectra = [(col, spectrum_axis(desc, col)) for col in plotted if col.ndim == 1]
-    if all(x is not None for _, x in spectra):
+    axes = [(col, x) for col, x in spectra if x is not None]
+    if len(axes) == len(spectra):
         plots.extend({"kind": "1d-plot", "name": col.label, "x": x.stream,
-                      "items": [{"kind": "curve", "y": col.stream}]} for col, x in spectra)
+                      "items": [{"kind": "curve", "y": col.stream}]} for col, x in axes)
     return plots
 
 
@@ -240,7 +242,8 @@ def _channel_info(desc: ScanDescription, col: Column) -> dict[str, Any]:
     if desc.npoints > 0:
         info["points"] = desc.npoints
     if is_mesh(desc):
-        for axis_id, (axis, points) in enumerate(zip(desc.axes, desc.mesh_shape)):
+        mesh_shape = desc.mesh_shape or ()
+        for axis_id, (axis, points) in enumerate(zip(desc.axes, mesh_shape, strict=False)):
             if axis is col:
                 info.update(axis_id=axis_id, axis_points=points, axis_kind="forth")
         if col.ndim == 0:
@@ -251,9 +254,9 @@ def _channel_info(desc: ScanDescription, col: Column) -> dict[str, Any]:
 def _by_dim(desc: ScanDescription, streams: list[str]) -> dict[str, list[str]]:
     dims = [desc.column(s).ndim for s in streams]
     return {
-        "scalars": [s for s, d in zip(streams, dims) if d == 0],
-        "spectra": [s for s, d in zip(streams, dims) if d == 1],
-        "images": [s for s, d in zip(streams, dims) if d >= 2],
+        "scalars": [s for s, d in zip(streams, dims, strict=True) if d == 0],
+        "spectra": [s for s, d in zip(streams, dims, strict=True) if d == 1],
+        "images": [s for s, d in zip(streams, dims, strict=True) if d >= 2],
     }
 
 

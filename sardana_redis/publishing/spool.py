@@ -190,14 +190,17 @@ class Spool:
             try:
                 return self._connect().execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise SpoolUnavailable(f"spool folder {self.folder} cannot be read: {exc}") from None
+                raise SpoolUnavailable(
+                    f"spool folder {self.folder} cannot be read: {exc}") from None
 
     # --- scans -----------------------------------------------------------
 
     def add_scan(self, publication: Publication, url: str, owner: str | None = None) -> int:
         cur = self._write("INSERT INTO scans (owner, publication, url, created) VALUES (?,?,?,?)",
                           (owner or process_owner(), publication.to_json(), url, time.time()))
-        return int(cur.lastrowid)
+        if cur.lastrowid is None:  # pragma: no cover - sqlite3 sets it after an INSERT
+            raise SpoolUnavailable(f"spool {self.folder}: no row id for the new scan")
+        return cur.lastrowid
 
     def set_key(self, scan_id: int, key: str) -> None:
         self._write("UPDATE scans SET scan_key=? WHERE id=?", (key, scan_id))

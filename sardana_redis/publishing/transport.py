@@ -21,8 +21,8 @@ import redis
 from blissdata.redis_engine.scan import ScanState
 from blissdata.redis_engine.store import DataStore
 
-from sardana_redis.datastore import init_db, is_initialized, open_data_store
 from sardana_redis.blissdata_private import load_scan_rw, stop_sink
+from sardana_redis.datastore import init_db, is_initialized, open_data_store
 from sardana_redis.publishing.publication import Batch, Publication
 from sardana_redis.redis_connection import redis_client
 from sardana_redis.redis_url import with_socket_timeouts
@@ -69,7 +69,8 @@ def data_store(url: str) -> tuple[DataStore, redis.Redis]:
 
 def is_oom(exc: BaseException) -> bool:
     """A Redis reply meaning "full" (maxmemory reached), wherever it comes from."""
-    return isinstance(exc, (RedisFull, redis.exceptions.OutOfMemoryError))
+    # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks this error
+    return isinstance(exc, (RedisFull, redis.exceptions.OutOfMemoryError))  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -150,7 +151,7 @@ def stream_lengths(client: redis.Redis, live: LiveScan) -> tuple[dict[str, int],
     for name in names:
         pipe.xrevrange(live.streams[name].key, count=1)
     lengths, sealed = {}, False
-    for name, entries in zip(names, pipe.execute()):
+    for name, entries in zip(names, pipe.execute(), strict=True):
         if not entries:
             lengths[name] = 0
             continue
@@ -186,13 +187,13 @@ def send(client: redis.Redis, live: LiveScan, batches: Iterable[Batch]) -> int:
             raise RedisFull(str(exc)) from None
         raise
     if not exists:
-        created = {live.streams[b.stream].key for b, r in zip(batches, replies)
+        created = {live.streams[b.stream].key for b, r in zip(batches, replies, strict=True)
                    if b.start == 0 and isinstance(r, bytes)}
         if created:
             client.delete(*created)
         raise ScanGone(f"{live.key} is not in Redis")
     new = 0
-    for b, reply in zip(batches, replies):
+    for b, reply in zip(batches, replies, strict=True):
         if isinstance(reply, redis.ResponseError):
             if "equal or smaller" in str(reply):
                 continue  # already in Redis (sent before a reconnection)

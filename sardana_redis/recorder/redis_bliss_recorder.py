@@ -40,7 +40,7 @@ from sardana_redis.redis_url import DEFAULT_REDIS_URL
 #: Seconds the end of a scan waits for the scan to be closed in Redis.
 CLOSE_WAIT = 10.0
 
-_publishing: dict[int, "RedisBlissRecorder"] = {}  # id(recordlist) -> the recorder publishing it
+_publishing: dict[int, RedisBlissRecorder] = {}  # id(recordlist) -> the recorder publishing it
 _publishing_lock = threading.Lock()
 _holds = HoldsByMacro()  # scans kept open for custom data, by top-level macro
 

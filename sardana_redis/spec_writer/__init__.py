@@ -1,1 +1,2 @@
-"""SPEC writer service: scans from Redis into SPEC files (CLI `sardana-redis spec-writer`, Tango `RedisSpecWriter`)."""
+"""SPEC writer service: scans from Redis into SPEC files (CLI `sardana-redis spec-writer`,
+Tango `RedisSpecWriter`)."""

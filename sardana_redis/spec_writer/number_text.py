@@ -81,7 +81,7 @@ def column_text(values: Any) -> list[str]:
 
 def rows_text(columns: Sequence[Any]) -> list[str]:
     """The data lines (without line ends) of scalar columns of equal length."""
-    return list(map(" ".join, zip(*map(column_text, columns))))
+    return list(map(" ".join, zip(*map(column_text, columns), strict=False)))
 
 
 _COMMA_TO_BLANK = bytes.maketrans(b",", b" ")

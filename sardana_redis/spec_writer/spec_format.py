@@ -58,7 +58,8 @@ def spec_label(label: str) -> str:
     return "".join(c for c in str(label).replace(" ", "_") if c.isalnum() or c == "_") or "_"
 
 
-def _ordered_streams(published: PublishedScan, streams: Mapping[str, StreamShape]) -> list[tuple[str, str]]:
+def _ordered_streams(published: PublishedScan,
+                     streams: Mapping[str, StreamShape]) -> list[tuple[str, str]]:
     """(stream, label) in Sardana's column order when the scan says it, else stream order."""
     ordered = [(c.stream, c.label) for c in published.columns if c.stream in streams]
     listed = {s for s, _ in ordered}
@@ -86,7 +87,8 @@ SNAPSHOT_1D_DTYPES = {"float32", "float64", "int8", "int16", "int32", "int64",
 SNAPSHOT_1D_MAX = 100
 
 
-def _snapshot_items(info: Mapping[str, Any], key: str, ndim: int) -> list[tuple[str, np.ndarray]] | None:
+def _snapshot_items(info: Mapping[str, Any], key: str,
+                    ndim: int) -> list[tuple[str, np.ndarray]] | None:
     """(label, values) of the snapshot items ``scan_info["sardana"][key]`` carries bit for
     bit (:mod:`sardana_redis.exact_values`) with a dtype SPEC_FileRecorder writes; None when
     the scan carries none (another publisher)."""
@@ -105,7 +107,8 @@ def _snapshot_items(info: Mapping[str, Any], key: str, ndim: int) -> list[tuple[
 
 
 def _snapshot_1d(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """(label, `` v1 v2 ...``) of the 1D snapshot items, printed as SPEC_FileRecorder prints them."""
+    """(label, `` v1 v2 ...``) of the 1D snapshot items, printed as SPEC_FileRecorder prints
+    them."""
     items = _snapshot_items(info, "snapshot_1d", 1) or []
     return tuple((label, "".join(" " + str(v) for v in values))
                  for label, values in items[:SNAPSHOT_1D_MAX])
@@ -174,13 +177,15 @@ def scan_header(layout: SpecLayout) -> str:
              f"#D {start.strftime(SPEC_DATE)}\n", f"#C Acquisition started at {start.ctime()}\n"]
     lines.append(_multi_lines("O", "  ", [label for label, _ in layout.snapshot]))
     lines.append(_multi_lines("P", " ", [value for _, value in layout.snapshot]))
-    lines += [f"#U{i:02d} {label} = {values}\n" for i, (label, values) in enumerate(layout.snapshot_1d)]
+    lines += [f"#U{i:02d} {label} = {values}\n"
+              for i, (label, values) in enumerate(layout.snapshot_1d)]
     for stream in layout.not_written:
         lines.append(f"#C {one_line(stream)}: not written in SPEC (2D or referenced data)\n")
     lines.append(f"#N {len(layout.columns)}\n")
     if layout.mca:
         length = layout.mca[0][2]
-        lines.append(f"#@MCA {length}C\n#@CHANN {length} 0 {length - 1} 1\n#@MCA_NB {len(layout.mca)}\n")
+        lines.append(f"#@MCA {length}C\n#@CHANN {length} 0 {length - 1} 1\n"
+                     f"#@MCA_NB {len(layout.mca)}\n")
         lines += [f"#@DET_{i} {label}\n" for i, (_, label, _) in enumerate(layout.mca)]
     lines.append("#L " + "  ".join(label for _, label in layout.columns) + "\n")
     return "".join(lines)

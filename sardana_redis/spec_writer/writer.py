@@ -30,9 +30,10 @@ from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import REDIS_DOWN, ScanJob, is_disk_full
 from sardana_redis.following.ledger import DoneRecord
 from sardana_redis.following.paths import ConfinedFile
-from sardana_redis.published_scan import PublishedScan
 from sardana_redis.following.scan_rows import stream_shapes
+from sardana_redis.published_scan import PublishedScan
 from sardana_redis.spec_writer.spec_format import (
+    FOOTER_START,
     SpecLayout,
     continued,
     custom_lines,
@@ -40,7 +41,6 @@ from sardana_redis.spec_writer.spec_format import (
     failed,
     file_header,
     layout_from_scan,
-    FOOTER_START,
     point_ends,
     scan_footer,
     scan_header,
@@ -156,7 +156,7 @@ class SpecScanWriter(FileScanWriter):
             if size == 0:
                 out.write(file_header(str(path), datetime.datetime.now().astimezone()))
                 size = out.tell()
-            if not resumed:
+            if not resumed or offset is None:  # resumed: offset is not None
                 offset = progress[str(path)] = size
                 job.ledger.set_progress(job.scan.key, progress)
         except BaseException:
@@ -184,7 +184,7 @@ class SpecScanWriter(FileScanWriter):
         if all(whole):
             return None
         start = min(counts)
-        for block, block_ends, not_ours in zip(blocks, ends, foreign):
+        for block, block_ends, not_ours in zip(blocks, ends, foreign, strict=True):
             if not_ours or start < block.first:
                 self._continue(job, block, layout, start)
             elif block_ends is not None:
@@ -212,7 +212,8 @@ class SpecScanWriter(FileScanWriter):
         progress = job.ledger.progress(job.scan.key)
         progress.update({str(block.path): size, _first_key(block.path): start})
         job.ledger.set_progress(job.scan.key, progress)
-        block.out.write(scan_header(layout) + (continued(layout.number, start, why) if start else ""))
+        block.out.write(scan_header(layout)
+                        + (continued(layout.number, start, why) if start else ""))
         block.out.flush()
         block.offset, block.first = size, start
 
@@ -223,7 +224,8 @@ class SpecScanWriter(FileScanWriter):
             job.points_seen = rows.points_seen
             count = len(next(iter(batch.values()))) if batch else 0
             for start in range(0, count, TEXT_SLICE):  # bounded memory for the text
-                text = data_lines(layout, {k: v[start:start + TEXT_SLICE] for k, v in batch.items()})
+                sliced = {k: v[start:start + TEXT_SLICE] for k, v in batch.items()}
+                text = data_lines(layout, sliced)
                 for out in outs:
                     out.write(text)
                     out.flush()

@@ -1,10 +1,10 @@
 """Demo counters with a peak: a Gaussian of a motor's position.
 
-Loaded by the demo's Pool through its ``PoolPath`` (:data:`sardana_redis.paths.DEMO_CONTROLLER_PATH`);
-not for a beamline. It is Sardana's dummy counter/timer (timing, synchronisation, continuous
-scans) whose counters read, instead of a constant, ``Background + Height / (axis - 1) *
-exp(-(x - Center)**2 / (2 * Width**2))`` where ``x`` is the position of ``Motor`` at the end
-of each acquisition. Axis 1 is the timer.
+Loaded by the demo's Pool through its ``PoolPath``
+(:data:`sardana_redis.paths.DEMO_CONTROLLER_PATH`); not for a beamline. It is Sardana's dummy
+counter/timer (timing, synchronisation, continuous scans) whose counters read, instead of a
+constant, ``Background + Height / (axis - 1) * exp(-(x - Center)**2 / (2 * Width**2))`` where
+``x`` is the position of ``Motor`` at the end of each acquisition. Axis 1 is the timer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 from sardana.pool import AcqSynch
 from sardana.pool.controller import DefaultValue, Description, Type
 from sardana.pool.poolcontrollers.DummyCounterTimerController import DummyCounterTimerController
-
 
 #: The timer channel: it reads the integration time, as the dummy's timer.
 TIMER_AXIS = 1

@@ -31,7 +31,7 @@ from sardana_redis.datastore import init_db
 from sardana_redis.following.follower import ScanFollower
 from sardana_redis.following.ledger import WriterLedger
 from sardana_redis.local_stack.redis_server import RedisStackServer
-from sardana_redis.local_stack.tango_db import terminate_process_group
+from sardana_redis.local_stack.process import terminate_process_group
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerSettings
 from sardana_redis.publishing.publisher import ScanPublisher
 from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd

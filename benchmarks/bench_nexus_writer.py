@@ -47,7 +47,7 @@ from benchmarks.common import (COUNTERS, MOTOR, SESSION, FakeMacro, FakeRecordLi
 from benchmarks.writer_side_by_side import (LoggedProcess, SideBySide, follow_in_process,
                                             ledger_from_now, report_side_by_side,
                                             run_side_by_side, stopping)
-from sardana_redis.local_stack.tango_db import log_tail
+from sardana_redis.local_stack.process import log_tail
 from sardana_redis.publishing.h5maps import build_h5maps
 from sardana_redis.nexus_writer.writer import NexusScanWriter
 from sardana_redis.redis_url import normalize_redis_url

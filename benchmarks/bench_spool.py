@@ -24,7 +24,8 @@ from benchmarks.common import (
     record_data,
 )
 from sardana_redis.datastore import init_db
-from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
+from sardana_redis.local_stack.process import free_port
+from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.publishing.spool import SPOOL_ENV
 
 TARGET_US = 1.0

@@ -26,7 +26,7 @@ from blissdata.redis_engine.store import DataStore
 from benchmarks.common import cpu_seconds, print_table
 from sardana_redis.following.follower import ScanFollower
 from sardana_redis.following.ledger import DoneRecord, WriterLedger
-from sardana_redis.local_stack.tango_db import log_tail, terminate_process_group
+from sardana_redis.local_stack.process import log_tail, terminate_process_group
 from sardana_redis.redis_url import normalize_redis_url
 
 P = TypeVar("P", bound="LoggedProcess")

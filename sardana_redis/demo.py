@@ -156,7 +156,7 @@ def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
             start_service(stack, workdir, name, url)
         tango_host = start_tango(stack, workdir)
         sardana, door = start_sardana(stack, workdir, tango_host, url)
-        numbers = run_scans(door, sardana.log_file)
+        numbers = run_scans(door, sardana.sardana_log)
         png = show_results(workdir, url, numbers)
         print("==> Where the data went")
         print(f"    SPEC file (SPEC writer): {workdir / 'scans' / 'scans.dat'}")
@@ -231,7 +231,7 @@ def start_sardana(stack: contextlib.ExitStack, workdir: Path, tango_host: str,
     sardana = SardanaServer(tango_host, workdir / "sardana", recorder_path=[RECORDER_PATH],
                             macro_path=[MACRO_PATH], pool_path=[DEMO_CONTROLLER_PATH])
     with step("Starting Sardana (Pool, MacroServer, Door) and its demo elements",
-              "Sardana", sardana.console_file):
+              "Sardana", sardana.log_file):
         stack.enter_context(sardana)
         from sardana_redis.local_stack.door import DoorClient
 

@@ -1,10 +1,12 @@
 """The shell shared by this package's Tango devices: :class:`ServiceDevice`.
 
 A service device runs one background service (a scan follower, the memory
-tracker), configured from device properties, started by ``init_device`` and
-by the ``Start`` command, stopped by ``Stop``. Subclasses say how to configure,
-start and stop the service and how healthy it is; :func:`run_server` runs one
-as ``<ServerName> <instance>``.
+tracker: anything with ``start``, ``stop`` and ``is_alive``), configured from
+device properties, started by ``init_device`` and by the ``Start`` command,
+stopped by ``Stop``. The device owns the service's life and the states every
+service shares (OFF when stopped, FAULT when its thread died or its configuration
+is invalid); subclasses say how to configure and make the service and how healthy
+a running one is. :func:`run_server` runs one as ``<ServerName> <instance>``.
 
 An invalid configuration (a ``ValueError`` from :meth:`ServiceDevice._configure`,
 or an unknown ``log_level``) puts the device in FAULT until its properties are
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, ClassVar, Protocol
 
 import tango
 from tango import DevState
@@ -38,8 +41,21 @@ def configure_logging(level: str) -> None:
     logging.getLogger("sardana_redis").setLevel(number)
 
 
+class Service(Protocol):
+    """What a device runs: started once, stopped, alive while its threads run."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+
 class ServiceDevice(Device):
     """Base Tango device of the services (see the module docstring)."""
+
+    #: What the service does, in the Status of a stopped device ("run Start to ... again").
+    ACTIVITY: ClassVar[str] = "run the service"
 
     log_level = device_property(dtype=str, default_value="INFO",
                                 doc="DEBUG, INFO, WARNING or ERROR (for the whole server process)")
@@ -50,20 +66,21 @@ class ServiceDevice(Device):
         """Read and check the properties (ValueError when invalid)."""
         raise NotImplementedError
 
-    def _start(self) -> None:
-        """Start the service anew (stopping the previous run, if any)."""
+    def _make_service(self) -> Service:
+        """A new service from the configuration (a stopped one is never started again)."""
         raise NotImplementedError
 
-    def _stop(self) -> None:
-        """Stop the service (nothing to do when it is stopped)."""
-        raise NotImplementedError
+    def _started(self, service: Any) -> str:
+        """The log line of a started service (after the device name)."""
+        return "started"
 
-    def _is_running(self) -> bool:
-        """Whether the service was started and still runs."""
-        raise NotImplementedError
+    def _died(self, service: Any) -> str:
+        """The Status of a service whose thread died."""
+        return "The service's thread died (see the server log): run Start to " \
+               f"{self.ACTIVITY} again."
 
-    def _health(self) -> tuple[DevState, str]:
-        """State and Status of a validly configured device."""
+    def _running_health(self, service: Any) -> tuple[DevState, str]:
+        """State and Status of a running service."""
         raise NotImplementedError
 
     # --- life cycle ----------------------------------------------------------
@@ -71,6 +88,8 @@ class ServiceDevice(Device):
     def init_device(self) -> None:
         """Read the properties, check them and start the service."""
         super().init_device()
+        self._service: Any = None
+        self._should_run = False
         self._config_error = ""
         try:
             configure_logging(self.log_level)
@@ -85,13 +104,36 @@ class ServiceDevice(Device):
         """Stop the service (server shutdown or ``Init``)."""
         self._stop()
 
+    def _start(self) -> None:
+        """Start a new service (stopping the previous run, if any)."""
+        self._stop()
+        self._service = self._make_service()
+        self._service.start()
+        self._should_run = True
+        log.info("%s: %s", self.get_name(), self._started(self._service))
+
+    def _stop(self) -> None:
+        """Stop the service (nothing to do when it is stopped)."""
+        if self._should_run and self._service is not None:
+            self._service.stop()
+        self._should_run = False
+
+    def _is_running(self) -> bool:
+        """Whether the service was started and still runs."""
+        return self._should_run and self._service is not None and self._service.is_alive()
+
     # --- state and status ----------------------------------------------------
 
     def _state_and_status(self) -> tuple[DevState, str]:
         if self._config_error:
             return DevState.FAULT, (f"Invalid configuration: {self._config_error}. "
                                     "Fix the device properties, then run Init.")
-        return self._health()
+        service = self._service
+        if service is None or not self._should_run:
+            return DevState.OFF, f"Stopped by the Stop command: run Start to {self.ACTIVITY} again."
+        if not service.is_alive():
+            return DevState.FAULT, self._died(service)
+        return self._running_health(service)
 
     def dev_state(self) -> DevState:
         """The state, computed now (see the subclass' module docstring)."""

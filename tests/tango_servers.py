@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,14 +11,8 @@ from typing import Any
 
 import tango
 
-from sardana_redis.local_stack.tango_db import (
-    TangoDatabase,
-    local_server_env,
-    log_tail,
-    make_unix_socket_dir,
-    remove_unix_socket_dir,
-    terminate_process_group,
-)
+from sardana_redis.local_stack.process import free_port, log_tail  # noqa: F401 (free_port: for the tests)
+from sardana_redis.local_stack.tango_db import TangoDatabase, TangoServerProcess
 from sardana_redis.tango_registration import SERVER_CLASSES, register_device_server
 
 
@@ -59,42 +51,27 @@ def running_server(tango_db: TangoDatabase, workdir: Path, argv: list[str],
     """Run the already registered device server ``argv`` (``[program, instance]``) in its
     own process group and yield a proxy per device once every device answers. The server
     log is ``workdir/<instance>.log``."""
-    log_file = workdir / f"{argv[-1]}.log"
-    socket_dir = make_unix_socket_dir()
-    proc = None
+    server = TangoServerProcess(" ".join(argv[-2:]), workdir, workdir / f"{argv[-1]}.log")
     try:
-        with open(log_file, "wb") as out:
-            proc = subprocess.Popen(
-                [*argv, "-ORBendPoint", "giop:tcp:127.0.0.1:"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=local_server_env(workdir, socket_dir, tango_db.tango_host),
-                cwd=workdir, start_new_session=True)
+        server.launch_server([*argv, "-ORBendPoint", "giop:tcp:127.0.0.1:"], tango_db.tango_host)
         proxies = {}
         for device in devices:
             proxy = tango.DeviceProxy(f"tango://{tango_db.tango_host}/{device}")
 
             def answers(proxy: tango.DeviceProxy = proxy) -> bool:
-                assert proc.poll() is None, f"server exited:\n{log_tail(log_file)}"
                 try:
                     proxy.ping()
                 except tango.DevFailed:
                     return False
                 return True
 
-            wait_for(answers, f"{device} to answer")
+            server.wait_until(answers, f"{device} answering", timeout=10.0)
             proxies[device] = proxy
         yield proxies
     except BaseException:
-        print(f"--- {log_file}:\n{log_tail(log_file)}")
+        print(f"--- {server.log_file}:\n{log_tail(server.log_file)}")
         raise
     finally:
-        if proc is not None:
-            terminate_process_group(proc, " ".join(argv[-2:]))
-        remove_unix_socket_dir(socket_dir)
+        server.stop()
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on (right now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

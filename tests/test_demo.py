@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sardana_redis.local_stack.redis_server import free_port
+from sardana_redis.local_stack.process import free_port
 from tests.doc_commands import ROOT
 
 pytestmark = pytest.mark.stack  # starts servers or runs the commands in processes

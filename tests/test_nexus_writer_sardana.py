@@ -15,7 +15,7 @@ import tango
 from blissdata.streams.default import Stream
 
 from sardana_redis.datastore import open_data_store
-from sardana_redis.local_stack.tango_db import terminate_process_group
+from sardana_redis.local_stack.process import terminate_process_group
 from tests.nexus_files import assert_same_entry, file_differences
 from tests.recorder_helpers import configure, last_scan_id, run_ok
 from tests.services import scan_key, wait_done, writer_process

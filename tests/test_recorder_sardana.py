@@ -10,7 +10,8 @@ import pytest
 from redis import Redis
 
 from sardana_redis.datastore import init_db
-from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
+from sardana_redis.local_stack.process import free_port
+from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.publishing.scan_info import validate_scan_info
 from tests.recorder_helpers import (
     ORACLE,

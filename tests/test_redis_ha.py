@@ -19,7 +19,7 @@ import redis
 
 from sardana_redis.datastore import init_db
 from sardana_redis.local_stack.redis_ha import RedisHA
-from sardana_redis.local_stack.redis_server import free_port
+from sardana_redis.local_stack.process import free_port
 from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.redis_stack import (
     SentinelSettings, default_config, find_redis_stack, node_config, parse_host_port,
@@ -154,7 +154,7 @@ def test_server_and_sentinel_subcommands_fail_over(tmp_path):
     watcher = redis.Redis(port=ports["sentinel"], decode_responses=True)
     first = sentinel()
     until(lambda: watcher.sentinel_master("sardana")["num-slaves"] == 1, "replica known")
-    os.killpg(a.proc.pid, signal.SIGKILL)
+    os.killpg(a.process.pid, signal.SIGKILL)
     until(lambda: watcher.sentinel_get_master_addr_by_name("sardana")[1] == ports["b"],
           "b promoted")
     with redis.Redis(port=ports["b"]) as b_client:

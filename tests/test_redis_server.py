@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from sardana_redis import redis_stack
-from sardana_redis.local_stack.redis_server import free_port
+from sardana_redis.local_stack.process import free_port
 from sardana_redis.redis_stack import RedisStackNotFound, find_redis_stack
 
 pytestmark = pytest.mark.stack  # starts servers or runs the commands in processes

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from blissdata.redis_engine.store import DataStore
 
-from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
+from sardana_redis.local_stack.process import free_port
+from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.publishing.publication import Batch, Publication, StreamPlan
 from sardana_redis.publishing.spool import Spool, SpoolUnavailable
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from sardana_redis.local_stack.redis_server import free_port
-from sardana_redis.local_stack.tango_db import log_tail, terminate_process_group
+from sardana_redis.local_stack.process import free_port
+from sardana_redis.local_stack.process import log_tail, terminate_process_group
 from tests.doc_commands import ROOT, substitute
 
 UNITS = ROOT / "deploy" / "systemd"

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 class WriterDevice(ServiceDevice):
     """Base Tango device of the writer services (see the module docstring)."""
 
+    ACTIVITY = "follow scans"
     #: Writer name used when the ``writer_name`` property is empty (subclasses set it).
     DEFAULT_WRITER_NAME: ClassVar[str] = ""
     #: The file writer this device runs (subclasses set it).
@@ -70,12 +71,6 @@ class WriterDevice(ServiceDevice):
 
     # --- life cycle ----------------------------------------------------------
 
-    def init_device(self) -> None:
-        """Forget the previous follower, then configure and start (see ``ServiceDevice``)."""
-        self._follower: ScanFollower | None = None
-        self._should_run = False
-        super().init_device()
-
     def _configure(self) -> None:
         """Check the properties and make the file writer (ValueError when invalid)."""
         normalize_redis_url(self.redis_url)  # RedisURLError is a ValueError
@@ -84,36 +79,24 @@ class WriterDevice(ServiceDevice):
             raise ValueError("the writer_name property is not set")
         self._handler = self._settings.handler(self.HANDLER)
 
-    def _start(self) -> None:
-        """Follow with a new follower (a stopped ScanFollower cannot be started again)."""
-        self._stop()
+    def _make_service(self) -> ScanFollower:
+        """A new follower (a stopped ScanFollower cannot be started again)."""
         config = self._settings
-        self._follower = ScanFollower(
+        return ScanFollower(
             self.redis_url, config.writer_name or self.DEFAULT_WRITER_NAME, self._handler,
             sessions=config.sessions, beamlines=config.beamlines,
             next_scan_timeout=config.next_scan_timeout, max_scans=config.max_scans)
-        self._follower.start()
-        self._should_run = True
-        log.info("%s: following %s as writer %r", self.get_name(),
-                 redact_redis_url(self._follower.url), self._follower.name)
 
-    def _stop(self) -> None:
-        self._should_run = False
-        if self._follower is not None and self._follower.status.running:
-            self._follower.stop()
+    def _started(self, follower: ScanFollower) -> str:
+        return f"following {redact_redis_url(follower.url)} as writer {follower.name!r}"
 
-    def _is_running(self) -> bool:
-        return self._should_run and self._follower is not None and self._follower.is_alive()
+    def _died(self, follower: ScanFollower) -> str:
+        return ("A scan follower thread died (see the server log): "
+                f"run Start to {self.ACTIVITY} again.")
 
     # --- state and status ----------------------------------------------------
 
-    def _health(self) -> tuple[DevState, str]:
-        follower = self._follower
-        if follower is None or not self._should_run:
-            return DevState.OFF, "Stopped by the Stop command: run Start to follow scans again."
-        if not follower.is_alive():
-            return DevState.FAULT, ("A scan follower thread died (see the server log): "
-                                    "run Start to follow scans again.")
+    def _running_health(self, follower: ScanFollower) -> tuple[DevState, str]:
         status = follower.status
         if status.connecting:
             return DevState.INIT, f"Starting: {status.message}"
@@ -131,7 +114,7 @@ class WriterDevice(ServiceDevice):
     # --- attributes -------------------------------------------------------------
 
     def _status(self) -> FollowerStatus:
-        return self._follower.status if self._follower is not None else FollowerStatus()
+        return self._service.status if self._service is not None else FollowerStatus()
 
     @attribute(dtype=str, doc="key of the last scan written (since the last Start)")
     def LastScan(self) -> str:

@@ -4,16 +4,16 @@ benchmarks and the demo: a primary, its replicas and the sentinels watching them
 from __future__ import annotations
 
 import logging
+import os
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import redis
 
-from sardana_redis.local_stack.redis_server import RedisStackServer, free_port
-from sardana_redis.local_stack.tango_db import log_tail, terminate_process_group
+from sardana_redis.local_stack.process import LocalProcess, free_port
+from sardana_redis.local_stack.redis_server import RedisStackServer
 from sardana_redis.redis_stack import (
     RedisStack,
     SentinelSettings,
@@ -40,7 +40,7 @@ def _poll(what: str, check, timeout: float, interval: float = 0.05):
         time.sleep(interval)
 
 
-class SentinelServer:
+class SentinelServer(LocalProcess):
     """One Redis Sentinel on loopback watching ``primary_port``, in its own process group;
     its config file (which Sentinel rewrites) and log in ``workdir``."""
 
@@ -48,13 +48,12 @@ class SentinelServer:
                  port: int | None = None, stack: RedisStack | None = None,
                  include: Sequence[Path] = ()) -> None:
         self.workdir = Path(workdir)
+        super().__init__("redis-sentinel", self.workdir / "sentinel.log")
         self.include = list(include)  #: more sentinel config, e.g. auth-user/auth-pass
         self.primary_port = primary_port
         self.settings = settings
         self.port = port or free_port()
         self.stack = stack or find_redis_stack()
-        self.log_file = self.workdir / "sentinel.log"
-        self.process: subprocess.Popen | None = None
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=1, decode_responses=True)
@@ -64,16 +63,12 @@ class SentinelServer:
         config, _ = sentinel_config(self.workdir, ("127.0.0.1", self.primary_port), self.settings)
         cmd = sentinel_command(self.stack, config, port=self.port, bind="127.0.0.1",
                                include=self.include, extra=["--logfile", str(self.log_file)])
-        process = self.process = subprocess.Popen(
-            cmd, cwd=self.workdir, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.launch(cmd, cwd=self.workdir, output=Path(os.devnull))  # it logs to --logfile
 
         def knows_all() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"sentinel exited: {log_tail(self.log_file)}")
             state = self.primary_state()
             return state is not None and state["num-slaves"] >= replicas
-        _poll(f"sentinel {self.port} knows the primary", knows_all, timeout)
+        self.wait_until(knows_all, f"knowing the primary and {replicas} replica(s)", timeout)
         return self
 
     def primary_state(self) -> dict | None:
@@ -103,14 +98,6 @@ class SentinelServer:
                 if not (r["is_sdown"] or r["is_disconnected"]) and r["role-reported"] == "slave"
                 and r["master-link-status"] == "ok" and primary
                 and r["master-port"] == int(primary[1])}
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is not None:
-            terminate_process_group(self.process, "redis-sentinel", timeout)
 
 
 class RedisHA:

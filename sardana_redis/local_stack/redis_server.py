@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from sardana_redis.local_stack.tango_db import terminate_process_group
+from sardana_redis.local_stack.process import LocalProcess, free_port
 from sardana_redis.redis_stack import (
     RedisStack,
     TLSFiles,
@@ -24,14 +20,7 @@ from sardana_redis.redis_stack import (
 READY_LINE = "Ready to accept connections"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-class RedisStackServer:
+class RedisStackServer(LocalProcess):
     """A throwaway Redis Stack on loopback, for tests, benchmarks and the demo.
 
     Runs in its own process group with its data and log in ``workdir``;
@@ -58,6 +47,7 @@ class RedisStackServer:
         replica_of: tuple[str, int] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        super().__init__("redis-server", self.workdir / "redis.log")
         self.port = port or free_port()
         self.maxmemory = maxmemory
         self.persistence = persistence
@@ -67,8 +57,6 @@ class RedisStackServer:
         self.extra = list(extra)  #: more redis-server options, e.g. ["--appendonly", "yes"]
         self.config = config
         self.replica_of = replica_of
-        self.log_file = self.workdir / "redis.log"
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -104,53 +92,7 @@ class RedisStackServer:
             self.stack, config, port=self.port, bind="127.0.0.1", data_dir=self.workdir,
             maxmemory=self.maxmemory, include=self.include, tls=self.tls, extra=extra,
         )
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        self.process = subprocess.Popen(
-            cmd, cwd=self.workdir, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while not self._log_since(offset).count(READY_LINE):
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {self.process.returncode}, see {self.log_file}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server not ready, see {self.log_file}")
-            time.sleep(0.05)
+        # redis-server writes its own log file (--logfile): its output goes nowhere
+        self.launch(cmd, cwd=self.workdir, output=Path(os.devnull))
+        self.wait_until(self.logged(READY_LINE), "ready to accept connections", timeout)
         return self
-
-    def _log_since(self, offset: int) -> str:
-        """What the server logged after byte ``offset`` of its log file."""
-        try:
-            with open(self.log_file, "rb") as log:
-                log.seek(offset)
-                return log.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the process group (Redis shuts down cleanly), SIGKILL if it hangs."""
-        if self.process is not None:
-            terminate_process_group(self.process, "redis-server", timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the server (crash simulation)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def send_signal(self, signum: signal.Signals) -> None:
-        """Send ``signum`` to the server's process group (SIGSTOP/SIGCONT pause/resume it)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signum)
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def __enter__(self) -> RedisStackServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

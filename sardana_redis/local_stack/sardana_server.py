@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import tango
 
-from sardana_redis.local_stack.tango_db import (
-    local_server_env,
-    log_tail,
-    make_unix_socket_dir,
-    remove_unix_socket_dir,
-    terminate_process_group,
-)
+from sardana_redis.local_stack.tango_db import TangoServerProcess
 from sardana_redis.paths import MACRO_PATH, RECORDER_PATH
 
 log = logging.getLogger(__name__)
@@ -44,7 +36,7 @@ def sardana_executable() -> str:
     return found
 
 
-class SardanaServer:
+class SardanaServer(TangoServerProcess):
     """One ``Sardana <instance>`` process serving a Pool, a MacroServer and a Door.
 
     Device names (all full names, usable without ``TANGO_HOST``):
@@ -72,18 +64,16 @@ class SardanaServer:
         startup_timeout: float = 60.0,
     ) -> None:
         self.tango_host = tango_host
-        self.workdir = Path(workdir)
+        super().__init__(f"Sardana {instance}", workdir,
+                         Path(workdir) / "sardana.console.log",  # its stdout and stderr
+                         startup_timeout)
         self.instance = instance
         self.recorder_path = [str(p) for p in recorder_path]
         self.macro_path = [str(p) for p in macro_path]
         self.pool_path = [str(p) for p in pool_path]
         self.extra_env = dict(extra_env or {})
-        self.startup_timeout = startup_timeout
-        self.log_file = self.workdir / "sardana.log"
-        self.console_file = self.workdir / "sardana.console.log"
+        self.sardana_log = self.workdir / "sardana.log"  #: Sardana's own log file
         self.environment_db = self.workdir / "macroserver_env" / "macroserver.properties"
-        self._proc: subprocess.Popen | None = None
-        self._unix_socket_dir: Path | None = None
 
     # Short device names (domain/family/member) and aliases.
     @property
@@ -112,11 +102,6 @@ class SardanaServer:
     def door_name(self) -> str:
         """Full Tango name of the Door device."""
         return self._full_name("Door")
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the server (leader of its own process group), if running."""
-        return self._proc.pid if self._proc is not None else None
 
     def _database(self) -> tango.Database:
         host, port = self.tango_host.rsplit(":", 1)
@@ -155,11 +140,10 @@ class SardanaServer:
         )
         log.info("Registered %s in %s", server, self.tango_host)
 
-    def start(self) -> None:
+    def start(self) -> SardanaServer:
         """Register if needed, start the server and wait until the Door is ON."""
-        if self._proc is not None:
+        if self.running:
             raise RuntimeError("Sardana server already started")
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.environment_db.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
             sardana_executable(),
@@ -167,86 +151,28 @@ class SardanaServer:
             # The file log defaults to DEBUG, which slows scans by about 30 %.
             "--log-level=warning",
             "--log-file-level=warning",
-            f"--log-file-name={self.log_file}",
+            f"--log-file-name={self.sardana_log}",
             "-ORBendPoint",
             "giop:tcp:127.0.0.1:",
         ]
-        t0 = time.monotonic()
         self.register()
-        self._unix_socket_dir = make_unix_socket_dir()
-        try:
-            env = local_server_env(self.workdir, self._unix_socket_dir, self.tango_host)
-            env.update(self.extra_env)
-            with open(self.console_file, "wb") as out:
-                self._proc = subprocess.Popen(
-                    cmd,
-                    # An unregistered instance makes Sardana prompt: never wait on stdin.
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=self.workdir,
-                    start_new_session=True,
-                )
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        log.info(
-            "Sardana %s ready (pid %d) in %.1f s",
-            self.instance,
-            self._proc.pid,
-            time.monotonic() - t0,
-        )
+        # An unregistered instance makes Sardana prompt: its stdin is /dev/null.
+        self.run_server(cmd, self._door_on, f"its Door {self.door_name} ON",
+                        tango_host=self.tango_host, extra_env=self.extra_env, poll=0.2)
+        return self
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        last_error: Exception | None = None
-        while True:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"Sardana exited with {self._proc.returncode}; "
-                    f"console {self.console_file}:\n{log_tail(self.console_file)}"
-                )
-            try:
-                door = tango.DeviceProxy(self.door_name)
-                door.set_timeout_millis(1000)
-                if door.state() == tango.DevState.ON:
-                    return
-            except tango.DevFailed as exc:
-                last_error = exc
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"Door {self.door_name} not ON after {self.startup_timeout} s "
-                    f"(last error: {last_error}); console:\n{log_tail(self.console_file)}"
-                )
-            time.sleep(0.2)
+    def _door_on(self) -> bool:
+        try:
+            door = tango.DeviceProxy(self.door_name)
+            door.set_timeout_millis(1000)
+            return bool(door.state() == tango.DevState.ON)
+        except tango.DevFailed:
+            return False
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (its whole process group). Safe to call twice."""
-        if self._proc is not None:
-            t0 = time.monotonic()
-            terminate_process_group(self._proc, f"Sardana {self.instance}", timeout=timeout)
-            log.info(
-                "Sardana %s stopped (exit code %s) in %.1f s",
-                self.instance,
-                self._proc.returncode,
-                time.monotonic() - t0,
-            )
-            self._proc = None
-        if self._unix_socket_dir is not None:
-            remove_unix_socket_dir(self._unix_socket_dir)
-            self._unix_socket_dir = None
-
-    def __enter__(self) -> SardanaServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        t0, was_running = time.monotonic(), self.running
+        super().stop(timeout)
+        if was_running and self.process is not None:
+            log.info("Sardana %s stopped (exit code %s) in %.1f s", self.instance,
+                     self.process.returncode, time.monotonic() - t0)

@@ -13,13 +13,14 @@ import logging
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from typing import Any
+
+from sardana_redis.local_stack.process import LocalProcess, free_port
 
 log = logging.getLogger(__name__)
 
@@ -81,41 +82,49 @@ def local_server_env(
     return env
 
 
-def terminate_process_group(proc: subprocess.Popen, name: str, timeout: float = 10.0) -> None:
-    """End ``proc`` and its whole process group: SIGTERM, then SIGKILL after ``timeout``.
+class TangoServerProcess(LocalProcess):
+    """A Tango server process: omniORB's unix sockets in a short private folder (removed
+    when it stops), Tango's logs in ``workdir`` (see :func:`local_server_env`)."""
 
-    ``proc`` must have been started with ``start_new_session=True`` (it leads its group).
-    """
-    if proc.poll() is not None:
-        log.debug("%s (pid %d) already exited with %s", name, proc.pid, proc.returncode)
-        return
-    pgid = proc.pid
-    log.debug("Sending SIGTERM to %s (process group %d)", name, pgid)
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("%s did not exit %.1f s after SIGTERM; sending SIGKILL", name, timeout)
-    # Kill leftovers of the group too (children that outlived the leader).
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+    def __init__(self, name: str, workdir: Path, log_file: Path,
+                 startup_timeout: float = 30.0) -> None:
+        super().__init__(name, log_file, startup_timeout)
+        self.workdir = Path(workdir)
+        self._unix_socket_dir: Path | None = None
+
+    def launch_server(self, cmd: list[str], tango_host: str | None = None,
+                      extra_env: dict[str, str] | None = None) -> None:
+        """Start ``cmd`` in ``workdir`` with the environment of a local Tango server."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._unix_socket_dir = make_unix_socket_dir()
+        env = local_server_env(self.workdir, self._unix_socket_dir, tango_host)
+        env.update(extra_env or {})
+        self.launch(cmd, cwd=self.workdir, env=env)
+
+    def run_server(self, cmd: list[str], ready: Callable[[], Any], what: str, *,
+                   tango_host: str | None = None, extra_env: dict[str, str] | None = None,
+                   poll: float = 0.05) -> Any:
+        """Launch the server and wait until ``ready()`` (its value is returned); stopped
+        again if it does not get there."""
+        t0 = time.monotonic()
+        try:
+            self.launch_server(cmd, tango_host, extra_env)
+            value = self.wait_until(ready, what, poll=poll)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("%s ready (pid %s) in %.1f s", self.name, self.pid, time.monotonic() - t0)
+        return value
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (its whole process group). Safe to call twice."""
+        super().stop(timeout)
+        if self._unix_socket_dir is not None:
+            remove_unix_socket_dir(self._unix_socket_dir)
+            self._unix_socket_dir = None
 
 
-def log_tail(path: Path, nb_chars: int = 3000) -> str:
-    """The last ``nb_chars`` characters of a log file ('' if it does not exist)."""
-    try:
-        return path.read_text(errors="replace")[-nb_chars:]
-    except FileNotFoundError:
-        return ""
-
-
-class TangoDatabase:
+class TangoDatabase(TangoServerProcess):
     """PyTango's sqlite Tango database server, on 127.0.0.1 and a free port.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`::
@@ -129,18 +138,14 @@ class TangoDatabase:
 
     def __init__(self, workdir: Path, startup_timeout: float = 30.0,
                  python: str | None = None) -> None:
-        self.workdir = Path(workdir)
-        self.startup_timeout = startup_timeout
+        super().__init__("Tango database", workdir, Path(workdir) / "databaseds.log",
+                         startup_timeout)
         #: the Python that runs the server: ``python``, else ``$SARDANA_REDIS_TANGO_DB_PYTHON``,
         #: else this one
         self.python = python or os.environ.get(TANGO_DB_PYTHON_ENV) or sys.executable
         self.db_file = self.workdir / "tango.db"
-        self.log_file = self.workdir / "databaseds.log"
-        self._proc: subprocess.Popen | None = None
         self._port: int | None = None
         self._bind_port = 0  #: a free port picked at the first start, then kept
-        self._log_offset = 0  #: size of the log file when the server was last started
-        self._unix_socket_dir: Path | None = None
 
     @property
     def port(self) -> int:
@@ -154,61 +159,20 @@ class TangoDatabase:
         """Value for ``TANGO_HOST``: ``"127.0.0.1:PORT"``."""
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        """Process id of the server (leader of its own process group), if running."""
-        return self._proc.pid if self._proc is not None else None
-
-    def start(self) -> None:
+    def start(self) -> TangoDatabase:
         """Start the server and wait until it accepts requests."""
-        if self._proc is not None:
+        if self.running:
             raise RuntimeError("Tango database already started")
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if not self._bind_port:
             # An explicit port, not 0: omniORB then sets SO_REUSEADDR, without which a
             # restart cannot bind the port while clients hold connections to the old server.
-            from sardana_redis.local_stack.redis_server import free_port  # (circular import)
-
             self._bind_port = free_port()
         # Options must come before the instance name "2" or they are silently ignored.
-        cmd = [
-            self.python,
-            "-m",
-            "tango.databaseds.database",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self._bind_port),
-            "--print-host-port",
-            "2",
-        ]
-        t0 = time.monotonic()
-        self._unix_socket_dir = make_unix_socket_dir()
-        try:
-            env = local_server_env(self.workdir, self._unix_socket_dir)
-            env["PYTANGO_DATABASE_NAME"] = str(self.db_file)
-            # appended to: the log of a restarted database keeps its earlier runs
-            self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-            with open(self.log_file, "ab") as out:
-                self._proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=self.workdir,
-                    start_new_session=True,
-                )
-            self._port = self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        log.info(
-            "Tango database ready at %s (pid %d) in %.1f s",
-            self.tango_host,
-            self._proc.pid,
-            time.monotonic() - t0,
-        )
+        cmd = [self.python, "-m", "tango.databaseds.database", "--host", "127.0.0.1",
+               "--port", str(self._bind_port), "--print-host-port", "2"]
+        self._port = self.run_server(cmd, self._listening, "ready to accept requests",
+                                     extra_env={"PYTANGO_DATABASE_NAME": str(self.db_file)})
+        return self
 
     def restart(self, downtime: float = 0.0) -> None:
         """Stop the server, wait ``downtime`` seconds, start it again (same port and file)."""
@@ -216,51 +180,16 @@ class TangoDatabase:
         time.sleep(downtime)
         self.start()
 
-    def _log_since_start(self) -> str:
-        """What the server logged since its last :meth:`start`."""
-        with open(self.log_file, "rb") as f:
-            f.seek(self._log_offset)
-            return f.read().decode(errors="replace")
-
-    def _wait_ready(self) -> int:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            text = self._log_since_start()
-            match = _PORT_RE.search(text)
-            if match and _READY in text[match.end() :]:
-                return int(match.group("port"))
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"Tango database exited with {self._proc.returncode}; "
-                    f"log {self.log_file}:\n{log_tail(self.log_file)}"
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"Tango database not ready after {self.startup_timeout} s; "
-                    f"log {self.log_file}:\n{log_tail(self.log_file)}"
-                )
-            time.sleep(0.05)
+    def _listening(self) -> int | None:
+        """The port, once the log says the server listens and accepts requests."""
+        text = self.log_since_start()
+        match = _PORT_RE.search(text)
+        return int(match.group("port")) if match and _READY in text[match.end():] else None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (its whole process group). Safe to call twice."""
-        if self._proc is not None:
-            terminate_process_group(self._proc, "Tango database", timeout=timeout)
-            log.info("Tango database stopped (exit code %s)", self._proc.returncode)
-            self._proc = None
-            self._port = None
-        if self._unix_socket_dir is not None:
-            remove_unix_socket_dir(self._unix_socket_dir)
-            self._unix_socket_dir = None
-
-    def __enter__(self) -> TangoDatabase:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        was_running = self.running
+        super().stop(timeout)
+        if was_running and self.process is not None:
+            log.info("Tango database stopped (exit code %s)", self.process.returncode)
+        self._port = None

@@ -107,6 +107,8 @@ class RedisMemoryTracker(ServiceDevice):
     """Keeps a Redis of blissdata scans below its memory limit, writer-aware
     (see the module docstring)."""
 
+    ACTIVITY = "track memory"
+
     redis_url = device_property(dtype=str, default_value=DEFAULT_REDIS_URL,
                                 doc="Redis URL of the blissdata scans")
     init_db = device_property(dtype=bool, default_value=False,
@@ -114,12 +116,6 @@ class RedisMemoryTracker(ServiceDevice):
     locals().update(tango_properties(device_property))  # the tracker's settings (settings.py)
 
     # --- life cycle ----------------------------------------------------------
-
-    def init_device(self) -> None:
-        """Forget the previous tracker, then configure and start (see ``ServiceDevice``)."""
-        self._thread: TrackerThread | None = None
-        self._should_run = False
-        super().init_device()
 
     def _configure(self) -> None:
         """The Redis URL and the tracker settings from the properties (ValueError when
@@ -134,32 +130,20 @@ class RedisMemoryTracker(ServiceDevice):
         except SettingError as exc:
             raise ValueError(exc.for_tango()) from None
 
-    def _start(self) -> None:
-        """Track with a new thread and tracker (counters start again from 0)."""
-        self._stop()
-        self._thread = TrackerThread(self.get_name(), self._url, self._settings, self.init_db)
-        self._thread.start()
-        self._should_run = True
-        log.info("%s: tracking the memory of %s", self.get_name(), redact_redis_url(self.redis_url))
+    def _make_service(self) -> TrackerThread:
+        """A new thread and tracker (counters start again from 0)."""
+        return TrackerThread(self.get_name(), self._url, self._settings, self.init_db)
 
-    def _stop(self) -> None:
-        self._should_run = False
-        if self._thread is not None:
-            self._thread.stop()
+    def _started(self, thread: TrackerThread) -> str:
+        return f"tracking the memory of {redact_redis_url(self.redis_url)}"
 
-    def _is_running(self) -> bool:
-        return self._should_run and self._thread is not None and self._thread.is_alive()
+    def _died(self, thread: TrackerThread) -> str:
+        why = thread.failure or "the tracker thread died"
+        return f"Not tracking memory: {why} (see the server log). Fix it, then run Init."
 
     # --- state and status ----------------------------------------------------
 
-    def _health(self) -> tuple[DevState, str]:
-        thread = self._thread
-        if thread is None or not self._should_run:
-            return DevState.OFF, "Stopped by the Stop command: run Start to track memory again."
-        if not thread.is_alive():
-            why = thread.failure or "the tracker thread died"
-            return DevState.FAULT, (f"Not tracking memory: {why} (see the server log). "
-                                    "Fix it, then run Init.")
+    def _running_health(self, thread: TrackerThread) -> tuple[DevState, str]:
         url = redact_redis_url(self.redis_url)
         error = thread.redis_error
         # types-redis 4.6 (required by redis-om) shadows redis-py's types, lacks this error
@@ -186,7 +170,7 @@ class RedisMemoryTracker(ServiceDevice):
     # --- attributes -------------------------------------------------------------
 
     def _counters(self) -> TrackerCounters:
-        return self._thread.tracker.counters if self._thread is not None else TrackerCounters()
+        return self._service.tracker.counters if self._service is not None else TrackerCounters()
 
     @attribute(dtype=int, unit="B", doc="memory used by Redis at the last cycle")
     def UsedMemory(self) -> int:

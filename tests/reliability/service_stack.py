@@ -225,7 +225,7 @@ class ServiceStack:
 
 def assert_running(stack: ServiceStack) -> None:
     """No service process died."""
-    dead = {name: s.proc.returncode for name, s in stack.services.items() if s.proc.poll() is not None}
+    dead = {name: s.process.returncode for name, s in stack.services.items() if s.process.poll() is not None}
     assert not dead, f"services died: {dead}\n{stack.logs()[-5000:]}"
 
 

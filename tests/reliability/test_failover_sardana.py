@@ -25,6 +25,7 @@ from sardana_redis.local_stack.tango_db import TangoDatabase
 from tests.recorder_helpers import configure, last_scan_id
 from tests.reliability.accounting import spec_points, tally
 from tests.reliability.report import full_scale
+from tests.reliability.service_stack import points_in_redis
 from tests.reliability.sardana_stack import (
     NEXUS,
     ORACLE,
@@ -37,6 +38,7 @@ from tests.reliability.sardana_stack import (
     start_services,
     written_scan,
 )
+from tests.services import scan_key
 from tests.tango_servers import wait_for
 
 BEAMLINES = 3
@@ -102,10 +104,12 @@ def test_primary_killed_during_sardana_scans(beamlines, reliability, tmp_path):
 
     wait_for(lambda: all(recorded(i) >= BEFORE for i in range(BEAMLINES)),
              f"{BEFORE} points recorded by every Sardana", 120)
-    measured_before = recorded(0)
+    # the points published before the fault, and a margin of 5 points (100 ms) for those in
+    # flight: a point numbered after that was measured after the primary's death
+    after = points_in_redis(beamlines.url, scan_key(beamlines.url, numbers[0], "bl1")) + 5
     killed_at = beamlines.redis.kill_primary()
     written = lambda: max(spec_points(dirs[0] / SPEC).get(numbers[0], [-1]), default=-1)  # noqa: E731
-    wait_for(lambda: written() >= measured_before, "a point measured after the fault written",
+    wait_for(lambda: written() >= after, "a point measured after the fault written",
              60)
     written_after = time.monotonic() - killed_at
     for run in runs:

@@ -127,9 +127,9 @@ def test_absurd_scans_are_refused_and_memory_stays_bounded(stacks, reliability):
     backlog = publish(stack.url, number, root, {**streams, "frame": ("uint16", FRAME)},
                       send=send_frames)
     writer = stack.start_writer("nexus-writer")
-    before = rss(writer.proc.pid)[0]
+    before = rss(writer.process.pid)[0]
     stack.wait_written([backlog], timeout=120)
-    peak = rss(writer.proc.pid)[1]
+    peak = rss(writer.process.pid)[1]
     # the next normal scan (the recorder's publisher) is written whole by both writers
     normal = stack.scan(number + 1, "normal")
     normal.push(200)

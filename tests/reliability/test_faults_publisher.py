@@ -99,7 +99,7 @@ def test_redis_full_with_a_slow_writer(stacks, reliability):
     stack = stacks(maxmemory="24mb")
     stack.start_all("--cleaning-threshold", "60")
     writer = stack.services["nexus-writer"]
-    os.kill(writer.proc.pid, signal.SIGSTOP)
+    os.kill(writer.process.pid, signal.SIGSTOP)
     try:
         scans = [stack.scan(n, f"full{n}", spectrum=2048) for n in (1, 2)]
         for _ in range(40):
@@ -110,7 +110,7 @@ def test_redis_full_with_a_slow_writer(stacks, reliability):
                  "Redis refuses writes")
         held = max(s.publisher.points_held for s in scans)
     finally:
-        os.kill(writer.proc.pid, signal.SIGCONT)
+        os.kill(writer.process.pid, signal.SIGCONT)
     resumed = time.monotonic()
     closed = [s.finish(wait=120) for s in scans]
     stack.wait_written([s.publisher.key for s in scans], timeout=120)

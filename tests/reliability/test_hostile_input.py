@@ -287,7 +287,7 @@ def publish_sentinel(stack: Stack) -> str:
 
 def check_alive(stack: Stack) -> None:
     for name, service in stack.services.items():
-        assert service.proc.poll() is None, f"{name} died:\n{service.log()[-3000:]}"
+        assert service.process.poll() is None, f"{name} died:\n{service.log()[-3000:]}"
 
 
 def check_given_up_loudly(stack: Stack, writer: str, key: str, record: DoneRecord) -> None:

@@ -159,7 +159,7 @@ def test_twenty_publishers_and_sardana_under_memory_pressure(door, load_redis, t
             thread.stopped.set()
             thread.join(10)
         tracker_log = services[-1].log()
-        alive = [s.proc.poll() is None for s in services]
+        alive = [s.process.poll() is None for s in services]
         for service in services:  # before their Redis goes
             service.stop()
     elapsed = time.monotonic() - started

@@ -57,7 +57,7 @@ class LiveScan:
         self.number = number
         self.files = {"spec": str(spec_file), "nexus": str(nexus_file)}
         self.spectrum = np.random.random(spectrum) if spectrum else None
-        columns = STEP_COLUMNS + ((spectrum_column(spectrum),) if spectrum else ())
+        columns = STEP_COLUMNS + ((spectrum_column(points=spectrum),) if spectrum else ())
         description = step_scan(number, SESSION, columns, files=requested_files(**self.files))
         self.publisher = ScanPublisher(url, description, **publisher_options)
         self.pushed = 0

@@ -1,0 +1,142 @@
+"""A real headless Chromium (Debian's package), driven through the DevTools protocol over
+``--remote-debugging-pipe`` with the standard library alone: for the web viewer's tests,
+its screenshots and its benchmark.
+
+Chromium reads NUL-terminated JSON commands on its fd 3 and writes the answers on fd 4.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-renderer-backgrounding", "--disable-background-timer-throttling",
+         "--disable-backgrounding-occluded-windows", "--hide-scrollbars",
+         "--window-size=1000,1400", "--remote-debugging-pipe")
+
+
+def chromium_path() -> str | None:
+    return CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+
+
+class Chromium:
+    """One headless browser; :meth:`open` a page, then :meth:`evaluate` in it."""
+
+    def __init__(self, path: str | None = None):
+        path = path or chromium_path()
+        if path is None:
+            raise FileNotFoundError("no chromium: apt-get install chromium")
+        self._profile = tempfile.mkdtemp(prefix="sardana-redis-chromium-")
+        cmd_read, self._cmd = os.pipe()
+        self._resp, resp_write = os.pipe()
+
+        def fds() -> None:  # in the child: the pipe ends on fds 3 and 4
+            os.dup2(cmd_read, 3)
+            os.dup2(resp_write, 4)
+
+        self.process = subprocess.Popen(
+            [path, *FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
+            preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(cmd_read)
+        os.close(resp_write)
+        self._buffer = b""
+        self._next_id = 0
+        self.session: str | None = None
+
+    def command(self, method: str, params: dict | None = None, session: str | None = None,
+                timeout: float = 30.0) -> dict[str, Any]:
+        """Send one DevTools command and return its result (events are skipped)."""
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        sid = self.session if session is None else session
+        if sid:
+            message["sessionId"] = sid
+        os.write(self._cmd, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" not in self._buffer:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"chromium did not answer {method}")
+                chunk = os.read(self._resp, 1 << 20)
+                if not chunk:
+                    raise ConnectionError("chromium closed its DevTools pipe")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            answer = json.loads(raw)
+            if answer.get("id") == self._next_id:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer.get("result", {})
+
+    def open(self, url: str) -> str:
+        """Open ``url`` in a new tab, attached to: later commands go to it."""
+        target = self.command("Target.createTarget", {"url": url}, session="")["targetId"]
+        self.session = self.command("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                    session="")["sessionId"]
+        return self.session
+
+    def evaluate(self, expression: str) -> Any:
+        """The JSON value of a JavaScript expression in the page."""
+        result = self.command("Runtime.evaluate", {"expression": expression,
+                                                   "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0, period: float = 0.1) -> Any:
+        """Poll a JavaScript expression until it is truthy; its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError:
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{expression} still false after {timeout} s")
+            time.sleep(period)
+
+    def screenshot(self, path: Path) -> None:
+        """A PNG of the whole page."""
+        size = self.evaluate("[document.documentElement.scrollWidth, "
+                             "document.documentElement.scrollHeight]")
+        self.command("Emulation.setDeviceMetricsOverride",
+                     {"width": max(1000, size[0]), "height": min(size[1], 4000),
+                      "deviceScaleFactor": 1, "mobile": False})
+        data = self.command("Page.captureScreenshot", {"format": "png"})["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        try:
+            self.command("Browser.close", session="", timeout=5)
+        except (OSError, TimeoutError, RuntimeError, ConnectionError):
+            pass
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for fd in (self._cmd, self._resp):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+    def __enter__(self) -> "Chromium":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

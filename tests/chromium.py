@@ -53,6 +53,7 @@ class Chromium:
         self._buffer = b""
         self._next_id = 0
         self.session: str | None = None
+        self._target: str | None = None
 
     def command(self, method: str, params: dict | None = None, session: str | None = None,
                 timeout: float = 30.0) -> dict[str, Any]:
@@ -80,8 +81,11 @@ class Chromium:
                 return answer.get("result", {})
 
     def open(self, url: str) -> str:
-        """Open ``url`` in a new tab, attached to: later commands go to it."""
-        target = self.command("Target.createTarget", {"url": url}, session="")["targetId"]
+        """Open ``url`` in a new tab (instead of the last one), attached to: later commands
+        go to it."""
+        if self._target:
+            self.command("Target.closeTarget", {"targetId": self._target}, session="")
+        self._target = target = self.command("Target.createTarget", {"url": url}, session="")["targetId"]
         self.session = self.command("Target.attachToTarget", {"targetId": target, "flatten": True},
                                     session="")["sessionId"]
         return self.session
@@ -99,13 +103,14 @@ class Chromium:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                value = self.evaluate(expression)
-            except RuntimeError:
-                value = None
+                value, error = self.evaluate(expression), None
+            except RuntimeError as exc:  # not defined yet, or a mistake: said at the end
+                value, error = None, exc
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{expression} still false after {timeout} s")
+                raise TimeoutError(f"{expression} still false after {timeout} s"
+                                   + (f" ({error})" if error else ""))
             time.sleep(period)
 
     def screenshot(self, path: Path) -> None:

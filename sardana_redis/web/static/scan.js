@@ -5,10 +5,11 @@
 // window.viewerState (read by the tests and the benchmark).
 const MAX_DRAWS = 20000;
 const key = decodeURIComponent(location.pathname.slice("/scan/".length));
+const series = { values: {}, stride: 1 };   // scalar stream -> values (decimated by stride)
 window.viewerState = {
   key: key, connected: false, messages: 0, scan: {}, done: false, panels: [], draws: [],
+  series: series,
 };
-const series = { values: {}, stride: 1 };   // scalar stream -> values (decimated by stride)
 const heavy = {};                            // 1D/2D stream -> {last, point, waterfall: [[point, values]]}
 let panels = [];                             // {desc, state, draw()}
 
@@ -27,6 +28,12 @@ function range(values) {
   if (lo === Infinity) return [0, 1];
   if (lo === hi) return [lo - 0.5, hi + 0.5];
   return [lo, hi];
+}
+
+function extent(values) {
+  // the values' real minimum and maximum, for captions
+  const finite = values.filter(v => v !== null);
+  return finite.length ? [Math.min(...finite).toPrecision(4), Math.max(...finite).toPrecision(4)] : ["-", "-"];
 }
 
 function chartWidth(box) { return Math.max(320, Math.min(940, box.clientWidth - 20)); }
@@ -73,6 +80,7 @@ function meshPanel(desc, box) {
     const vs = series.values[desc.streams[0]] || [];
     const n = Math.min(xs.length, ys.length, vs.length);
     const [x0, x1] = range(xs.slice(0, n)), [y0, y1] = range(ys.slice(0, n)), [v0, v1] = range(vs.slice(0, n));
+    const [lo, hi] = extent(vs.slice(0, n));
     const nx = desc.grid ? desc.grid[0] : Math.max(2, Math.round(Math.sqrt(n)));
     const ny = desc.grid ? desc.grid[1] : Math.max(2, Math.round(Math.sqrt(n)));
     const pad = 40, w = canvas.width - 2 * pad, h = canvas.height - 2 * pad;
@@ -90,7 +98,7 @@ function meshPanel(desc, box) {
     ctx.save(); ctx.translate(14, pad + h); ctx.rotate(-Math.PI / 2);
     ctx.fillText(`${state.ylabel}: ${y0.toPrecision(4)} .. ${y1.toPrecision(4)}`, 0, 0); ctx.restore();
     state.image = desc.image || null;
-    caption.textContent = `${label(desc, desc.streams[0])}: ${n} points, ${v0.toPrecision(4)} .. ${v1.toPrecision(4)}` +
+    caption.textContent = `${label(desc, desc.streams[0])}: ${n} points, values ${lo} .. ${hi}` +
       (desc.image ? " (a full regular grid: image)" : " (scatter)");
     state.points = n;
     return n;
@@ -142,7 +150,7 @@ function spectrumPanel(desc, box) {
     axes: [{ label: state.xlabel }, { label: state.ylabel }],
     series: [{ label: state.xlabel }, { label: state.ylabel, stroke: "#1f77b4", width: 1 }],
   }, [[], []], box);
-  const canvas = el("canvas", "map"), caption = el("div", "caption", "waterfall: no spectrum yet");
+  const canvas = el("canvas", "map waterfall"), caption = el("div", "caption", "waterfall: no spectrum yet");
   box.append(canvas, caption);
   return { state, draw() {
     const h = heavy[name];

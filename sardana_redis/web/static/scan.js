@@ -32,8 +32,10 @@ function range(values) {
 
 function extent(values) {
   // the values' real minimum and maximum, for captions
-  const finite = values.filter(v => v !== null);
-  return finite.length ? [Math.min(...finite).toPrecision(4), Math.max(...finite).toPrecision(4)] : ["-", "-"];
+  if (!values.some(v => v !== null)) return ["-", "-"];
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  return [lo.toPrecision(4), hi.toPrecision(4)];
 }
 
 function chartWidth(box) { return Math.max(320, Math.min(940, box.clientWidth - 20)); }
@@ -163,7 +165,7 @@ function spectrumPanel(desc, box) {
     state.spectrum = { length: y.length, point: h.point };
     const rows = h.waterfall;
     if (rows.length) {
-      const width = Math.max(...rows.map(r => r[1].length));
+      const width = rows.reduce((w, r) => Math.max(w, r[1].length), 0);
       const flat = rows.flatMap(r => r[1]);
       const [lo, hi] = range(flat);
       const bytes = new Uint8Array(rows.length * width);

@@ -100,3 +100,37 @@ def test_token_required_when_set(redis_url, tmp_path):
         assert urllib.request.urlopen(request).status == 200
     finally:
         service.stop()
+
+
+def test_read_only_reader_user_is_enough(redis_url, tmp_path):
+    """The viewer works as users.conf.example's ``reader`` (no write command at all), and
+    never shows its password."""
+    from pathlib import Path
+
+    from sardana_redis.redis_connection import redis_client
+
+    example = Path(__file__).resolve().parents[1] / "sardana_redis" / "users.conf.example"
+    rules = next(line for line in example.read_text().splitlines()
+                 if line.startswith("user reader "))
+    rules = rules.removeprefix("user reader ").replace("#READER_SHA256", ">pass-w0rd").split()
+    admin = redis_client(redis_url)
+    admin.execute_command("ACL", "SETUSER", "reader", "reset", *rules)
+    try:
+        scan = FakeScan(redis_url, 3)
+        scan.send(4)
+        scan.end()
+        reader_url = redis_url.replace("redis://", "redis://reader:pass-w0rd@", 1)
+        service, address = start_web(reader_url, tmp_path / "web.log")
+        try:
+            base = address.rstrip("/")
+            last = follow_scan(base, scan.key())[-1]
+            assert last["scan"]["points"] == 4 and "error" not in last["scan"]
+            about = urllib.request.urlopen(f"{base}/about").read().decode()
+            assert "pass-w0rd" not in about + service.log() and "reader" in about
+        finally:
+            service.stop()
+        denials = [e for e in admin.acl_log() if e.get("username") == "reader"]
+        assert denials == []
+    finally:
+        admin.acl_deluser("reader")
+        admin.acl_log_reset()

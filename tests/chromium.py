@@ -114,13 +114,16 @@ class Chromium:
             time.sleep(period)
 
     def screenshot(self, path: Path) -> None:
-        """A PNG of the whole page."""
-        size = self.evaluate("[document.documentElement.scrollWidth, "
-                             "document.documentElement.scrollHeight]")
+        """A PNG of the page's content (down to its last element)."""
+        width, height = self.evaluate(
+            "[document.documentElement.scrollWidth, Math.ceil(Math.max(...[...document.body"
+            ".children].map(e => e.getBoundingClientRect().bottom + window.scrollY))) + 12]")
         self.command("Emulation.setDeviceMetricsOverride",
-                     {"width": max(1000, size[0]), "height": min(size[1], 4000),
+                     {"width": max(1000, width), "height": min(max(height, 200), 4000),
                       "deviceScaleFactor": 1, "mobile": False})
-        data = self.command("Page.captureScreenshot", {"format": "png"})["data"]
+        data = self.command("Page.captureScreenshot", {"format": "png", "clip": {
+            "x": 0, "y": 0, "width": max(1000, width), "height": min(max(height, 200), 4000),
+            "scale": 1}})["data"]
         path.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:

@@ -138,3 +138,11 @@ def test_stopped_scan_followed_live(door, module_redis_url, scan_dir, browser, w
     assert state["panels"][0]["points"] == len(oracle["mot01"]) < 201
     assert browser.evaluate("viewerState.messages") > 2  # pushed while it ran
     screenshot(browser, "stopped")
+    # the list page: this module's scans, most recent first, the stopped one with its reason
+    browser.open(f"{web}/?session=tests")
+    rows = browser.wait_for("document.querySelectorAll('#scans tbody tr').length >= 4 && "
+                            "[...document.querySelectorAll('#scans tbody tr')]"
+                            ".map(r => [...r.cells].map(c => c.textContent))")
+    assert rows[0][0] == str(last_scan_id(door)) and rows[0][3:] == [
+        "CLOSED", str(len(oracle["mot01"])), rows[0][5], "USER_ABORT"]
+    screenshot(browser, "list")

@@ -141,7 +141,7 @@ class ScanFeed(Feed):
             cursor.version, cursor.layout = self.version, self.layout
             reset, values = self.series.since(cursor.generation if not first else -1, cursor.sent)
             cursor.generation = self.series.generation
-            cursor.sent = {n: len(v) for n, v in self.series.values.items()}
+            cursor.sent = self.series.lengths()
             out: dict[str, Any] = {"scan": dict(self.scan_state, points=self.series.points,
                                                 not_drawn=dict(self.not_drawn)),
                                    "done": self.done}
@@ -299,13 +299,10 @@ class ScanFeed(Feed):
 
     def _final_grids(self) -> None:
         """A mesh whose points fill a regular grid is drawn as an image (scan_plot's rule)."""
-        import numpy as np
-
         for panel in self.panels:
             if panel["kind"] != "mesh" or self.series.stride != 1:
                 continue
-            values = self.series.values
-            x, y = (np.array(values[panel[a]], dtype=float) for a in ("x", "y"))
+            x, y = (self.series.array(panel[a]).copy() for a in ("x", "y"))
             n = min(len(x), len(y))
             grid = panel["grid"]
             found = regular_grid(x[:n], y[:n], tuple(grid) if grid else None) if n else None

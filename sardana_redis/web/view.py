@@ -84,7 +84,8 @@ class Series:
     """The points of some scalar streams, aligned by point index, at most ``capacity`` per
     stream: when a stream holds more, every stream drops every other point (the kept points
     are those whose index is a multiple of :attr:`stride`) and :attr:`generation` grows, so
-    that clients know to start again. Not thread-safe: the caller holds a lock."""
+    that clients know to start again. Kept as float64 arrays (NaN: a missing point). Not
+    thread-safe: the caller holds a lock."""
 
     def __init__(self, names: Sequence[str], capacity: int = MAX_SERIES_POINTS):
         if capacity < 2:
@@ -92,30 +93,50 @@ class Series:
         self.capacity = capacity
         self.stride = 1
         self.generation = 0
-        self.values: dict[str, list[float | None]] = {n: [] for n in names}
+        self._data: dict[str, np.ndarray] = {n: np.empty(0) for n in names}
+        self._length: dict[str, int] = {n: 0 for n in names}
         self.received: dict[str, int] = {n: 0 for n in names}  #: points read of each stream
 
-    def append(self, name: str, index: int, values: np.ndarray) -> None:
+    def append(self, name: str, index: int, values: Any) -> None:
         """Points ``index`` to ``index + len(values) - 1`` of stream ``name`` (what was
-        received before them is not asked again; a gap is filled with None)."""
-        kept = self.values[name]
+        received before them is not asked again; a gap is filled with NaN). Raises
+        ValueError or TypeError for values that are not numbers."""
+        values = np.asarray(values, dtype=float).ravel()
         if index > self.received[name]:  # points expired before they were read
             self._extend(name, self.received[name], np.full(index - self.received[name], np.nan))
         elif index < self.received[name]:
             values = values[self.received[name] - index:]
             index = self.received[name]
-        self._extend(name, index, np.asarray(values))
-        while len(kept) > self.capacity:
+        self._extend(name, index, values)
+        while self._length[name] > self.capacity:
             self.stride *= 2
             self.generation += 1
-            for other in self.values:
-                self.values[other] = self.values[other][::2]
-            kept = self.values[name]
+            for other in self._data:
+                kept = self.array(other)[::2].copy()
+                self._data[other], self._length[other] = kept, len(kept)
 
     def _extend(self, name: str, index: int, values: np.ndarray) -> None:
-        first = (-index) % self.stride
-        self.values[name].extend(json_floats(values[first::self.stride]))
+        kept = values[(-index) % self.stride::self.stride]
+        data, length = self._data[name], self._length[name]
+        if length + len(kept) > len(data):
+            grown = np.empty(max(2 * len(data), length + len(kept), 64))
+            grown[:length] = data[:length]
+            self._data[name] = data = grown
+        data[length:length + len(kept)] = kept
+        self._length[name] = length + len(kept)
         self.received[name] = index + len(values)
+
+    def array(self, name: str) -> np.ndarray:
+        """The kept points of a stream (a view: copy it to keep it)."""
+        return self._data[name][:self._length[name]]
+
+    def lengths(self) -> dict[str, int]:
+        return dict(self._length)
+
+    @property
+    def values(self) -> dict[str, list[float | None]]:
+        """Every kept point of each stream, JSON-safe."""
+        return {n: json_floats(self.array(n)) for n in self._data}
 
     @property
     def points(self) -> int:
@@ -123,10 +144,11 @@ class Series:
         return max(self.received.values(), default=0)
 
     def since(self, generation: int, sent: Mapping[str, int]) -> tuple[bool, dict[str, list]]:
-        """(reset, new values of each stream) for a client that received ``sent`` values
-        of each stream in ``generation`` (reset: everything is sent again)."""
+        """(reset, new values of each stream, JSON-safe) for a client that received ``sent``
+        values of each stream in ``generation`` (reset: everything is sent again)."""
         reset = generation != self.generation
-        return reset, {n: v[0 if reset else sent.get(n, 0):] for n, v in self.values.items()}
+        return reset, {n: json_floats(self.array(n)[0 if reset else sent.get(n, 0):])
+                       for n in self._data}
 
 
 def _block_mean(data: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:

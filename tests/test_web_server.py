@@ -2,6 +2,7 @@
 (the browser-driven tests with Sardana scans: test_web_sardana.py)."""
 
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -53,6 +54,10 @@ def test_live_scan_its_list_and_two_viewers_sharing_one_reader(redis_url, web):
         assert panels[0]["x"] is None
         scale = 1 if name == "#Pt No" else 10
         assert values[name] == pytest.approx([i / scale for i in range(30)])
+    deadline = time.monotonic() + 10  # the viewers left: their reader stops
+    while '"readers":0' not in urllib.request.urlopen(f"{web}/about").read().decode():
+        assert time.monotonic() < deadline, "the scan's reader still runs without viewers"
+        time.sleep(0.1)
     event, scans = next(e for e in sse_events(f"{web}/events/scans?session=tests")
                         if e[0] == "scans")
     assert [(s["number"], s["state"], s["points"]) for s in scans] == [(7, "CLOSED", 30)]

@@ -25,8 +25,9 @@ OUR_INFO = {
 
 
 def test_curves_of_our_scan_with_sardana_labels():
-    views = panel_views(OUR_INFO, {"axis:mot01": (), "ct:ct01": (), "spec:mca": (1024,),
-                                   "lima:img": (64, 32)})
+    views, left_out = panel_views(OUR_INFO, {"axis:mot01": (), "ct:ct01": (),
+                                             "spec:mca": (1024,), "lima:img": (64, 32)})
+    assert left_out == {}
     assert [v.panel for v in views] == [Panel("curves", ("ct:ct01",), x="axis:mot01"),
                                         Panel("spectrum", ("spec:mca",)),
                                         Panel("image", ("lima:img",))]
@@ -37,16 +38,21 @@ def test_curves_of_our_scan_with_sardana_labels():
 
 def test_foreign_scan_falls_back_to_its_streams():
     # a scan from another publisher: no plots, no devices, a malformed "sardana" part
-    views = panel_views({"sardana": "not ours"}, {"a": (), "b": (), "frame": (8, 8)})
+    views, _ = panel_views({"sardana": "not ours"}, {"a": (), "b": (), "frame": (8, 8)})
     assert [v.panel.kind for v in views] == ["curves", "image"]
     assert views[0].labels == {}
-    assert panel_views(None, {}) == []
+    assert panel_views(None, {}) == ([], {})
+
+
+def test_at_most_six_panels_the_others_said():
+    views, left_out = panel_views({}, {f"f{i}": (4, 4) for i in range(8)})
+    assert len(views) == 6 and left_out == {"f6": "more than 6 panels", "f7": "more than 6 panels"}
 
 
 def test_mesh_declared_as_scatter():
     info = {"plots": [{"kind": "scatter-plot", "items": [{"x": "m1", "y": "m2", "value": "ct"}]}],
             "channels": {"m1": {"axis_points": 3}, "m2": {"axis_points": 2}}}
-    (view,) = panel_views(info, {"m1": (), "m2": (), "ct": ()})
+    (view,), _ = panel_views(info, {"m1": (), "m2": (), "ct": ()})
     assert view.describe()["grid"] == [3, 2] and view.panel.kind == "mesh"
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from blissdata.exceptions import EndOfStream, NoScanAvailable
 from blissdata.redis_engine.scan import ScanState
 from blissdata.streams import CursorGroup
@@ -46,6 +47,8 @@ STATE_PERIOD = 0.25
 READ_TIMEOUT = 0.1
 #: Seconds between two listings of the scans (a new scan lists them at once).
 LIST_PERIOD = 1.0
+#: Seconds before reading a scan again after Redis could not be reached.
+RETRY_PERIOD = 1.0
 
 Notify = Callable[[], None]
 
@@ -167,14 +170,28 @@ class ScanFeed(Feed):
     # --- the reader thread ---
 
     def _run(self) -> None:
-        try:
-            self._follow()
-        except Exception as exc:  # noqa: BLE001 - anything in Redis may be malformed
-            log.warning("web viewer: scan %s: %s: %s", self.key, type(exc).__name__, exc)
-            with self._lock:
-                self.scan_state = dict(self.scan_state, error=f"{type(exc).__name__}: {exc}")
-                self.done = True
-                self._changed()
+        while not self._stop.is_set():
+            try:
+                self._follow()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:  # down, or a failover
+                log.warning("web viewer: scan %s: Redis unreachable (%s), retrying", self.key,
+                            exc)
+                with self._lock:
+                    self.scan_state = dict(self.scan_state, error=f"Redis unreachable: {exc}")
+                    self._changed()
+                self._stop.wait(RETRY_PERIOD)
+            except Exception as exc:  # noqa: BLE001 - anything in Redis may be malformed
+                self._failed(exc)
+                return
+
+    def _failed(self, exc: Exception) -> None:
+        """The scan cannot be shown (deleted, malformed): said to the clients, for good."""
+        log.warning("web viewer: scan %s: %s: %s", self.key, type(exc).__name__, exc)
+        with self._lock:
+            self.scan_state = dict(self.scan_state, error=f"{type(exc).__name__}: {exc}")
+            self.done = True
+            self._changed()
 
     def _follow(self) -> None:
         scan = load(self.store, self.key)
@@ -184,7 +201,8 @@ class ScanFeed(Feed):
             return
         ScanLimits().check_count(len(scan.streams))
         shapes = numeric_shapes(scan)
-        views = panel_views(scan.info, shapes)
+        views, left_out = panel_views(scan.info, shapes)
+        self.not_drawn.update(left_out)
         scalars: list[str] = []
         heavy: dict[str, _Heavy] = {}
         for view in views:

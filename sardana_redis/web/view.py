@@ -64,11 +64,15 @@ def stream_labels(info: Any) -> dict[str, str]:
     return {c.stream: c.label for c in scan.columns}
 
 
-def panel_views(info: Any, shapes: Mapping[str, tuple[int, ...]]) -> list[PanelView]:
-    """The panels of a scan (at most :data:`~sardana_redis.scan_plot.MAX_PANELS`)."""
+def panel_views(info: Any, shapes: Mapping[str, tuple[int, ...]]
+                ) -> tuple[list[PanelView], dict[str, str]]:
+    """The panels of a scan (at most :data:`~sardana_redis.scan_plot.MAX_PANELS`), and the
+    streams left out (stream: why)."""
     info = info if isinstance(info, Mapping) else {}
     labels = stream_labels(info)
-    return [PanelView(p, labels) for p in choose_panels(info, shapes)[:MAX_PANELS]]
+    panels = choose_panels(info, shapes)
+    left_out = {p.streams[0]: f"more than {MAX_PANELS} panels" for p in panels[MAX_PANELS:]}
+    return [PanelView(p, labels) for p in panels[:MAX_PANELS]], left_out
 
 
 def json_floats(values: np.ndarray) -> list[float | None]:

@@ -12,7 +12,7 @@ from blissdata.streams.default import Stream
 
 from sardana_redis.datastore import open_data_store
 from sardana_redis.redis_url import redact_redis_url
-from tests.publish import FakeScan
+from tests.publish import FakeScan, publish
 from tests.web_helpers import follow_scan, sse_events, start_web
 
 
@@ -139,3 +139,20 @@ def test_read_only_reader_user_is_enough(redis_url, tmp_path):
     finally:
         admin.acl_deluser("reader")
         admin.acl_log_reset()
+
+
+def test_the_list_follows_new_scans(redis_url, web):
+    publish(redis_url, 1, None, points=2)
+    events = sse_events(f"{web}/events/scans?session=tests&limit=5")
+    first = next(data for event, data in events if event == "scans")
+    assert [s["number"] for s in first] == [1]
+    started = time.monotonic()
+    scan = FakeScan(redis_url, 2)  # starts while the list is watched: pushed, not polled
+    try:
+        grown = next(data for event, data in events if event == "scans" and len(data) == 2)
+        assert time.monotonic() - started < 1.0
+        assert [s["number"] for s in grown] == [1, 2]  # seen as soon as it is created
+        assert grown[0]["state"] == "CLOSED" and grown[1]["state"] != "CLOSED"
+    finally:
+        scan.end()
+    events.close()

@@ -26,8 +26,18 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from benchmarks.common import (ROOT, Record, cpu_seconds, new_recorder, pace, percentiles,
-                               print_table, record_data, redis_server, verdict)
+from benchmarks.common import (
+    ROOT,
+    Record,
+    cpu_seconds,
+    new_recorder,
+    pace,
+    percentiles,
+    print_table,
+    record_data,
+    redis_server,
+    verdict,
+)
 from sardana_redis.datastore import open_data_store
 from tests.chromium import Chromium
 from tests.web_helpers import sse_events, start_web

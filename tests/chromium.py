@@ -8,6 +8,7 @@ Chromium reads NUL-terminated JSON commands on its fd 3 and writes the answers o
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -39,14 +40,18 @@ class Chromium:
         self._profile = tempfile.mkdtemp(prefix="sardana-redis-chromium-")
         cmd_read, self._cmd = os.pipe()
         self._resp, resp_write = os.pipe()
-
-        def fds() -> None:  # in the child: the pipe ends on fds 3 and 4
-            os.dup2(cmd_read, 3)
-            os.dup2(resp_write, 4)
-
+        # above 9, so that moving them onto 3 and 4 never overwrites one of them
+        low = (cmd_read, resp_write)
+        cmd_read, resp_write = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in low)
+        for fd in low:
+            os.close(fd)
+        # the pipe ends onto the child's fds 3 and 4 by bash (dash takes no fd above 9), not
+        # by a preexec_fn (unsafe with threads)
         self.process = subprocess.Popen(
-            [path, *FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
-            preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL,
+            ["/bin/bash", "-c", f'exec 3<&{cmd_read} 4>&{resp_write} {cmd_read}<&- '
+             f'{resp_write}>&-; exec "$@"', "sh",
+             path, *FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
+            pass_fds=(cmd_read, resp_write), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(cmd_read)
         os.close(resp_write)
@@ -143,8 +148,8 @@ class Chromium:
                 pass
         shutil.rmtree(self._profile, ignore_errors=True)
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

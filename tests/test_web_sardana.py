@@ -94,8 +94,8 @@ def test_ascan_curves(door, module_redis_url, scan_dir, browser, web):
 
 
 def test_mesh_scatter_then_image(door, module_redis_url, scan_dir, browser, web):
-    state, expected, scan, _ = run_and_view(door, module_redis_url, scan_dir, browser, web,
-                                            "mesh", "mot01", 0, 1, 3, "mot02", 0, 1, 2, 0.01,
+    state, expected, _, _ = run_and_view(door, module_redis_url, scan_dir, browser, web,
+                                         "mesh", "mot01", 0, 1, 3, "mot02", 0, 1, 2, 0.01,
                                             False)
     mesh = state["panels"][0]
     assert mesh["kind"] == "mesh" and mesh["points"] == 12

@@ -58,8 +58,8 @@ def test_live_scan_its_list_and_two_viewers_sharing_one_reader(redis_url, web):
     while '"readers":0' not in urllib.request.urlopen(f"{web}/about").read().decode():
         assert time.monotonic() < deadline, "the scan's reader still runs without viewers"
         time.sleep(0.1)
-    event, scans = next(e for e in sse_events(f"{web}/events/scans?session=tests")
-                        if e[0] == "scans")
+    _, scans = next(e for e in sse_events(f"{web}/events/scans?session=tests")
+                    if e[0] == "scans")
     assert [(s["number"], s["state"], s["points"]) for s in scans] == [(7, "CLOSED", 30)]
     assert redact_redis_url(redis_url) in about
 

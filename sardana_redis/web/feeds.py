@@ -88,7 +88,7 @@ class Feed:
         for notify in list(self._subscribers):
             try:
                 notify()
-            except Exception:  # noqa: BLE001 - a closed client's loop
+            except Exception:
                 log.debug("subscriber gone", exc_info=True)
 
     def _run(self) -> None:

@@ -156,3 +156,44 @@ def test_the_list_follows_new_scans(redis_url, web):
     finally:
         scan.end()
     events.close()
+
+
+def test_redis_down_then_back(tmp_path):
+    """A viewer opened while Redis is down says so, and shows the scan once Redis is back
+    (its reader retries); the server itself never stops."""
+    from sardana_redis.datastore import init_db
+    from sardana_redis.local_stack.redis_server import RedisStackServer
+
+    (tmp_path / "redis").mkdir()
+    server = RedisStackServer(tmp_path / "redis", persistence=True).start()
+    service = None
+    try:
+        init_db(server.url)
+        key = publish(server.url, 1, None, points=7)
+        service, address = start_web(server.url, tmp_path / "web.log")
+        server.stop()  # saved on the way down
+        messages = []
+
+        def watch() -> None:
+            for event, data in sse_events(f"{address}events/scan/{key}", timeout=60):
+                if event == "scan":
+                    messages.append(data)
+                    if data["done"]:
+                        return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        deadline = time.monotonic() + 20
+        while not any("Redis unreachable" in m["scan"].get("error", "") for m in messages):
+            assert time.monotonic() < deadline, messages
+            time.sleep(0.1)
+        server.start()
+        watcher.join(30)
+        last = messages[-1]
+        assert last["done"] and "error" not in last["scan"], last
+        assert last["scan"]["points"] == 7 and last["scan"]["state"] == "CLOSED"
+        assert service.proc.poll() is None
+    finally:
+        if service is not None:
+            service.stop()
+        server.stop()

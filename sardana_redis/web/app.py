@@ -47,8 +47,8 @@ STATIC = Path(__file__).parent / "static"
 BATCH_PERIOD = 0.1
 #: Seconds of silence after which a comment keeps the connection (and its proxies) alive.
 KEEPALIVE = 15.0
-#: Scans listed at most.
-MAX_LIMIT = 500
+#: Scans listed at most (each listed again every second: bounded Redis reads).
+MAX_LIMIT = 200
 TOKEN_COOKIE = "sardana_redis_web_token"
 SCAN_KEY = re.compile(r"esrf:scan:[0-9A-Za-z_-]{1,64}")
 HEADERS = {
@@ -137,7 +137,8 @@ def create_app(store: Any, redis_url: str, token: str | None = None) -> Starlett
         try:
             if "number" in filters:
                 filters["number"] = int(filters["number"])
-            limit = min(int(query.get("limit", 20)), MAX_LIMIT)
+            limit = int(query.get("limit", 20))
+            limit = min(limit, MAX_LIMIT) if limit > 0 else MAX_LIMIT
         except ValueError:
             return PlainTextResponse("number and limit are integers", status_code=400,
                                      headers=HEADERS)

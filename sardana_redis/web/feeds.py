@@ -25,7 +25,7 @@ from blissdata.streams import CursorGroup
 
 from sardana_redis.browse import list_scans, load
 from sardana_redis.following.limits import ScanLimits, point_bytes
-from sardana_redis.following.scan_rows import wait_prepared
+from sardana_redis.following.scan_rows import SEAL_GRACE, wait_prepared
 from sardana_redis.scan_model import StreamShape
 from sardana_redis.scan_plot import numeric_shapes, regular_grid
 from sardana_redis.web.view import (
@@ -232,6 +232,7 @@ class ScanFeed(Feed):
     def _read(self, scan: Any, scalars: list[str]) -> None:
         group = CursorGroup([scan.streams[n] for n in scalars]) if scalars else None
         next_heavy = next_state = 0.0
+        closed_at = None  #: when the scan was first seen closed
         while not self._stop.is_set():
             changed = False
             if group is not None:
@@ -241,15 +242,18 @@ class ScanFeed(Feed):
                     group, got = None, {}
                 changed = self._add_scalars(got)
             now = time.monotonic()
-            closed = scan.state >= ScanState.CLOSED
-            if now >= next_heavy or (closed and group is None):
+            if closed_at is None and scan.state >= ScanState.CLOSED:
+                closed_at = now
+            # closed, and every stream ended (or never will: a publisher that died unsealed)
+            finished = closed_at is not None and (group is None or now - closed_at > SEAL_GRACE)
+            if now >= next_heavy or finished:
                 next_heavy = now + HEAVY_PERIOD
                 changed |= self._read_heavy(scan)
             if now >= next_state:
                 next_state = now + STATE_PERIOD
+                before = scan.state
                 scan.update(block=False)
-                changed = True
-            finished = scan.state >= ScanState.CLOSED and group is None
+                changed |= scan.state != before
             if changed or finished:
                 with self._lock:
                     self._set_state(scan)

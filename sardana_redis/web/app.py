@@ -82,7 +82,8 @@ async def _stream(subscribe: Callable[[Callable[[], None]], Feed],
             if delay:
                 await asyncio.sleep(delay)
             wake.clear()
-            chunk = produce(feed)
+            # off the event loop: a big first batch (a long scan) never stalls other clients
+            chunk = await asyncio.to_thread(produce, feed)
             if chunk:
                 last = time.monotonic()
                 yield chunk

@@ -6,11 +6,13 @@ browser, and the server's cost with many viewers on one fast scan.
    page records when each batch was painted (``viewerState.draws``: the time of the
    animation frame after the batch was drawn, and the points drawn). Each point's latency
    is that time minus the time the recorder was given the point.
-2. Load: 1, then 20 viewers on one 1 kHz scan. 20 Chromiums do not fit on 2 cores beside
-   the server, Redis and the publisher, so the viewers are 20 server-sent-event clients (a
-   separate process, one thread each, reading exactly what a page reads); each must
-   receive every point. The server's CPU (share of one core, over the scan) and memory
-   (peak resident set) are reported.
+2. Load: 0, 1, then 20 viewers on one 1 kHz scan, which the SPEC writer (its own process)
+   writes meanwhile. 20 Chromiums do not fit on 2 cores beside the server, Redis, the writer
+   and the publisher, so the viewers are 20 server-sent-event clients (a separate process,
+   one thread each, reading exactly what a page reads); each must receive every point. The
+   server's CPU (share of one core, over the scan) and memory (peak resident set) are
+   reported, and the writer's lag (record pushed -> line in the file) with each number of
+   viewers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from benchmarks.bench_spec_writer import FileTail
 from benchmarks.common import (
     ROOT,
     Record,
@@ -38,6 +41,7 @@ from benchmarks.common import (
     redis_server,
     verdict,
 )
+from benchmarks.writer_side_by_side import WriterProcess, stopping
 from sardana_redis.datastore import open_data_store
 from tests.chromium import Chromium
 from tests.web_helpers import sse_events, start_web
@@ -45,7 +49,7 @@ from tests.web_helpers import sse_events, start_web
 TARGET_P95_MS = 250.0
 RATES = (10, 100, 1000)
 LOAD_RATE = 1000
-CLIENTS = (1, 20)
+CLIENTS = (0, 1, 20)
 
 
 def scan_page(web: str, key: str) -> str:
@@ -55,10 +59,14 @@ def scan_page(web: str, key: str) -> str:
 class Publisher:
     """A scan published by the recorder at a fixed rate, its key known before the points."""
 
-    def __init__(self, url: str, serialno: int, npoints: int) -> None:
+    def __init__(self, url: str, serialno: int, npoints: int, spec_file: Path | None = None
+                 ) -> None:
         store = open_data_store(url, init=False)
         since = store.get_last_scan_timetag()
         self.rec, self.rl, self.macro = new_recorder(url, serialno, npoints)
+        if spec_file is not None:  # requested from the SPEC writer
+            self.rl.env.update(ScanDir=str(spec_file.parent), ScanFile=[spec_file.name])
+            self.macro.env["ScanRecorder"] = ["RedisBlissRecorder"]
         self.npoints = npoints
         self.rec.startRecordList(self.rl)
         _, self.key = store.get_next_scan(since=since, timeout=30)
@@ -141,30 +149,40 @@ def peak_memory(pid: int) -> int:
                     if line.startswith("VmHWM")).split()[1]) * 1024
 
 
-def load(url: str, web: str, server_pid: int, clients: int, duration: float,
-         serialno: int) -> dict:
-    """``clients`` SSE viewers on one scan at LOAD_RATE: the server's CPU and memory."""
-    publisher = Publisher(url, serialno, int(LOAD_RATE * duration))
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_web", "--clients",
-                             str(clients), web, publisher.key], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+def load(url: str, web: str, server_pid: int, clients: int, duration: float, serialno: int,
+         root: Path) -> dict:
+    """``clients`` SSE viewers on one scan at LOAD_RATE, written by the running SPEC writer
+    into ``root``: the server's CPU and memory, the writer's lag."""
+    spec_file = root / f"load_{clients}.dat"
+    tail = FileTail(spec_file)
+    tail.start()
+    publisher = Publisher(url, serialno, int(LOAD_RATE * duration), spec_file)
+    proc = None
     try:
-        assert proc.stdout.readline().strip() == "READY"
+        if clients:
+            proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_web", "--clients",
+                                     str(clients), web, publisher.key], stdout=subprocess.PIPE,
+                                    text=True, cwd=ROOT)
+            assert proc.stdout.readline().strip() == "READY"
         cpu0 = cpu_seconds(server_pid)
         elapsed = publisher.run(LOAD_RATE)
-        out, _ = proc.communicate(timeout=180)
+        out, _ = proc.communicate(timeout=180) if proc else ("[]", None)
         cpu = (cpu_seconds(server_pid) - cpu0) / elapsed
+        assert tail.finished.wait(60), f"{spec_file}: no end of scan after 60 s"
     finally:
-        if proc.poll() is None:
+        tail.stop.set()
+        tail.join()
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+    assert len(tail.lags) == publisher.npoints, f"{spec_file}: {len(tail.lags)} lines"
     results = json.loads(out.splitlines()[-1])
     assert len(results) == clients, results
     assert all(points == publisher.npoints for _, _, points in results), \
         f"a viewer missed points: {results}"
-    return {"cpu": cpu, "peak": peak_memory(server_pid),
-            "messages": sum(m for m, _, _ in results) / clients,
-            "bytes": sum(b for _, b, _ in results) / clients}
+    return {"cpu": cpu, "peak": peak_memory(server_pid), "lag": percentiles(tail.lags),
+            "messages": sum(m for m, _, _ in results) / max(clients, 1),
+            "bytes": sum(b for _, b, _ in results) / max(clients, 1)}
 
 
 def run(quick: bool = False) -> None:
@@ -193,17 +211,25 @@ def run(quick: bool = False) -> None:
             print(f"target p95 <= {TARGET_P95_MS:g} ms: {verdict(worst * 1e3 <= TARGET_P95_MS)}"
                   f" (worst p95 {worst * 1e3:.0f} ms)\n")
             rows = []
-            for clients in CLIENTS:
-                result = load(redis.url, web, service.proc.pid, clients, load_duration,
-                              serialno)
-                serialno += 1
-                rows.append([clients, f"{result['cpu']:.0%}",
-                             f"{result['peak'] / 2**20:.0f}", f"{result['messages']:.0f}",
-                             f"{result['bytes'] / 2**10:.0f}"])
+            root = Path(tmp) / "scans"
+            root.mkdir()
+            with stopping(WriterProcess("spec-writer", redis.url, root, "bench-web",
+                                        Path(tmp) / "spec-writer.log")) as writer:
+                writer.start()
+                for clients in CLIENTS:
+                    result = load(redis.url, web, service.proc.pid, clients, load_duration,
+                                  serialno, root)
+                    serialno += 1
+                    rows.append([clients, f"{result['cpu']:.0%}",
+                                 f"{result['peak'] / 2**20:.0f}", f"{result['messages']:.0f}",
+                                 f"{result['bytes'] / 2**10:.0f}",
+                                 *(f"{v * 1e3:.0f}" for v in result["lag"][:2])])
             print_table(f"The server with viewers on one {LOAD_RATE} Hz scan ({load_duration:g}"
-                        f" s, 11 columns; each viewer an SSE client getting every point)",
+                        f" s, 11 columns; each viewer an SSE client getting every point), and "
+                        "the SPEC writer's lag on the same scan",
                         ["viewers", "server CPU (one core)", "server peak RSS (MiB)",
-                         "batches per viewer", "kB per viewer"], rows)
+                         "batches per viewer", "kB per viewer", "writer lag p50 (ms)", "p95"],
+                        rows)
         finally:
             service.stop()
 

@@ -87,6 +87,12 @@ def test_spectra_and_frames_are_decimated_on_the_server(redis_url, web):
     assert heavy["frame"]["point"] == 2 and heavy["frame"]["last"]["shape"] == [200, 250]
     assert heavy["frame"]["last"]["source_shape"] == [600, 1000]
     assert heavy["mca"]["point"] == 2 and len(heavy["mca"]["last"]) == 1500
+    # a scan Redis does not hold: said, and done; what is not a scan key: 404
+    (gone,) = follow_scan(web, "esrf:scan:01NOSUCHSCAN")[-1:]
+    assert "not in Redis" in gone["scan"]["error"] and gone["done"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{web}/events/scan/_PROTOCOL_VERSION_")
+    assert refused.value.code == 404
 
 
 def test_token_required_when_set(redis_url, tmp_path):

@@ -3,7 +3,7 @@
     python -m benchmarks [--only NAME] [--quick] [--rounds N]
 
 NAME: recorder_cost, scan_overhead, latency, spool, spec_writer, memory_tracker, nexus_writer,
-failover. Each one
+failover, web. Each one
 runs in its own Python process (no threads, Tango clients or environment left over from the
 previous one) and starts, then stops, the servers it needs. ``--quick``: smaller runs, a
 smoke test whose figures are not for the docs. Exit status 1 when one failed.
@@ -22,7 +22,7 @@ import time
 from benchmarks.common import ROOT
 
 BENCHMARKS = ("recorder_cost", "scan_overhead", "latency", "spool", "spec_writer",
-              "memory_tracker", "nexus_writer", "failover")
+              "memory_tracker", "nexus_writer", "failover", "web")
 
 
 def machine() -> str:

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sardana_redis")
 
 #: Modules of the optional parts -> the extra that installs them (pyproject.toml).
-OPTIONAL_MODULES = {"matplotlib": "plot"}
+OPTIONAL_MODULES = {"matplotlib": "plot", "starlette": "web", "uvicorn": "web"}
+#: Environment variable holding the access token of ``sardana-redis web``.
+WEB_TOKEN_ENV = "SARDANA_REDIS_WEB_TOKEN"
 
 
 def _add_redis_url(parser: argparse.ArgumentParser) -> None:
@@ -212,6 +214,24 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for line in result.not_drawn:
         print(f"not drawn: {line}", file=sys.stderr)
     return 0 if result.panels else 1
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve a read-only live viewer of the scans in Redis (any blissdata scan) to
+    browsers: the list of scans, and each scan's curves, mesh, spectra and last frame,
+    pushed as they are measured."""
+    from sardana_redis.web.app import STARTED, address, create_app, listen, serve
+
+    token = args.token or os.environ.get(WEB_TOKEN_ENV) or None
+    if args.bind not in ("127.0.0.1", "::1", "localhost") and not token:
+        log.warning("sardana-redis web listens on %s without an access token: anyone who "
+                    "reaches it sees the scans (--token or $%s)", args.bind, WEB_TOKEN_ENV)
+    app = create_app(_store(args.redis_url), args.redis_url, token)
+    sock = listen(args.bind, args.port)
+    print(f"{STARTED}{address(sock, token)} (Redis {redact_redis_url(args.redis_url)})",
+          flush=True)
+    serve(app, sock)
+    return 0
 
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
@@ -491,6 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="1D channels: the last spectrum, or a waterfall of them all "
                                 "(default: %(default)s)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("web", help="serve a live viewer of the scans to browsers",
+                       description=cmd_web.__doc__)
+    _add_redis_url(p)
+    p.add_argument("--bind", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8765,
+                   help="TCP port, 0 for any free one (default: %(default)s)")
+    p.add_argument("--token", help=f"access token the browsers must give (default: "
+                                   f"${WEB_TOKEN_ENV}, else none)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("rewrite", help="have the running writers write one scan again",
                        description=cmd_rewrite.__doc__)

@@ -1,6 +1,7 @@
 """``make demo``: the whole chain on this machine, from nothing.
 
-Starts a local Redis Stack, the SPEC and NeXus writers and the memory tracker,
+Starts a local Redis Stack, the SPEC and NeXus writers, the memory tracker, the live
+viewer (``sardana-redis web``, its address printed),
 a local Tango database and a demo Sardana (``sar_demo``, fast motors, and counters
 that peak: a Gaussian of ``mot01``'s position) in ``demo-output/``; runs a step scan,
 a continuous scan and a scan with the 1D channel, published by the RedisBlissRecorder;
@@ -154,6 +155,7 @@ def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
         url = normalize_redis_url(redis.url)  # as a blissdata DataStore needs it with redis-py 8
         for name in SERVICES:
             start_service(stack, workdir, name, url)
+        viewer = start_viewer(stack, workdir, url)
         tango_host = start_tango(stack, workdir)
         sardana, door = start_sardana(stack, workdir, tango_host, url)
         numbers = run_scans(door, sardana.sardana_log)
@@ -163,6 +165,7 @@ def run_demo(workdir: Path, keep: bool, redis_port: int | None = None) -> None:
         nexus_file = workdir / "scans" / "scans.h5"
         print(f"    NeXus file (NeXus writer, open with silx view): {nexus_file}")
         print(f"    Plot: {png}")
+        print(f"    Live viewer (sardana-redis web, open it in a browser): {viewer}")
         print(f"    Logs (servers and services): {workdir}")
         if keep:
             print(f"    Redis: {url} (session {SESSION!r}, scans {numbers})")
@@ -213,6 +216,22 @@ def start_service(stack: contextlib.ExitStack, workdir: Path, name: str, url: st
         ready = "INIT |" if name == "memory-tracker" else "Waiting for scan"
         service = ServiceProcess(name, args, log_file).start(ready=ready)
         stack.callback(service.stop)
+
+
+def start_viewer(stack: contextlib.ExitStack, workdir: Path, url: str) -> str:
+    """``sardana-redis web`` on a free loopback port, stopped with ``stack``; its address."""
+    from sardana_redis.web.app import STARTED, address_in
+
+    log_file = workdir / "web.log"
+    with step("Starting the live viewer: sardana-redis web", "web viewer", log_file):
+        service = ServiceProcess("web", ["--redis-url", url, "--port", "0"], log_file)
+        service.start(ready=STARTED)
+        stack.callback(service.stop)
+        address = address_in(service.log())
+        if address is None:
+            raise RuntimeError(f"sardana-redis web did not say its address, see {log_file}")
+        print(f"    {address}")
+    return address
 
 
 def start_tango(stack: contextlib.ExitStack, workdir: Path) -> str:

@@ -150,7 +150,7 @@ def choose_panels(info: Mapping, shapes: Mapping[str, tuple[int, ...]]) -> list[
     return panels
 
 
-def _numeric_shapes(scan: Any) -> dict[str, tuple[int, ...]]:
+def numeric_shapes(scan: Any) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for name, stream in scan.streams.items():
         try:
@@ -177,7 +177,7 @@ def _scalars(scan: Any, names: list[str | None]) -> list[np.ndarray | None]:
     return [a[:length] if a is not None else None for a in arrays]
 
 
-def _grid(x: np.ndarray, y: np.ndarray,
+def regular_grid(x: np.ndarray, y: np.ndarray,
           grid: tuple[int, int] | None) -> tuple[int, int, bool] | None:
     """(points along x, along y, x is the fast axis) when the positions fill a regular grid."""
     def distinct(v: np.ndarray) -> int:
@@ -204,7 +204,7 @@ def _draw_mesh(ax: Any, fig: Any, scan: Any, panel: Panel) -> None:
     x, y, value = _scalars(scan, [panel.x, panel.y, panel.streams[0]])
     if x is None or y is None or value is None:
         raise ValueError(f"mesh panel of {panel.streams[0]} without its x or y stream")
-    grid = _grid(x, y, panel.grid) if len(x) else None
+    grid = regular_grid(x, y, panel.grid) if len(x) else None
     if grid is None:
         artist = ax.scatter(x, y, c=value, marker="s")
     else:
@@ -294,7 +294,7 @@ def plot(scan: Any, output: Path, spectra: str = "last") -> PlotResult:
     import matplotlib.pyplot as plt
 
     info = _mapping(scan.info)
-    panels = choose_panels(info, _numeric_shapes(scan))
+    panels = choose_panels(info, numeric_shapes(scan))
     not_drawn = [f"{p.streams[0]}: more than {MAX_PANELS} panels" for p in panels[MAX_PANELS:]]
     panels = panels[:MAX_PANELS]
     if not panels:

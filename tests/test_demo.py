@@ -24,6 +24,7 @@ import pytest
 
 from sardana_redis.local_stack.process import free_port
 from tests.doc_commands import ROOT
+from tests.web_helpers import sse_events
 
 pytestmark = pytest.mark.stack  # starts servers or runs the commands in processes
 
@@ -143,6 +144,10 @@ def test_demo_keep_runs_the_whole_chain_then_ctrl_c_stops_it(tmp_path, short_tmp
             assert_gaussian_peak(nexus, 1, exact=True)
             assert_gaussian_peak(nexus, 2, exact=False)
         assert demo.reported("Plot").read_bytes().startswith(b"\x89PNG")
+        viewer = next(line for line in demo.lines if "Live viewer" in line).split(": ", 1)[1]
+        event, scans = next(e for e in sse_events(f"{viewer.rstrip('/')}/events/scans?session=demo")
+                            if e[0] == "scans")
+        assert [s["number"] for s in scans] == [1, 2, 3]
         # What it prints works pasted in a fresh shell: spock scans into Redis and files,
         # every sardana-redis command finds the demo's Redis through $REDIS_URL.
         commands = pasted_commands(demo.lines)

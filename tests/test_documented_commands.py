@@ -47,6 +47,7 @@ _BENCH = ("Makefile: $(BIN)/python -m benchmarks",
 EXERCISED: dict[str, tuple[str, ...]] = {
     # make targets
     "make demo": (_DEMO, *_DEMO_FAILS, "tests/test_demo.py::test_make_runs_this_module"),
+    "make demo-keep": (_DEMO, "Makefile: $(DEMO_BIN)/python -m sardana_redis.demo --keep"),
     "make test": ("Makefile: $(BIN)/python -m pytest", "why: it runs this test suite"),
     "make test-quick": ("Makefile: $(BIN)/python -m pytest -m 'not stack'",
                         "why: it runs the part of this test suite without servers"),
@@ -67,6 +68,7 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "python -m benchmarks": _BENCH,
     "python -m benchmarks.bench_latency": _BENCH,
     "python -m benchmarks.bench_failover": _BENCH,
+    "python -m benchmarks.bench_web": _BENCH,
     "python -m sardana_redis.demo": (_DEMO, *_DEMO_FAILS),
     # installation
     "pip install": ("tests/test_packaging.py::test_wheel_holds_the_package",
@@ -104,6 +106,8 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "sardana-redis spool": ("tests/test_spool.py::test_replay_publishes_what_a_killed_publisher_left",),
     "sardana-redis show": ("tests/test_browse.py::test_show_one_scan",),
     "sardana-redis plot": ("tests/test_browse.py::test_plot_writes_a_png_of_the_plotted_curves",),
+    "sardana-redis web": ("tests/test_web_server.py::test_token_required_when_set",
+                          "tests/test_web_sardana.py::test_ascan_curves", _DEMO),
     "sardana-redis paths": ("tests/test_packaging.py::test_documented_paths_command",
                             "tests/test_packaging.py::test_wheel_holds_the_package"),
     "sardana-redis tango-register": ("tests/test_tango_writer.py::test_register_cli", _TANGO),
@@ -159,7 +163,7 @@ PLACEHOLDERS = {
     "SIZE": "4gb", "CLASS": "RedisMemoryTracker", "INSTANCE": "bl13", "<instance>": "bl13",
     "D": "bl13/redis/x", "K=V": "redis_url=redis://localhost:6379", "SCAN": "12",
     "SESSION": "door_bl13_1", "BEAMLINE": "bl13", "PROPOSAL": "ihch1234", "NAME": "spec-writer",
-    "SECONDS": "120",
+    "SECONDS": "120", "TOKEN": "s3cret",
 }
 
 

@@ -49,7 +49,11 @@ def test_wheel_holds_the_package(tmp_path):
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for path in ("sardana_redis/blredis.conf", "sardana_redis/recorder/redis_bliss_recorder.py",
                  "sardana_redis/macros/redis_macros.py", "sardana_redis/demo.py",
-                 "sardana_redis/local_stack/controllers/GaussianCTCtrl.py"):
+                 "sardana_redis/local_stack/controllers/GaussianCTCtrl.py",
+                 # the web viewer's page and its plotting library (nothing fetched at run time)
+                 "sardana_redis/web/static/scan.html", "sardana_redis/web/static/scan.js",
+                 "sardana_redis/web/static/uPlot.iife.min.js",
+                 "sardana_redis/web/static/uPlot.LICENSE"):
         assert path in names, path
     for script in SCRIPTS:
         assert f"\n{script} = " in entry_points, script

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sardana_redis.publishing.scan_info import build_scan_info
-from sardana_redis.scan_plot import Panel, _grid, choose_panels
+from sardana_redis.scan_plot import Panel, choose_panels, regular_grid
 from tests.scan_descriptions import ascan_desc, detectors_desc, mesh_desc, timescan_desc
 
 
@@ -79,10 +79,10 @@ def test_hostile_scan_info_falls_back_to_the_streams(info):
 
 def test_grid_regular_complete_or_not():
     x, y = np.tile([0.0, 0.5, 1.0], 2), np.repeat([2.0, 3.0], 3)
-    assert _grid(x, y, (3, 2)) == (3, 2, True)
-    assert _grid(x, y, None) == (3, 2, True)
-    assert _grid(y, x, None) == (2, 3, False)  # y is the fast axis
+    assert regular_grid(x, y, (3, 2)) == (3, 2, True)
+    assert regular_grid(x, y, None) == (3, 2, True)
+    assert regular_grid(y, x, None) == (2, 3, False)  # y is the fast axis
     jitter = x + np.array([1e-4, -1e-4, 0, 2e-4, 0, -1e-4])
-    assert _grid(jitter, y, (3, 2)) == (3, 2, True)
-    assert _grid(x[:5], y[:5], (3, 2)) is None  # a stopped mesh: scatter
-    assert _grid(np.arange(6.0), y, (3, 2)) is None  # not a grid
+    assert regular_grid(jitter, y, (3, 2)) == (3, 2, True)
+    assert regular_grid(x[:5], y[:5], (3, 2)) is None  # a stopped mesh: scatter
+    assert regular_grid(np.arange(6.0), y, (3, 2)) is None  # not a grid

@@ -115,9 +115,10 @@ def init_db(url: str, timeout: float = 10.0) -> bool:
         client.close()
 
 
-def open_data_store(url: str, init: bool = True) -> DataStore:
+def open_data_store(url: str, init: bool = True, client: redis.Redis | None = None) -> DataStore:
     """Return a :class:`DataStore` on ``url`` (``protocol=2`` forced); with a Sentinel URL,
-    one that follows the primary across failovers.
+    one that follows the primary across failovers (through ``client``'s connections, if
+    given: dropping them then moves both to the new primary).
 
     With ``init`` (the default), an empty server is initialised first.
     """
@@ -130,5 +131,5 @@ def open_data_store(url: str, init: bool = True) -> DataStore:
     except RuntimeError as exc:  # blissdata's message holds the URL, password included
         raise DatabaseNotReady(str(exc).replace(plain, redact_redis_url(plain))) from None
     if is_sentinel_url(url):
-        use_connection_pool(store, redis_client(url))
+        use_connection_pool(store, client or redis_client(url))
     return store

@@ -105,6 +105,24 @@ class ReplicaWait:
         return cls(target.wait_replicas, target.wait_timeout)
 
 
+class NotReplicated(redis.ConnectionError):
+    """Fewer replicas than required acknowledged a write in time: the primary may be one a
+    failover left behind (still accepting writes that its successor never gets), or its
+    replicas are down or behind. Handled as Redis unreachable: try again, with new
+    connections (which ask the sentinels where the primary is)."""
+
+
+def ensure_replicated(client: redis.Redis, wait: ReplicaWait, what: str) -> None:
+    """Raise :class:`NotReplicated` (after dropping the client's connections) unless
+    :func:`replicated`."""
+    if not replicated(client, wait):
+        # idle connections only (others are in use by other threads): the next new one asks
+        # the sentinels, and a pool that learns of a new primary drops the old ones on release
+        client.connection_pool.disconnect(inuse_connections=False)
+        raise NotReplicated(f"fewer than {wait.replicas} replica(s) acknowledged {what} "
+                            f"within {wait.timeout:g} s")
+
+
 def replicated(client: redis.Redis, wait: ReplicaWait) -> bool:
     """True once ``wait.replicas`` replicas hold every write made (on any connection) before
     this call; False when fewer acknowledged within ``wait.timeout`` (Redis' ``WAIT``).

@@ -22,6 +22,7 @@ its files are written whole.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -39,7 +40,7 @@ from sardana_redis.datastore import open_data_store
 from sardana_redis.following.ledger import DoneRecord, WriterLedger, timetag_score
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.published_scan import PublishedScan
-from sardana_redis.redis_connection import Backoff, ReplicaWait, redis_client
+from sardana_redis.redis_connection import Backoff, NotReplicated, ReplicaWait, redis_client
 from sardana_redis.redis_url import redact_redis_url, with_socket_timeouts
 from sardana_redis.scan_model import ScanRejected
 
@@ -67,6 +68,8 @@ def redis_problem(exc: BaseException) -> str:
     """What a :data:`REDIS_DOWN` error means, for the log: a full Redis is not a lost one."""
     # types-redis 4.6 (required by redis-om, so by blissdata) shadows redis-py's own types
     # and lacks OutOfMemoryError (redis-py >= 4.6 has it)
+    if isinstance(exc, NotReplicated):
+        return f"Redis replicas not acknowledging ({exc})"
     if isinstance(exc, redis.exceptions.OutOfMemoryError):  # type: ignore[attr-defined]
         return (f"Redis is full (maxmemory reached) and refuses writes ({exc}); is the "
                 "memory tracker running?")
@@ -460,14 +463,23 @@ class ScanFollower:
                     record = DoneRecord("failed", str(exc), points=job.rows_written)
                 if record is None:  # interrupted: left for a resume
                     break
-                job.ledger.mark_done(key, record)
+                try:
+                    job.ledger.mark_done(key, record)
+                except REDIS_DOWN as exc:  # handled again: a whole file is left as it is
+                    delay = redis_delay.next()
+                    log.warning("Scan %s: %s, marking it done in %.1f s", key,
+                                redis_problem(exc), delay)
+                    if job.stop.wait(delay) or not self._still_in_redis(key, job):
+                        break
+                    continue
                 self.status.count(key, record)
                 break
         finally:
             self.status.untrack(key)
             self._workers.pop(key, None)
             if job.stop.is_set():
-                job.ledger.release(key)
+                with contextlib.suppress(*REDIS_DOWN):  # else the lease expires by itself
+                    job.ledger.release(key)
 
     def _disk_full(self, key: str, job: ScanJob, exc: BaseException, retry: float) -> None:
         """Report a scan that cannot be written for lack of space (it stays pending)."""

@@ -24,8 +24,8 @@ Every instance of one writer (same ``name``) shares one ledger, so that:
 
 With a Redis that has replicas (a Sentinel URL), the writes a file depends on (claims,
 file locks, progress, done) are acknowledged by ``wait_replicas`` replicas (Redis'
-``WAIT``) before the writer goes on: a failover cannot roll the ledger back behind
-the files.
+``WAIT``) before the writer goes on (else it waits, as for a Redis away): a failover
+cannot roll the ledger back behind the files.
 
 Keys: ``sardana_redis:writer:<name>:`` followed by ``cursor``, ``pending``, ``done``, ``points``,
 ``progress``, ``alive``, ``claim:<scan>`` or ``file:<path>``.
@@ -44,7 +44,7 @@ from typing import Any
 
 import redis
 
-from sardana_redis.redis_connection import ReplicaWait, replicated
+from sardana_redis.redis_connection import ReplicaWait, ensure_replicated
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,6 @@ class WriterLedger:
                  replicas: ReplicaWait = ReplicaWait()) -> None:
         self.client = client
         self.replicas = replicas
-        self._unreplicated_told = False
         #: what this process recorded of each scan (progress, points), kept across ledgers:
         #: a scan Redis lost and its publisher published again goes on from there
         self.memory = memory if memory is not None else {}
@@ -154,18 +153,10 @@ class WriterLedger:
         return ":".join((self.prefix, *parts))
 
     def _replicated(self, what: str) -> None:
-        """Wait until the replicas hold what was just written (``what`` it was, for the log).
-        Without them within ``wait_timeout`` the writer goes on (told once): a writer must
-        not stop for a replica that is down."""
-        if replicated(self.client, self.replicas):
-            if self._unreplicated_told:
-                self._unreplicated_told = False
-                log.info("Writer %s: replicas acknowledge its ledger again", self.name)
-        elif not self._unreplicated_told:
-            self._unreplicated_told = True
-            log.warning("Writer %s: fewer than %d replica(s) acknowledged its %s within %g s; "
-                        "going on (a failover now could make it write a scan again)",
-                        self.name, self.replicas.replicas, what, self.replicas.timeout)
+        """Wait until the replicas hold what was just written (``what`` it was): else
+        :class:`~sardana_redis.redis_connection.NotReplicated`, which the writer handles as
+        Redis unreachable (it waits, and goes on from the ledger the replicas hold)."""
+        ensure_replicated(self.client, self.replicas, f"writer {self.name}'s {what}")
 
     # --- cursor and pending scans ------------------------------------------
 

@@ -22,10 +22,14 @@ explicit state machine (:class:`PublisherState`)::
   when the scan started; then it sends from the spool whatever Redis lacks.
   A Redis that is full (OOM) is retried the same way: nothing is dropped.
 * CLOSING seals the streams and closes the scan with its end (retried the same way);
-* CONFIRMING (a Redis with replicas, ``wait_replicas`` of a Sentinel URL): the scan is
-  closed on the primary; the spool keeps it until that many replicas acknowledged it
-  (Redis ``WAIT``), so a failover right after the close loses nothing: the publisher
-  goes on with the promoted replica and sends again whatever it lacks;
+* With replicas (``wait_replicas`` of a Sentinel URL) every round is acknowledged by that
+  many replicas (Redis ``WAIT``) before the next is sent; a round they do not acknowledge
+  is handled as Redis unreachable (new connections, which ask the sentinels again). So a
+  primary that a failover left behind gets at most one round the promoted node lacks, and
+  the promoted node always gets the points in order (entry ids only grow: a point cannot
+  be added behind a later one);
+* CONFIRMING (with replicas): the scan is closed on the primary; the spool keeps it until
+  the replicas acknowledged the close, so a failover right after it loses nothing either;
 * CLOSED: the scan is whole in Redis (and its replicas); the spool forgets it.
 * ABANDONED: this process stops trying (after ``give_up_after`` seconds without
   Redis once the scan ended, or after an internal error): the spool keeps the
@@ -70,7 +74,12 @@ from sardana_redis.publishing.spool import (
     spool_for,
 )
 from sardana_redis.publishing.transport import LiveScan, RedisFull, ScanClosed, ScanGone
-from sardana_redis.redis_connection import Backoff, ReplicaWait, replicated
+from sardana_redis.redis_connection import (
+    Backoff,
+    NotReplicated,
+    ReplicaWait,
+    ensure_replicated,
+)
 from sardana_redis.redis_url import redact_redis_url
 from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 
@@ -90,9 +99,9 @@ class PublisherState(enum.Enum):
 S = PublisherState
 #: The allowed transitions (anything else is a bug, raised as such).
 TRANSITIONS: dict[PublisherState, frozenset[PublisherState]] = {
-    S.OPENING: frozenset({S.PUBLISHING, S.RECONNECTING, S.CLOSED, S.ABANDONED}),
+    S.OPENING: frozenset({S.PUBLISHING, S.RECONNECTING, S.CONFIRMING, S.CLOSED, S.ABANDONED}),
     S.PUBLISHING: frozenset({S.RECONNECTING, S.CLOSING, S.ABANDONED}),
-    S.RECONNECTING: frozenset({S.PUBLISHING, S.CLOSED, S.ABANDONED}),
+    S.RECONNECTING: frozenset({S.PUBLISHING, S.CONFIRMING, S.CLOSED, S.ABANDONED}),
     S.CLOSING: frozenset({S.RECONNECTING, S.CONFIRMING, S.ABANDONED}),
     S.CONFIRMING: frozenset({S.RECONNECTING, S.CLOSED, S.ABANDONED}),
     S.CLOSED: frozenset(),
@@ -191,7 +200,6 @@ class ScanPublisher:
         self._ended_at: float | None = None
         self._last_beat = -math.inf
         self._outage_told = False
-        self._unconfirmed_told = False
         self._notices: deque[tuple[str, str]] = deque()
         self._custom_data: list[CustomData] = []  #: added during or after the scan
         self._hold: CloseHold | None = None  #: keeps the scan open for custom data
@@ -373,6 +381,8 @@ class ScanPublisher:
         except RedisFull as exc:
             self._failed(f"Redis is full (maxmemory reached), retrying while the memory "
                          f"tracker frees space: {exc}")
+        except NotReplicated as exc:
+            self._failed(f"Redis replicas not acknowledging: {exc}")
         except (redis.RedisError, OSError, DatabaseNotReady, ScanGone) as exc:
             reason = (f"Redis is full: {exc}" if transport.is_oom(exc) else
                       f"Redis at {redact_redis_url(self.url)} unreachable "
@@ -389,11 +399,13 @@ class ScanPublisher:
                         self.publication.label, reason, self.points_held, self.spool.folder)
             if not self._outage_told:
                 self._outage_told = True
-                self._notices.append(("warning", (
-                    f"Redis unreachable: buffering locally, {self.points_held} points held in "
-                    f"{self.spool.folder}" if "full" not in reason else
-                    f"Redis is full: buffering locally, {self.points_held} points held in "
-                    f"{self.spool.folder} until the memory tracker frees space")))
+                what = ("Redis is full" if "full" in reason else
+                        "Redis replicas not acknowledging" if "replicas" in reason else
+                        "Redis unreachable")
+                until = " until the memory tracker frees space" if "full" in reason else ""
+                self._notices.append(("warning", f"{what}: buffering locally, "
+                                      f"{self.points_held} points held in {self.spool.folder}"
+                                      f"{until}"))
         else:
             log.debug("%s: still failing: %s", self.publication.label, reason)
         self._retry_at = now + self._backoff.next()
@@ -456,7 +468,8 @@ class ScanPublisher:
         with self._lock:
             self._resume_at(lengths)
             self._to(S.PUBLISHING)
-        self._recovered()
+        if not self.replicas.replicas:  # with replicas: once they acknowledge (_send)
+            self._recovered()
 
     def _resume_at(self, lengths: dict[str, int]) -> None:
         """Send again whatever Redis lacks, from ``lengths`` on."""
@@ -570,8 +583,8 @@ class ScanPublisher:
                 break
             client, live, _ = self._connection()
             transport.send(client, live, batches)
-            if not from_disk and self._memory_only:
-                self._await_replicas()  # in memory only: dropped once sent
+            if self.replicas.replicas:  # the next round only once the replicas hold this one
+                ensure_replicated(client, self.replicas, f"{len(batches)} batch(es)")
             with self._lock:
                 for b in batches:
                     self._confirmed[b.stream] = max(self._confirmed[b.stream], b.end)
@@ -579,6 +592,7 @@ class ScanPublisher:
                     for _ in batches:
                         self._queue_bytes -= len(self._queue.popleft().payload)
                 self._round = None
+        self._recovered()  # every round acknowledged (by the replicas, if any)
         if self._outage_told and self._caught_up():
             self._outage_told = False
             self._notices.append(("info", f"Redis reachable again: caught up, {self.key} "
@@ -590,16 +604,6 @@ class ScanPublisher:
         if self._client is None or self._live is None or self.key is None:
             raise RuntimeError(f"{self.publication.label}: used before connecting to Redis")
         return self._client, self._live, self.key
-
-    def _await_replicas(self) -> None:
-        """Points kept in memory only (no spool) are dropped once sent: wait until the
-        replicas hold them too, as far as ``wait_timeout`` allows (told once if not)."""
-        client, _, _ = self._connection()
-        if not replicated(client, self.replicas) and not self._unconfirmed_told:
-            self._unconfirmed_told = True
-            log.warning("%s: no spool, and fewer than %d replica(s) acknowledged points within "
-                        "%g s: a failover now could lose them", self.publication.label,
-                        self.replicas.replicas, self.replicas.timeout)
 
     def _next_round(self) -> tuple[list[Batch], bool]:
         """The next batches to send (bounded in count and bytes), and whether from disk."""
@@ -664,22 +668,12 @@ class ScanPublisher:
         log.info("Scan %s closed (%s, %d points)", self.key, info["end_reason"], self.points_sent)
 
     def _confirm(self) -> None:
-        """Forget the scan once ``replicas`` replicas hold it; else ask again later."""
-        client, _, _ = self._connection()
-        if not replicated(client, self.replicas):
-            if self._ended_at is not None and \
-                    time.monotonic() - self._ended_at > self.give_up_after:
-                self._abandon(f"fewer than {self.replicas.replicas} replica(s) acknowledged it")
-                return
-            if not self._unconfirmed_told:
-                self._unconfirmed_told = True
-                log.warning("%s: closed in Redis, but fewer than %d replica(s) acknowledged it "
-                            "within %g s: the spool keeps it until they do", self.key,
-                            self.replicas.replicas, self.replicas.timeout)
-            self._retry_at = time.monotonic() + self._backoff.next()
-            return
-        if self._unconfirmed_told:
-            log.info("%s: now held by %d replica(s)", self.key, self.replicas.replicas)
+        """Forget the scan once ``replicas`` replicas hold its close (:class:`NotReplicated`
+        otherwise: retried as Redis unreachable, the spool keeping the scan)."""
+        if self.replicas.replicas:
+            client, _, _ = self._connection()
+            ensure_replicated(client, self.replicas, f"the close of {self.key}")
+            self._recovered()
         self._to(S.CLOSED)
         self._spool_call(self.spool.forget, self._spool_id)
 
@@ -696,8 +690,7 @@ class ScanPublisher:
         if not missing:
             log.info("%s: %s, with every point it had (%d): nothing more to publish",
                      self.publication.label, why, in_redis)
-            self._spool_call(self.spool.forget, self._spool_id)
-            self._to(S.CLOSED)
+            self._to(S.CONFIRMING)  # forgotten once the replicas hold it (at once without)
             return
         log.error("%s: %s: %d points it lacks cannot be published any more",
                   self.publication.label, why, missing)

@@ -60,7 +60,8 @@ def data_store(url: str) -> tuple[DataStore, redis.Redis]:
     with _stores_lock:
         cached = _stores.get(url)
         if cached is None:
-            cached = _stores[url] = (open_data_store(url), redis_client(url))
+            client = redis_client(url)  # with Sentinel, the DataStore shares its connections
+            cached = _stores[url] = (open_data_store(url, client=client), client)
     store, client = cached
     if not is_initialized(client):
         init_db(url)

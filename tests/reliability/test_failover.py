@@ -115,10 +115,11 @@ def test_planned_failover_during_scans(stacks, reliability):
 @FULL_SCALE_ONLY
 def test_lagging_replica_promoted(stacks, reliability):
     """The only replica is frozen (SIGSTOP) for 2.5 s while the scans publish (one with
-    spectra: more than the sockets buffer), the primary is killed, the replica thawed: it is
-    promoted without the last seconds of the scans and of the writers' ledgers. The
-    publishers send again what it lacks (stream ids make it exactly once); the writers
-    write nothing twice. The publishers keep their scans until a replica holds them again:
+    spectra), the primary is killed, the replica thawed and promoted. The publishers, whose
+    rounds the frozen replica did not acknowledge, held them in their spools (one round each
+    at most went to the primary alone): they send the promoted node what it lacks, in order;
+    the writers, whose ledger writes were not acknowledged either, waited. Nothing lost,
+    nothing written twice; the publishers keep their scans until a replica holds them again:
     the killed node, restarted as a replica."""
     stack = stacks("ha", replicas=1, maxmemory="400mb")
     stack.start_all()
@@ -138,51 +139,44 @@ def test_lagging_replica_promoted(stacks, reliability):
 
     live, written_after = scans_across(stack, lagging_replica_then_kill, spectrum=4000,
                                        replicated=False)
-    assert lag["bytes"] > 0, "the replica did not lag: the case proves nothing"
-    assert {scan.publisher.state.name for scan in live} == {"CONFIRMING"}
+    assert all(scan.publisher.state.name != "CLOSED" for scan in live)  # no replica to confirm
     stack.redis.restart(lag["killed"])  # a replica again: the publishers' WAIT is answered
     for scan in live:
         wait_for(lambda s=scan: s.publisher.state.name == "CLOSED", 60,
                  f"scan #{scan.number} confirmed by a replica")
     result = account(stack, "Lagging replica promoted after the primary died", live,
                      reliability, written_after, note="1 replica, frozen 2.5 s before")
-    result.figures["replica behind"] = f"{lag['bytes'] / 1e6:.1f} MB"
+    result.figures["replica behind"] = f"{max(lag['bytes'], 0) / 1e3:.0f} kB"
     assert result.clean, result
 
 
-def test_primary_killed_right_after_the_close(stacks, reliability):
-    """A scan closed on the primary while its only replica is frozen (so it lacks the scan's
-    last 16 MB of spectra and its end), then the primary is killed and the replica promoted:
-    the publisher, still keeping the scan in its spool (``confirming``), sends the promoted
-    node what it lacks and closes the scan there again; it forgets the scan only once a
-    replica (the old primary, back) acknowledged it."""
+def test_primary_killed_while_its_replica_is_frozen(stacks, reliability):
+    """A scan ends while the only replica is frozen: its last round is not acknowledged, so
+    the publisher keeps it (and the close) in its spool; the primary is killed, the replica
+    promoted: the publisher sends it what it lacks and closes the scan there, and forgets the
+    scan only once a replica (the old primary, back) acknowledged the close."""
     stack = stacks("ha", replicas=1, maxmemory="400mb")
     stack.start_all()
     ha = stack.redis
-    scan = stack.scan(1, name="closed", spectrum=4000)
+    scan = stack.scan(1, name="frozen", spectrum=4000)
     scan.push(50)
     wait_for(lambda: spec_points(scan.files["spec"]).get(1), 30, "first points written")
     replica, primary = ha.replicas()[0], ha.primary()
     ha.pause(replica)
     scan.push(500)
-    closed = scan.publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS), 30)
-    assert closed and scan.publisher.state.name == "CONFIRMING", scan.publisher.state
-    with redis.Redis(port=primary.port) as client:
-        offset = client.info("replication")["master_repl_offset"]
+    scan.publisher.finish(ScanEnd("2026-01-01T00:00:01+00:00", EndReason.SUCCESS), 5)
+    assert scan.publisher.state.name != "CLOSED", "closed without a replica's acknowledgement"
     struck = ha.kill_primary()
     ha.resume(replica)
-    time.sleep(0.5)
-    with redis.Redis(port=replica.port) as client:
-        behind = offset - client.info("replication")["master_repl_offset"]
-    assert behind > 0, "the replica did not lag: the case proves nothing"
+    ha.wait_promoted(primary)
+    time.sleep(2)  # without a replica, nothing is confirmed: the scan is not forgotten
+    assert scan.publisher.state.name != "CLOSED"
+    ha.restart(primary)  # a replica again: the publisher's and the writers' WAIT answered
     stack.wait_written([scan.key], timeout=90)
     written_after = time.monotonic() - struck
-    assert scan.publisher.state.name == "CONFIRMING"  # no replica to acknowledge it yet
-    ha.restart(primary)
     wait_for(lambda: scan.publisher.state.name == "CLOSED", 60, "confirmed by a replica")
     assert_running(stack)
-    result = reliability.record(tally("Primary killed right after a scan's close (replica "
-                                      "lagging)", scan.refs(), note="1 replica, frozen"))
-    result.figures["replica behind"] = f"{behind / 1e6:.1f} MB"
+    result = reliability.record(tally("Primary killed while its only replica was frozen, "
+                                      "at a scan's end", scan.refs(), note="1 replica"))
     result.figures["scan written after the fault"] = f"{written_after:.1f} s"
     assert result.clean, result

@@ -40,6 +40,7 @@ from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
 from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 from tests.recorder_helpers import SESSION, configure, last_scan_id, read_published, run_ok
 from tests.reliability.accounting import tally
+from tests.reliability.report import full_scale
 from tests.scan_descriptions import column, moveable, point_nb, requested_files, step_scan
 from tests.services import wait_done, writer_process
 from tests.spec_files import read_spec
@@ -252,6 +253,8 @@ def file_texts(*folders: Path) -> dict[str, str]:
 
 
 def test_every_role_with_its_own_user(secured, tmp_path, monkeypatch, reliability):
+    if secured.client_cert is not None and not full_scale():
+        pytest.skip("over TLS in make reliability only (about 25 s); the other tests use TLS too")
     """Publisher, writers, memory tracker and readers, each with exactly its rules."""
     root, logs = tmp_path / "data", tmp_path / "logs"
     root.mkdir()

@@ -81,6 +81,9 @@ def beamlines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Beamlines]:
         yield Beamlines(ha, db, doors)
 
 
+@pytest.mark.skipif(not full_scale(),
+                    reason="make reliability only (about 70 s with its 3 Sardana servers: make "
+                           "test's budget); make test kills the primary under published scans")
 def test_primary_killed_during_sardana_scans(beamlines, reliability, tmp_path):
     """Three timescans at once, one per MacroServer; the primary is SIGKILLed once each has
     recorded ``BEFORE`` points. Sardana goes on (the recorder spools), a replica is promoted,

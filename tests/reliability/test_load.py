@@ -136,6 +136,7 @@ def wait_all_done(url: str, keys: list[str], timeout: float) -> dict[str, dict[s
     return done
 
 
+@pytest.mark.skipif(not full_scale(), reason="make reliability only (about 35 s: make test's budget)")
 def test_twenty_publishers_and_sardana_under_memory_pressure(door, load_redis, tmp_path, reliability):
     scans, points, rate, maxmemory = SCALE["full" if full_scale() else "quick"]
     url, root = load_redis.url, tmp_path / "data"

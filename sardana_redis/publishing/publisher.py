@@ -671,8 +671,9 @@ class ScanPublisher:
         """Forget the scan once ``replicas`` replicas hold its close (:class:`NotReplicated`
         otherwise: retried as Redis unreachable, the spool keeping the scan)."""
         if self.replicas.replicas:
-            client, _, _ = self._connection()
-            ensure_replicated(client, self.replicas, f"the close of {self.key}")
+            if self._client is None:  # _connect sets it first (a replay of a closed scan too)
+                raise RuntimeError(f"{self.publication.label}: confirmed before connecting")
+            ensure_replicated(self._client, self.replicas, f"the close of {self.key}")
             self._recovered()
         self._to(S.CLOSED)
         self._spool_call(self.spool.forget, self._spool_id)

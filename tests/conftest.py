@@ -21,6 +21,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.stack)
 
 
+#: How much of the end of Sardana's logs a failed test's report shows.
+SARDANA_LOG_TAIL = 6000
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the session's Sardana server shows the end of its logs (its
+    console and its own log file): a hung or failed macro is explained there, not in pytest's."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("sardana_server")  # the closure's, once set up
+    if not report.failed or server is None:
+        return
+    for path in (server.log_file, server.sardana_log):
+        if path.is_file():
+            report.sections.append((f"end of {path.name}",
+                                    path.read_text(errors="replace")[-SARDANA_LOG_TAIL:]))
+
+
 @pytest.fixture(autouse=True)
 def _stop_services(monkeypatch):
     """Every service process a test starts is stopped at its end, even when the test fails."""

@@ -23,6 +23,7 @@ import pytest
 from sardana_redis.cli import build_parser
 from sardana_redis.tango_registration import SERVER_CLASSES
 from tests.doc_commands import ROOT, DocCommand, documented_commands
+from tests.python_sources import parse_python
 
 DEMO = "sardana_redis/demo.py"
 
@@ -200,7 +201,7 @@ def command_key(command: DocCommand) -> str:
 @cache
 def functions_of(path: str) -> frozenset[str]:
     """Names of the functions defined in a test file."""
-    tree = ast.parse((ROOT / path).read_text())
+    tree = parse_python((ROOT / path).read_text())
     return frozenset(node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef))
 
 

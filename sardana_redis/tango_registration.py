@@ -12,10 +12,10 @@ import argparse
 
 from sardana_redis.redis_url import redact_redis_url
 
-#: Device server classes of this project: class name -> how to start the server.
+#: Device server classes of this project: class name -> the module that defines it.
 SERVER_CLASSES = {
-    "RedisSpecWriter": "sardana_redis.spec_writer.tango_server",
-    "RedisNexusWriter": "sardana_redis.nexus_writer.tango_server",
+    "RedisSpecWriter": "sardana_redis.tango_writers",
+    "RedisNexusWriter": "sardana_redis.tango_writers",
     "RedisMemoryTracker": "sardana_redis.memory_tracker.tango_server",
 }
 
@@ -86,7 +86,8 @@ def cmd_tango_register(args: argparse.Namespace) -> int:
         shown = redact_redis_url(value) if name == "redis_url" and isinstance(value, str) else value
         print(f"  {name} = {shown}")  # never print a Redis password
     print(f"Start it with: {args.server_class} {args.instance}")
-    print(f"           or: python -m {SERVER_CLASSES[args.server_class]} {args.instance}")
+    print(f"           or: python -m sardana_redis.tango_server {args.server_class} "
+          f"{args.instance}")
     return 0
 
 

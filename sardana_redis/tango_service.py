@@ -6,7 +6,8 @@ device properties, started by ``init_device`` and by the ``Start`` command,
 stopped by ``Stop``. The device owns the service's life and the states every
 service shares (OFF when stopped, FAULT when its thread died or its configuration
 is invalid); subclasses say how to configure and make the service and how healthy
-a running one is. :func:`run_server` runs one as ``<ServerName> <instance>``.
+a running one is. :meth:`ServiceDevice.main` (:func:`run_server`) runs one as
+``<ServerName> <instance>``.
 
 An invalid configuration (a ``ValueError`` from :meth:`ServiceDevice._configure`,
 or an unknown ``log_level``) puts the device in FAULT until its properties are
@@ -16,12 +17,14 @@ fixed and ``Init`` is run; ``Start`` refuses it.
 from __future__ import annotations
 
 import logging
+import operator
 import sys
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import tango
 from tango import DevState
-from tango.server import Device, command, device_property, run
+from tango.server import Device, attribute, command, device_property, run
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,14 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
     def is_alive(self) -> bool: ...
+
+
+def shown(value: str | Callable[[Any], Any], **declaration: Any) -> attribute:
+    """A read-only attribute showing the service's :meth:`ServiceDevice._snapshot`: one of its
+    fields by name, or a function of it. ``declaration``: dtype, unit, doc... as for PyTango's
+    ``attribute``; the attribute is named after the class variable it is assigned to."""
+    read = operator.attrgetter(value) if isinstance(value, str) else value
+    return attribute(fget=lambda device: read(device._snapshot()), **declaration)
 
 
 class ServiceDevice(Device):
@@ -82,6 +93,15 @@ class ServiceDevice(Device):
     def _running_health(self, service: Any) -> tuple[DevState, str]:
         """State and Status of a running service."""
         raise NotImplementedError
+
+    def _snapshot(self) -> Any:
+        """The service's figures the :func:`shown` attributes read (zeros when stopped)."""
+        raise NotImplementedError
+
+    @classmethod
+    def main(cls, args: list[str] | None = None) -> None:
+        """Entry point of the server's console script (``<ServerName> <instance>``)."""
+        run_server(cls, args)
 
     # --- life cycle ----------------------------------------------------------
 

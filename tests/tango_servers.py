@@ -13,7 +13,7 @@ import tango
 
 from sardana_redis.local_stack.process import free_port, log_tail  # noqa: F401 (free_port: for the tests)
 from sardana_redis.local_stack.tango_db import TangoDatabase, TangoServerProcess
-from sardana_redis.tango_registration import SERVER_CLASSES, register_device_server
+from sardana_redis.tango_registration import register_device_server
 
 
 def writer_properties(redis_url: str, root: Path) -> dict[str, Any]:
@@ -36,11 +36,11 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> 
 def device_server(tango_db: TangoDatabase, workdir: Path, server_class: str, instance: str,
                   devices: dict[str, dict[str, Any]]) -> Iterator[dict[str, tango.DeviceProxy]]:
     """Register ``<server_class>/<instance>`` with ``devices`` (name -> properties), run it
-    (``python -m``) in its own process group and yield a proxy per device once every
-    device answers. The server log is ``workdir/<instance>.log``."""
+    (``python -m sardana_redis.tango_server``) in its own process group and yield a proxy per
+    device once every device answers. The server log is ``workdir/<instance>.log``."""
     for device, properties in devices.items():
         register_device_server(server_class, instance, device, properties)
-    argv = [sys.executable, "-m", SERVER_CLASSES[server_class], instance]
+    argv = [sys.executable, "-m", "sardana_redis.tango_server", server_class, instance]
     with running_server(tango_db, workdir, argv, list(devices)) as proxies:
         yield proxies
 

@@ -8,7 +8,7 @@ from tango.server import device_property
 
 from sardana_redis.cli import build_parser
 from sardana_redis.memory_tracker.tango_server import RedisMemoryTracker
-from sardana_redis.spec_writer.tango_server import RedisSpecWriter
+from sardana_redis.tango_writers import RedisSpecWriter
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
 

@@ -71,6 +71,10 @@ EXERCISED: dict[str, tuple[str, ...]] = {
     "python -m benchmarks.bench_failover": _BENCH,
     "python -m benchmarks.bench_web": _BENCH,
     "python -m sardana_redis.demo": (_DEMO, *_DEMO_FAILS),
+    "python -m sardana_redis.tango_server": (
+        "tests/tango_servers.py: \"-m\", \"sardana_redis.tango_server\", server_class",
+        "tests/test_tango_writer.py::test_scan_written",
+        "tests/test_tango_writer.py::test_tango_server_names_the_classes"),
     # installation
     "pip install": ("tests/test_packaging.py::test_wheel_holds_the_package",
                     "Makefile: pip install --quiet -e",

@@ -51,7 +51,8 @@ def test_wheel_holds_the_package(tmp_path):
                  "sardana_redis/macros/redis_macros.py", "sardana_redis/demo.py",
                  "sardana_redis/local_stack/controllers/GaussianCTCtrl.py",
                  # the web viewer's page and its plotting library (nothing fetched at run time)
-                 "sardana_redis/web/static/scan.html", "sardana_redis/web/static/scan.js",
+                 "sardana_redis/web/static/page.html", "sardana_redis/web/static/scan.body.html",
+                 "sardana_redis/web/static/scan.js",
                  "sardana_redis/web/static/uPlot.iife.min.js",
                  "sardana_redis/web/static/uPlot.LICENSE"):
         assert path in names, path

@@ -139,7 +139,6 @@ def heartbeat(self):
 ScanFollower._heartbeat = heartbeat
 
 class Dying(WriterDevice):
-    DEFAULT_WRITER_NAME = "dying"
     HANDLER = SpecScanWriter
 
 with DeviceTestContext(Dying, properties={"root_dirs": ["/tmp"]}, host="127.0.0.1") as dev:
@@ -198,3 +197,13 @@ def test_register_cli(tango_db, capsys):
         args.func(args)
     with pytest.raises(SystemExit):
         parser.parse_args(["tango-register", "NoSuchServer", "x", "--device", "a/b/c"])
+
+
+def test_tango_server_names_the_classes(capsys):
+    """``python -m sardana_redis.tango_server`` without a known class says which there are."""
+    from sardana_redis.tango_server import main
+
+    for argv in ([], ["RedisFooWriter", "x"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert "RedisSpecWriter, RedisNexusWriter, RedisMemoryTracker" in str(exit_info.value.code)

@@ -4,9 +4,9 @@ A :class:`~sardana_redis.tango_service.ServiceDevice` whose service is one
 :class:`~sardana_redis.following.follower.ScanFollower`, configured from device
 properties, started by ``init_device`` and by the ``Start`` command, stopped by
 ``Stop`` (scans being written are left for a resume). Subclasses only say which
-file writer they run (:attr:`WriterDevice.HANDLER`) and their default writer name
-(:attr:`WriterDevice.DEFAULT_WRITER_NAME`);
-:func:`~sardana_redis.tango_service.run_server` runs one as
+file writer they run (:attr:`WriterDevice.HANDLER`), whose format names the writer
+by default (``spec-writer``, as the command ``sardana-redis spec-writer``);
+:meth:`~sardana_redis.tango_service.ServiceDevice.main` runs one as
 ``<ServerName> <instance>``.
 
 State and Status are computed when read:
@@ -34,14 +34,14 @@ import logging
 from typing import ClassVar
 
 from tango import DevState
-from tango.server import attribute, device_property
+from tango.server import device_property
 
 from sardana_redis import settings
 from sardana_redis.following.file_writer import FileScanWriter
 from sardana_redis.following.follower import FollowerStatus, ScanFollower
 from sardana_redis.following.settings import WriterSettings
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, normalize_redis_url, redact_redis_url
-from sardana_redis.tango_service import ServiceDevice
+from sardana_redis.tango_service import ServiceDevice, shown
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,13 @@ class WriterDevice(ServiceDevice):
     """Base Tango device of the writer services (see the module docstring)."""
 
     ACTIVITY = "follow scans"
-    #: Writer name used when the ``writer_name`` property is empty (subclasses set it).
-    DEFAULT_WRITER_NAME: ClassVar[str] = ""
     #: The file writer this device runs (subclasses set it).
     HANDLER: ClassVar[type[FileScanWriter]]
+
+    @classmethod
+    def default_writer_name(cls) -> str:
+        """The writer name when the ``writer_name`` property is empty: the command's."""
+        return f"{cls.HANDLER.FORMAT}-writer"
 
     redis_url = device_property(dtype=str, default_value=DEFAULT_REDIS_URL,
                                 doc="Redis URL of the blissdata scans")
@@ -75,15 +78,13 @@ class WriterDevice(ServiceDevice):
         """Check the properties and make the file writer (ValueError when invalid)."""
         normalize_redis_url(self.redis_url)  # RedisURLError is a ValueError
         self._settings = self.writer_settings()
-        if not (self._settings.writer_name or self.DEFAULT_WRITER_NAME):
-            raise ValueError("the writer_name property is not set")
         self._handler = self._settings.handler(self.HANDLER)
 
     def _make_service(self) -> ScanFollower:
         """A new follower (a stopped ScanFollower cannot be started again)."""
         config = self._settings
         return ScanFollower(
-            self.redis_url, config.writer_name or self.DEFAULT_WRITER_NAME, self._handler,
+            self.redis_url, config.writer_name or self.default_writer_name(), self._handler,
             sessions=config.sessions, beamlines=config.beamlines,
             next_scan_timeout=config.next_scan_timeout, max_scans=config.max_scans)
 
@@ -113,30 +114,16 @@ class WriterDevice(ServiceDevice):
 
     # --- attributes -------------------------------------------------------------
 
-    def _status(self) -> FollowerStatus:
+    def _snapshot(self) -> FollowerStatus:
         return self._service.status if self._service is not None else FollowerStatus()
 
-    @attribute(dtype=str, doc="key of the last scan written (since the last Start)")
-    def LastScan(self) -> str:
-        return self._status().last_scan
-
-    @attribute(dtype=(str,), max_dim_x=1024, doc="files of the last scan written")
-    def LastFiles(self) -> list[str]:
-        return list(self._status().last_files)
-
-    @attribute(dtype=int, doc="scans written since the last Start")
-    def ScansWritten(self) -> int:
-        return self._status().scans_written
-
-    @attribute(dtype=int, doc="scans failed since the last Start")
-    def ScansFailed(self) -> int:
-        return self._status().scans_failed
-
-    @attribute(dtype=int, doc="points published but not yet written, over the scans being written")
-    def LagPoints(self) -> int:
-        return self._status().lag_points
-
-    @attribute(dtype=int, doc="scans being written now")
-    def ActiveScans(self) -> int:
-        return len(self._status().active)
+    LastScan = shown("last_scan", dtype=str,
+                     doc="key of the last scan written (since the last Start)")
+    LastFiles = shown(lambda s: list(s.last_files), dtype=(str,), max_dim_x=1024,
+                      doc="files of the last scan written")
+    ScansWritten = shown("scans_written", dtype=int, doc="scans written since the last Start")
+    ScansFailed = shown("scans_failed", dtype=int, doc="scans failed since the last Start")
+    LagPoints = shown("lag_points", dtype=int,
+                      doc="points published but not yet written, over the scans being written")
+    ActiveScans = shown(lambda s: len(s.active), dtype=int, doc="scans being written now")
 

@@ -2,11 +2,12 @@
 
 Register it first (``sardana-redis tango-register RedisMemoryTracker <instance>
 --device a/b/c --property redis_url=redis://host:6379 ...``), then run
-``RedisMemoryTracker <instance>`` or ``python -m sardana_redis.memory_tracker.tango_server
-<instance>``. The device properties are the options of ``sardana-redis memory-tracker``,
-with the same defaults. The device is a :class:`~sardana_redis.tango_service.ServiceDevice`
-whose service is the tracker loop (:func:`~sardana_redis.memory_tracker.tracker.run`) in a
-daemon thread, started by ``init_device`` and by ``Start``, stopped by ``Stop``.
+``RedisMemoryTracker <instance>`` (or ``python -m sardana_redis.tango_server
+RedisMemoryTracker <instance>``). The device properties are the options of
+``sardana-redis memory-tracker``, with the same defaults. The device is a
+:class:`~sardana_redis.tango_service.ServiceDevice` whose service is the tracker loop
+(:func:`~sardana_redis.memory_tracker.tracker.run`) in a daemon thread, started by
+``init_device`` and by ``Start``, stopped by ``Stop``.
 
 State and Status are computed when read:
 
@@ -33,7 +34,7 @@ import threading
 
 import redis
 from tango import DevState
-from tango.server import attribute, device_property
+from tango.server import device_property
 
 from sardana_redis import datastore
 from sardana_redis.memory_tracker import tracker as tracking
@@ -47,7 +48,7 @@ from sardana_redis.memory_tracker.settings import from_properties as settings_fr
 from sardana_redis.memory_tracker.tracker import MemoryTracker, TrackerCounters, format_bytes
 from sardana_redis.redis_connection import Backoff, redis_client
 from sardana_redis.redis_url import DEFAULT_REDIS_URL, redact_redis_url, with_socket_timeouts
-from sardana_redis.tango_service import ServiceDevice, run_server
+from sardana_redis.tango_service import ServiceDevice, shown
 
 #: Not ``__name__``: run with ``python -m``, that is ``__main__``, outside the
 #: ``sardana_redis`` logger that ``log_level`` sets.
@@ -169,60 +170,28 @@ class RedisMemoryTracker(ServiceDevice):
 
     # --- attributes -------------------------------------------------------------
 
-    def _counters(self) -> TrackerCounters:
+    def _snapshot(self) -> TrackerCounters:
         return self._service.tracker.counters if self._service is not None else TrackerCounters()
 
-    @attribute(dtype=int, unit="B", doc="memory used by Redis at the last cycle")
-    def UsedMemory(self) -> int:
-        return self._counters().used_memory
+    UsedMemory = shown("used_memory", dtype=int, unit="B",
+                       doc="memory used by Redis at the last cycle")
+    MaxMemory = shown("max_memory", dtype=int, unit="B",
+                      doc="Redis' maxmemory, or the max_memory property")
+    MemoryUsage = shown(memory_usage, dtype=float, unit="%", doc="UsedMemory in % of MaxMemory")
+    TrackedScans = shown("tracked_scans", dtype=int, doc="scans in Redis the tracker follows")
+    FreedBytes = shown("freed_bytes", dtype=int, unit="B", doc="memory freed since the last Start")
+    ExpiredScans = shown("expired_scans", dtype=int,
+                         doc="closed scans given their expiration since the last Start")
+    ClosedAbandonedScans = shown("closed_abandoned", dtype=int,
+                                 doc="abandoned open scans closed as FAILURE since the last Start")
+    DroppedUnsavedScans = shown("dropped_unpersisted_scans", dtype=int,
+                                doc="whole scans deleted before every writer saved them, "
+                                    "since the last Start")
+    DroppedUnsavedEntries = shown("dropped_unpersisted_entries", dtype=int,
+                                  doc="stream entries deleted before every writer saved them, "
+                                      "since the last Start")
+    LastDrop = shown("last_drop", dtype=str,
+                     doc="the last drop of unsaved data (empty: none since the last Start)")
+    LastCycleTime = shown("last_cycle_seconds", dtype=float, unit="s",
+                          doc="duration of the last monitoring cycle")
 
-    @attribute(dtype=int, unit="B", doc="Redis' maxmemory, or the max_memory property")
-    def MaxMemory(self) -> int:
-        return self._counters().max_memory
-
-    @attribute(dtype=float, unit="%", doc="UsedMemory in % of MaxMemory")
-    def MemoryUsage(self) -> float:
-        return memory_usage(self._counters())
-
-    @attribute(dtype=int, doc="scans in Redis the tracker follows")
-    def TrackedScans(self) -> int:
-        return self._counters().tracked_scans
-
-    @attribute(dtype=int, unit="B", doc="memory freed since the last Start")
-    def FreedBytes(self) -> int:
-        return self._counters().freed_bytes
-
-    @attribute(dtype=int, doc="closed scans given their expiration since the last Start")
-    def ExpiredScans(self) -> int:
-        return self._counters().expired_scans
-
-    @attribute(dtype=int, doc="abandoned open scans closed as FAILURE since the last Start")
-    def ClosedAbandonedScans(self) -> int:
-        return self._counters().closed_abandoned
-
-    @attribute(dtype=int, doc="whole scans deleted before every writer saved them, "
-                              "since the last Start")
-    def DroppedUnsavedScans(self) -> int:
-        return self._counters().dropped_unpersisted_scans
-
-    @attribute(dtype=int, doc="stream entries deleted before every writer saved them, "
-                              "since the last Start")
-    def DroppedUnsavedEntries(self) -> int:
-        return self._counters().dropped_unpersisted_entries
-
-    @attribute(dtype=str, doc="the last drop of unsaved data (empty: none since the last Start)")
-    def LastDrop(self) -> str:
-        return self._counters().last_drop
-
-    @attribute(dtype=float, unit="s", doc="duration of the last monitoring cycle")
-    def LastCycleTime(self) -> float:
-        return self._counters().last_cycle_seconds
-
-
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``RedisMemoryTracker`` console script."""
-    run_server(RedisMemoryTracker, args)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,7 @@
 """``sardana-redis web``: the ASGI application (Starlette) and its server (uvicorn).
 
-Two pages (static files shipped in the package, uPlot included) and one server-sent
+Two pages (the shell ``static/page.html`` around a body of their own; static files shipped
+in the package, uPlot included) and one server-sent
 event stream per page: ``/events/scans`` (the list, same filters as ``sardana-redis
 scans``) and ``/events/scan/<key>`` (one scan: its state, panels and new points). Each
 client gets at most one batch every :data:`BATCH_PERIOD` seconds, coalesced from
@@ -16,6 +17,7 @@ import json
 import logging
 import re
 import socket
+import string
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +27,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
+    HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     Response,
@@ -51,12 +53,27 @@ KEEPALIVE = 15.0
 MAX_LIMIT = 200
 TOKEN_COOKIE = "sardana_redis_web_token"
 SCAN_KEY = re.compile(r"esrf:scan:[0-9A-Za-z_-]{1,64}")
+#: The pages: title, extra head lines, and the body (``<name>.body.html``) and script
+#: (``<name>.js``) of their own, put into ``page.html``.
+PAGES = {
+    "list": ("sardana-redis scans", ""),
+    "scan": ("sardana-redis scan", '<link rel="stylesheet" href="/static/uPlot.min.css">\n'
+                                   '<script src="/static/uPlot.iife.min.js" defer></script>\n'),
+}
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def render_page(name: str) -> str:
+    """The HTML of page ``name`` (see :data:`PAGES`)."""
+    title, head = PAGES[name]
+    return string.Template((STATIC / "page.html").read_text()).substitute(
+        title=title, head=head, script=f"{name}.js",
+        body=(STATIC / f"{name}.body.html").read_text())
 
 
 def _sse(event: str, data: Any) -> str:
@@ -100,8 +117,10 @@ def create_app(store: Any, redis_url: str, token: str | None = None) -> Starlett
     hub = Hub(store)
 
     def page(name: str) -> Callable[[Request], Any]:
+        html = render_page(name)
+
         async def endpoint(request: Request) -> Response:
-            return FileResponse(STATIC / name, headers=HEADERS)
+            return HTMLResponse(html, headers=HEADERS)
         return endpoint
 
     async def about(request: Request) -> Response:
@@ -159,8 +178,8 @@ def create_app(store: Any, redis_url: str, token: str | None = None) -> Starlett
             await asyncio.to_thread(hub.close)
 
     app = Starlette(routes=[
-        Route("/", page("index.html")),
-        Route("/scan/{key:path}", page("scan.html")),
+        Route("/", page("list")),
+        Route("/scan/{key:path}", page("scan")),
         Route("/about", about),
         Route("/events/scans", list_events),
         Route("/events/scan/{key:path}", scan_events),

@@ -1,3 +1,8 @@
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from sardana_redis.local_stack.services import ServiceProcess
@@ -38,6 +43,12 @@ def pytest_runtest_makereport(item, call):
         if path.is_file():
             report.sections.append((f"end of {path.name}",
                                     path.read_text(errors="replace")[-SARDANA_LOG_TAIL:]))
+    py_spy = shutil.which("py-spy", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                          os.environ.get("PATH", "")]))
+    if py_spy and server.pid:  # where each of Sardana's threads is (py-spy: if installed)
+        dump = subprocess.run([py_spy, "dump", "--pid", str(server.pid)], capture_output=True,
+                              text=True, timeout=60)
+        report.sections.append(("Sardana's threads (py-spy dump)", dump.stdout + dump.stderr))
 
 
 @pytest.fixture(autouse=True)

@@ -195,7 +195,7 @@ class ScanFollower:
         *,
         sessions: Iterable[str] = (),
         beamlines: Iterable[str] = (),
-        next_scan_timeout: float = 2.0,
+        next_scan_timeout: float = 0.5,
         lease: float = 10.0,
         max_scans: int = MAX_SCANS,
     ) -> None:

@@ -44,7 +44,7 @@ class WriterSettings:
     writer_name: str = setting(
         "", "writer name: instances with the same name share the work and their progress",
         kind="text", option="--name", metavar="NAME")
-    next_scan_timeout: float = setting(2.0, "seconds per wait for a new scan (Stop can take "
+    next_scan_timeout: float = setting(0.5, "seconds per wait for a new scan (Stop can take "
                                             "that long)", positive=True)
     max_scans: int = setting(MAX_SCANS, "scans written at once, one thread each: more wait, "
                                         "pending, oldest first", low=1)

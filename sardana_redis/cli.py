@@ -103,7 +103,7 @@ def _run_writer(args: argparse.Namespace, handler_class: type) -> int:
     return _run_follower(ScanFollower(
         args.redis_url, config.writer_name, handler, sessions=config.sessions,
         beamlines=config.beamlines, next_scan_timeout=config.next_scan_timeout,
-        max_scans=config.max_scans))
+        lease=config.lease, max_scans=config.max_scans))
 
 
 def cmd_spec_writer(args: argparse.Namespace) -> int:

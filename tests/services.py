@@ -11,11 +11,19 @@ from sardana_redis.local_stack.services import ServiceProcess
 from sardana_redis.memory_tracker import scan_keys
 from sardana_redis.redis_connection import redis_client
 from tests.recorder_helpers import SESSION
+from tests.reliability.report import full_scale
+
+#: The writers' lease in the tests (``--lease``): how long a killed writer's scans wait for a
+#: takeover. Short for make test's budget; make reliability measures the default (10 s).
+WRITER_LEASE = None if full_scale() else 4.0
 
 
 def writer_process(command: str, redis_url: str, root: Path, log_file: Path) -> ServiceProcess:
-    """``sardana-redis <command>`` (a writer) writing under ``root`` (not started yet)."""
-    return ServiceProcess(command, ["--redis-url", redis_url, "--root", str(root)], log_file)
+    """``sardana-redis <command>`` (a writer) writing under ``root`` (not started yet), with
+    the tests' :data:`WRITER_LEASE`."""
+    lease = ["--lease", str(WRITER_LEASE)] if WRITER_LEASE else []
+    return ServiceProcess(command, ["--redis-url", redis_url, "--root", str(root), *lease],
+                          log_file)
 
 
 def scan_key(redis_url: str, number: int, session: str = SESSION, timeout: float = 30) -> str:

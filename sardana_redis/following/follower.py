@@ -52,6 +52,8 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError,
               redis.exceptions.OutOfMemoryError)  # type: ignore[attr-defined]  # see below
 #: Seconds between two records of the points on disk (what the memory tracker may free).
 PROGRESS_PERIOD = 1.0
+#: Seconds a scan stays claimed by an instance that stopped renewing it (default).
+LEASE = 10.0
 #: errno values meaning "this disk takes no more now": the scan is retried, not failed.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 #: Longest wait between two tries of a scan whose disk is full, seconds.
@@ -196,7 +198,7 @@ class ScanFollower:
         sessions: Iterable[str] = (),
         beamlines: Iterable[str] = (),
         next_scan_timeout: float = 0.5,
-        lease: float = 10.0,
+        lease: float = LEASE,
         max_scans: int = MAX_SCANS,
     ) -> None:
         # reads block up to next_scan_timeout: the socket timeout must be longer

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sardana_redis.following.file_writer import FileScanWriter
-from sardana_redis.following.follower import MAX_SCANS
+from sardana_redis.following.follower import LEASE, MAX_SCANS
 from sardana_redis.following.limits import (
     MAX_POINT_BYTES,
     MAX_POINTS,
@@ -46,6 +46,9 @@ class WriterSettings:
         kind="text", option="--name", metavar="NAME")
     next_scan_timeout: float = setting(0.5, "seconds per wait for a new scan (Stop can take "
                                             "that long)", positive=True)
+    lease: float = setting(LEASE, "seconds a scan stays claimed by an instance that stopped "
+                                  "renewing it (killed, frozen): then another instance, or this "
+                                  "one restarted, resumes its file", low=1)
     max_scans: int = setting(MAX_SCANS, "scans written at once, one thread each: more wait, "
                                         "pending, oldest first", low=1)
     max_streams: int = setting(MAX_STREAMS, "streams a scan may have", low=1, group=_LIMITS)

@@ -86,7 +86,8 @@ class WriterDevice(ServiceDevice):
         return ScanFollower(
             self.redis_url, config.writer_name or self.default_writer_name(), self._handler,
             sessions=config.sessions, beamlines=config.beamlines,
-            next_scan_timeout=config.next_scan_timeout, max_scans=config.max_scans)
+            next_scan_timeout=config.next_scan_timeout, lease=config.lease,
+            max_scans=config.max_scans)
 
     def _started(self, follower: ScanFollower) -> str:
         return f"following {redact_redis_url(follower.url)} as writer {follower.name!r}"

@@ -14,6 +14,7 @@ import time
 import pytest
 import redis
 
+from sardana_redis.following.follower import LEASE
 from tests.reliability.accounting import spec_points, tally
 from tests.reliability.report import full_scale
 from tests.reliability.service_stack import (  # noqa: F401 (stacks: a fixture)
@@ -27,6 +28,7 @@ from tests.reliability.service_stack import (  # noqa: F401 (stacks: a fixture)
     stacks,
     wait_for,
 )
+from tests.services import WRITER_LEASE
 
 POINTS = 2000 if full_scale() else 200
 
@@ -156,7 +158,7 @@ def test_redis_restarted_without_persistence(stacks, reliability):
 def test_writers_killed_during_concurrent_scans(stacks, reliability):
     """Both writers SIGKILLed and restarted while three scans run: each scan ends whole
     and once in every file (the restarted instance takes the scans over when their
-    10 s leases expire, truncating and rewriting the half-written blocks/entries)."""
+    leases expire, truncating and rewriting the half-written blocks/entries)."""
     stack = stacks()
     stack.start_all()
     scans = [stack.scan(n, f"concurrent{n}") for n in (1, 2, 3)]
@@ -177,7 +179,8 @@ def test_writers_killed_during_concurrent_scans(stacks, reliability):
 
     published = {ref: n for s in (*scans, next_scan) for ref, n in s.refs().items()}
     result = reliability.record(tally("both writers SIGKILLed during 3 concurrent scans", published))
-    result.figures["all written"] = f"{taken_over:.1f} s after the restart (10 s leases)"
+    result.figures["all written"] = (f"{taken_over:.1f} s after the restart "
+                                     f"({WRITER_LEASE or LEASE:g} s leases)")
     assert result.clean, result
     assert "resuming scan" in stack.logs()  # the half-written blocks were taken over
     assert_running(stack)

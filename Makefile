@@ -45,8 +45,10 @@ demo: demo-venv
 demo-keep: demo-venv
 	$(DEMO_BIN)/python -m sardana_redis.demo --keep
 
+# Two processes, a module each at a time (-n 2 --dist loadfile): each has its own Tango
+# database and Sardana; most of the suite waits on servers, so it takes about half as long.
 test: venv
-	$(BIN)/python -m pytest --basetemp=.pytest-tmp
+	$(BIN)/python -m pytest -n 2 --dist loadfile --basetemp=.pytest-tmp
 
 test-quick: venv
 	$(BIN)/python -m pytest -m 'not stack' --basetemp=.pytest-tmp

@@ -150,12 +150,23 @@ def choose_panels(info: Mapping, shapes: Mapping[str, tuple[int, ...]]) -> list[
     return panels
 
 
+#: numpy dtype kinds drawn: booleans, integers, floats (not complex, text or objects).
+DRAWN_KINDS = "biuf"
+
+
 def numeric_shapes(scan: Any) -> dict[str, tuple[int, ...]]:
+    """The point shape of every stream that can be drawn: real numbers (booleans, integers,
+    floats); JSON, text and complex streams are left out (logged)."""
     shapes = {}
     for name, stream in scan.streams.items():
         try:
-            if getattr(stream, "kind", "") != "json":
-                shapes[name] = tuple(int(n) for n in stream.shape)
+            if getattr(stream, "kind", "") == "json":
+                continue
+            kind = np.dtype(stream.dtype).kind
+            if kind not in DRAWN_KINDS:
+                logger.info("stream %s left out: dtype %s cannot be drawn", name, stream.dtype)
+                continue
+            shapes[name] = tuple(int(n) for n in stream.shape)
         except Exception as exc:  # noqa: BLE001 - a stream whose plugin is missing
             logger.info("stream %s left out: %s", name, exc)
     return shapes

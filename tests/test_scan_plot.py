@@ -3,11 +3,13 @@ scan_info, BLISS-like scan_info without ``plots``, and hostile scan_info."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from sardana_redis.publishing.scan_info import build_scan_info
-from sardana_redis.scan_plot import Panel, choose_panels, regular_grid
+from sardana_redis.scan_plot import Panel, choose_panels, numeric_shapes, regular_grid
 from tests.scan_descriptions import ascan_desc, detectors_desc, mesh_desc, timescan_desc
 
 
@@ -86,3 +88,15 @@ def test_grid_regular_complete_or_not():
     assert regular_grid(jitter, y, (3, 2)) == (3, 2, True)
     assert regular_grid(x[:5], y[:5], (3, 2)) is None  # a stopped mesh: scatter
     assert regular_grid(np.arange(6.0), y, (3, 2)) is None  # not a grid
+
+
+def test_only_real_numbers_are_drawn():
+    """Complex, text and JSON streams are left out of the plots (matplotlib would drop the
+    imaginary part without a word; the browser viewer refuses them)."""
+    streams = {name: SimpleNamespace(dtype=np.dtype(dtype), shape=shape, kind=kind)
+               for name, dtype, shape, kind in [
+                   ("ct01", "float64", (), "array"), ("flag", "bool", (), "array"),
+                   ("n", "uint16", (3,), "array"), ("z", "complex128", (), "array"),
+                   ("label", "<U8", (), "array"), ("meta", "float64", (), "json")]}
+    assert numeric_shapes(SimpleNamespace(streams=streams)) == {"ct01": (), "flag": (),
+                                                                "n": (3,)}

@@ -25,7 +25,7 @@ import numpy as np
 
 from sardana_redis.published_scan import PublishedScan
 from sardana_redis.scan_model import ScanRejected
-from sardana_redis.scan_plot import MAX_PANELS, Panel, choose_panels
+from sardana_redis.scan_plot import DRAWN_KINDS, MAX_PANELS, Panel, choose_panels
 
 #: Points kept per scalar stream; beyond, every other point is dropped (the stride doubles).
 MAX_SERIES_POINTS = 100_000
@@ -166,7 +166,7 @@ def _block_mean(data: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
 
 def _finite(data: Any) -> np.ndarray:
     data = np.asarray(data)
-    if data.dtype.kind not in "biuf":
+    if data.dtype.kind not in DRAWN_KINDS:
         raise ValueError(f"dtype {data.dtype} cannot be drawn")
     return data.astype(float)
 

@@ -20,6 +20,7 @@ from sardana_redis.local_stack.door import DoorClient
 from sardana_redis.local_stack.sardana_server import MACRO_PATH, RECORDER_PATH, SardanaServer
 from sardana_redis.local_stack.tango_db import TangoDatabase
 from tests.recorder_helpers import run_ok
+from tests.session_door import SessionDoor
 
 #: Macros the tests run (custom data and the like), next to the project's own.
 TEST_MACROS = Path(__file__).parent / "sardana_macros"
@@ -66,9 +67,10 @@ def sardana_server(
 
 
 @pytest.fixture(scope="session")
-def door(sardana_server: SardanaServer) -> Iterator[DoorClient]:
-    """A client of the session's Door, with Sardana's demo elements ready and fast motors."""
-    client = DoorClient(sardana_server.door_name)
+def door(sardana_server: SardanaServer) -> Iterator[SessionDoor]:
+    """A client of the session's Door, with Sardana's demo elements ready and fast motors
+    (it restarts Sardana when a macro is stuck: see ``tests/session_door.py``)."""
+    client = SessionDoor(sardana_server)
     try:
         client.setup_demo()
         yield client

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import tango
 
-from sardana_redis.local_stack.door import DoorClient
+from sardana_redis.local_stack.door import DoorClient, MacroStuck
+from tests.session_door import SardanaRestarted
 
 
 def read_last_spec_scan(path: Path) -> tuple[list[str], list[list[float]]]:
@@ -97,3 +98,18 @@ def test_end_of_macro_seen_when_door_events_are_missed(door: DoorClient, scan_di
     _, rows = read_last_spec_scan(scan_dir / "eventless.dat")
     assert len(rows) == 6
     assert door.run("wm", ["mot01"], timeout=30).ok  # the next macro starts normally
+
+
+def test_a_stuck_macro_restarts_sardana_before_the_next(door: DoorClient, scan_dir: Path) -> None:
+    """A macro neither ended nor stopped (as a scan whose motion never reports MOVING): the
+    session's client says so, then restarts Sardana, loudly, before the next macro."""
+    with pytest.raises(MacroStuck):
+        DoorClient.run(door, "stuck_forever", timeout=2, stop_timeout=2)
+    door.set_env(ScanDir=str(scan_dir), ScanFile=["after.dat"])
+
+    with pytest.warns(SardanaRestarted, match="stuck_forever still running when ascan starts"):
+        result = door.run("ascan", "mot01", 0, 1, 5, 0.01, timeout=60)
+
+    assert result.ok, result.error
+    _, rows = read_last_spec_scan(scan_dir / "after.dat")
+    assert len(rows) == 6

@@ -71,6 +71,10 @@ class MacroResult:
         return self.status in ("stop", "abort")
 
 
+class MacroStuck(TimeoutError):
+    """A macro neither ended nor stopped: the Door stays busy (Sardana needs a restart)."""
+
+
 def _wait_until(
     predicate: Callable[[], bool], timeout: float, what: str, period: float = 0.02
 ) -> None:
@@ -309,20 +313,30 @@ class DoorClient:
         log.debug("Started %s %s (id %s)", macro_name, params, run.macro_id)
         return run
 
-    def run(self, macro_name: str, *params: Any, timeout: float = 120.0) -> MacroResult:
+    def run(self, macro_name: str, *params: Any, timeout: float = 120.0,
+            stop_timeout: float = 60.0) -> MacroResult:
         """Run a macro to its end and return its :class:`MacroResult`.
 
         A macro that raises does not raise here: see ``result.raised`` / ``result.error``.
 
         :raises TimeoutError: the macro did not end within ``timeout`` (it is then stopped).
+        :raises MacroStuck: nor did it stop within ``stop_timeout``.
         """
         run = self.start(macro_name, *params)
         try:
             return run.wait(timeout)
         except TimeoutError:
             log.warning("Stopping %s: still running after %s s", macro_name, timeout)
-            run.stop()
-            raise
+        try:
+            run.stop(stop_timeout)
+        except TimeoutError as exc:
+            raise MacroStuck(f"{macro_name} did not stop either: {exc}") from None
+        raise TimeoutError(f"{macro_name} still running after {timeout} s: stopped")
+
+    def abandon(self) -> None:
+        """Forget the macro this client started, stuck (:class:`MacroStuck`) in a Sardana
+        that was restarted since: the next macro can start."""
+        self._current = None
 
     def stop_macro(self, timeout: float = 60.0) -> None:
         """Stop the macro running on the Door (StopMacro), if any, and wait until

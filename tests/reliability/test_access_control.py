@@ -253,8 +253,6 @@ def file_texts(*folders: Path) -> dict[str, str]:
 
 
 def test_every_role_with_its_own_user(secured, tmp_path, monkeypatch, reliability):
-    if secured.client_cert is not None and not full_scale():
-        pytest.skip("over TLS in make reliability only (about 25 s); the other tests use TLS too")
     """Publisher, writers, memory tracker and readers, each with exactly its rules."""
     root, logs = tmp_path / "data", tmp_path / "logs"
     root.mkdir()

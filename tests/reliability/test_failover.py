@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
 import redis
 
 from sardana_redis.local_stack.redis_ha import RedisHA
@@ -35,7 +34,6 @@ BEFORE, AFTER = (10.0, 20.0) if full_scale() else (2.0, 3.0)
 RATE = 500.0 if full_scale() else 200.0  #: points per second and scan
 SCANS = 3
 #: Cases that run in make reliability only (about 30 s each; make test keeps its budget).
-FULL_SCALE_ONLY = pytest.mark.skipif(not full_scale(), reason="make reliability only (30 s)")
 
 
 def first_point_after(scan: LiveScan, pushed_before: int, timeout: float = 30.0) -> float:
@@ -99,7 +97,6 @@ def test_primary_killed_during_scans(stacks, reliability):
     assert all(scan.publisher.state.name == "CLOSED" for scan in live)
 
 
-@FULL_SCALE_ONLY
 def test_planned_failover_during_scans(stacks, reliability):
     """``SENTINEL FAILOVER`` while three scans publish: the old primary is demoted (its
     clients dropped), every component goes on with the new one."""
@@ -112,7 +109,6 @@ def test_planned_failover_during_scans(stacks, reliability):
     assert all(scan.publisher.state.name == "CLOSED" for scan in live)
 
 
-@FULL_SCALE_ONLY
 def test_lagging_replica_promoted(stacks, reliability):
     """The only replica is frozen (SIGSTOP) for 2.5 s while the scans publish (one with
     spectra), the primary is killed, the replica thawed and promoted. The publishers, whose

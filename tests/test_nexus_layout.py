@@ -192,6 +192,21 @@ def test_duplicate_dataset_names_are_refused():
         build_h5map(desc)
 
 
+def test_instrument_path_through_another_columns_link(caplog):
+    """``/instrument/optics`` links column ``mirror``; a column placed at
+    ``/instrument/optics/mirror/pitch`` cannot have its link (Sardana skips it too): the
+    scan is published all the same, the column in ``measurement``."""
+    desc = describe([point_nb(2), column("mirror", instrument="/instrument/optics"),
+                     column("pitch", instrument="/instrument/optics/mirror/pitch")])
+    items = walk(build_h5map(desc))
+    assert items["/entry12/instrument/optics/mirror"] == \
+        SoftLink(target_path="/entry12/measurement/mirror")
+    assert "/entry12/measurement/pitch" in items
+    assert not [path for path in items if path.startswith("/entry12/instrument/optics/mirror/")]
+    assert "No instrument link for pitch: its path /instrument/optics/mirror runs through" \
+        in caplog.text
+
+
 def test_blissdata_reads_the_map():
     """blissdata's H5ScanMap finds items by path in scan.info["h5maps"][scan.path]."""
     desc = ascan_desc()

@@ -9,6 +9,7 @@ the measurement datasets taken from the blissdata streams.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,8 @@ from sardana_redis.publishing.scan_info import (
     x_axis,
 )
 from sardana_redis.scan_model import Column, ScanDescription, ScanEnd, SnapshotItem
+
+log = logging.getLogger(__name__)
 
 PROGRAM = "sardana_redis"
 
@@ -148,6 +151,10 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, HDF5
     A group's NX_class comes from the ``name:NXclass`` notation, else from
     ``desc.instruments`` (keyed by entry-relative path, e.g. ``/instrument``),
     else NXcollection, as Sardana's _createNXpath does.
+
+    A path that runs through an item already there as a link (another column's dataset)
+    gets no link for this column, as Sardana's NXscanH5_FileRecorder skips it: the column
+    stays in ``measurement`` (logged).
     """
     root = Group()
     snapshot = [(s.instrument, s.dataset, f"{entry_path}/measurement/pre_scan_snapshot/{s.dataset}")
@@ -159,20 +166,30 @@ def _instrument_groups(desc: ScanDescription, entry_path: str) -> dict[str, HDF5
         parts = [p for p in (instrument or "").split("/") if p]
         if not parts:
             continue
-        group, path = root, ""
-        for part in parts:
-            name, _, nx_class = part.partition(":")
-            path += "/" + name
-            if name not in group.children:
-                nx_class = nx_class or desc.instruments.get(path, "NXcollection")
-                group.children[name] = Group(attributes={"NX_class": nx_class})
-            child = group.children[name]
-            if not isinstance(child, Group):
-                raise TypeError(f"instrument path {path} is also a dataset")
-            group = child
-        # columns first, as Sardana
-        group.children.setdefault(dataset, SoftLink(target_path=target))
+        group = _group_along(root, parts, desc.instruments)
+        if isinstance(group, Group):  # columns first, as Sardana
+            group.children.setdefault(dataset, SoftLink(target_path=target))
+        else:
+            log.warning("No instrument link for %s: its path %s runs through another "
+                        "column's link", dataset, group)
     return root.children
+
+
+def _group_along(root: Group, parts: list[str], classes: Mapping[str, str]) -> Group | str:
+    """The group at the end of ``parts`` under ``root``, made as needed; or the path where
+    an item other than a group is in the way."""
+    group, path = root, ""
+    for part in parts:
+        name, _, nx_class = part.partition(":")
+        path += "/" + name
+        if name not in group.children:
+            group.children[name] = Group(attributes={
+                "NX_class": nx_class or classes.get(path, "NXcollection")})
+        child = group.children[name]
+        if not isinstance(child, Group):
+            return path
+        group = child
+    return group
 
 
 def _plot_rank(col: Column) -> int:

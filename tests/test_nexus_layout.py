@@ -8,6 +8,7 @@ from blissdata.h5api.h5_scan_map import H5ScanMap
 from blissdata.h5map import Dataset, Group, Inline, SoftLink, Stream
 
 from sardana_redis.publishing.h5maps import build_h5map, build_h5maps, end_h5_items
+from sardana_redis.publishing.publisher import nexus_layouts
 from sardana_redis.scan_model import EndReason, RequestedFile, ScanEnd
 
 from tests.golden_files import assert_golden_json
@@ -205,6 +206,15 @@ def test_instrument_path_through_another_columns_link(caplog):
     assert not [path for path in items if path.startswith("/entry12/instrument/optics/mirror/")]
     assert "No instrument link for pitch: its path /instrument/optics/mirror runs through" \
         in caplog.text
+
+
+def test_a_scan_that_cannot_be_laid_out_is_published_without_a_layout(caplog):
+    """The publisher publishes it all the same (no ``h5maps``): the NeXus writer writes its
+    default layout, every stream in ``measurement``."""
+    desc = describe([point_nb(2), column("ct 01"), column("ct_01")])
+    assert nexus_layouts(desc) == {} and nexus_layouts(desc, END) == {}
+    assert "ascan #12: no NeXus layout" in caplog.text
+    assert list(nexus_layouts(ascan_desc())) == [NEXUS_FILE]
 
 
 def test_blissdata_reads_the_map():

@@ -117,10 +117,23 @@ ROUND_BATCHES, ROUND_BYTES = 2000, 16 * 1024**2
 ABANDONED_OWNER = "abandoned"
 
 
+def nexus_layouts(description: ScanDescription, end: ScanEnd | None = None) -> dict[str, dict]:
+    """:func:`build_h5maps`, or none when the scan cannot be laid out (logged): the scan is
+    published all the same and the NeXus writer writes its default layout (every stream in
+    ``measurement``): nothing measured is lost for a layout."""
+    try:
+        return build_h5maps(description, end)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        ident = description.identity
+        log.error("%s #%s: no NeXus layout (%s): the NeXus writer writes its default one",
+                  ident.name, ident.number, exc)
+        return {}
+
+
 def publication_of(description: ScanDescription, converters: list[ColumnConverter]) -> Publication:
     """The blissdata scan a Sardana scan is published as."""
     info = build_scan_info(description)
-    h5maps = build_h5maps(description)
+    h5maps = nexus_layouts(description)
     if h5maps:
         info["h5maps"] = h5maps
     ident = description.identity
@@ -261,7 +274,7 @@ class ScanPublisher:
         """
         self._hold = hold
         info = end_scan_info(end)
-        h5maps = build_h5maps(self.description, end) if self.description else {}
+        h5maps = nexus_layouts(self.description, end) if self.description else {}
         if h5maps:
             info["h5maps"] = h5maps
         self._end_info = info

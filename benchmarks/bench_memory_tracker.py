@@ -66,8 +66,7 @@ def sustained_load(tracker_cmd: list[str], quick: bool) -> dict:
         with RedisStackServer(tmp / "redis", maxmemory="64mb") as server:
             init_db(server.url)
             client = redis.Redis.from_url(server.url)
-            follower = ScanFollower(server.url, "spec-writer", SpecScanWriter([tmp]),
-                                    next_scan_timeout=0.5)
+            follower = ScanFollower(server.url, "spec-writer", SpecScanWriter([tmp]))
             follower.start()
             time.sleep(1)
             with open(tmp / "tracker.log", "wb") as log:

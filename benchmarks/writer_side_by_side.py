@@ -60,7 +60,7 @@ def follow_in_process(url: str, name: str, writer: Any, key: str,
     of writer ``name`` was set before it was published), timed until the scan's done record:
     seconds, CPU of this process, points."""
     ledger = writer_ledger(url, name)
-    follower = ScanFollower(url, name, writer, next_scan_timeout=0.5)
+    follower = ScanFollower(url, name, writer)
     c0, t0 = time.process_time(), time.perf_counter()
     follower.start()
     try:
@@ -115,8 +115,8 @@ class WriterProcess(LoggedProcess):
 
     def __init__(self, command: str, url: str, root: Path, name: str, log_file: Path) -> None:
         super().__init__([sys.executable, "-m", "sardana_redis", "--log-level", "INFO", command,
-                          "--redis-url", url, "--root", str(root), "--name", name,
-                          "--next-scan-timeout", "0.5"], log_file, "Waiting for scan", command)
+                          "--redis-url", url, "--root", str(root), "--name", name],
+                         log_file, "Waiting for scan", command)
         self.name = name
 
     def stop(self) -> None:

@@ -18,7 +18,7 @@ from sardana_redis.tango_registration import register_device_server
 
 def writer_properties(redis_url: str, root: Path) -> dict[str, Any]:
     """Tango properties of a writer device following ``redis_url`` into ``root``."""
-    return {"redis_url": redis_url, "root_dirs": [str(root)], "next_scan_timeout": "0.5"}
+    return {"redis_url": redis_url, "root_dirs": [str(root)]}
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:

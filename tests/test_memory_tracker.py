@@ -204,7 +204,7 @@ def test_sustained_load_no_out_of_memory_and_nothing_lost(small_redis, tmp_path,
     OutOfMemoryError, every point is in the files, nothing unsaved is dropped."""
     caplog.set_level(logging.INFO)
     url = small_redis.url
-    follower = ScanFollower(url, "spec-writer", SpecScanWriter([tmp_path]), next_scan_timeout=0.5)
+    follower = ScanFollower(url, "spec-writer", SpecScanWriter([tmp_path]))
     follower.start()
     stop = threading.Event()
     settings = TrackerSettings(cleaning_threshold=60, monitoring_period=1, writers=("spec-writer",))

@@ -207,7 +207,7 @@ def test_scans_beyond_max_scans_wait_pending_then_are_written(redis_url, root, t
     """``--max-scans 1``: while an open scan holds the only place, the next scan waits
     (pending, logged once) and is written as soon as the open one ends."""
     service = writer(redis_url, root, tmp_path)
-    service.args += ["--max-scans", "1", "--next-scan-timeout", "0.5"]
+    service.args += ["--max-scans", "1"]
     service.start()
     try:
         open_scan = FakeScan(redis_url, 1, [str(root / "open.dat")])

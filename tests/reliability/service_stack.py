@@ -156,7 +156,6 @@ class ServiceStack:
     def start_writer(self, name: str) -> ServiceProcess:
         """Start (or restart) the writer ``name`` (``spec-writer`` or ``nexus-writer``)."""
         service = writer_process(name, self.url, self.root, self.log_file(name))
-        service.args += ["--next-scan-timeout", "0.5"]
         for root in self.more_roots:
             service.args += ["--root", str(root)]
         service.args += self.writer_options

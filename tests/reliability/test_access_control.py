@@ -40,7 +40,6 @@ from sardana_redis.redis_url import normalize_redis_url, redact_redis_url
 from sardana_redis.scan_model import EndReason, ScanDescription, ScanEnd
 from tests.recorder_helpers import SESSION, configure, last_scan_id, read_published, run_ok
 from tests.reliability.accounting import tally
-from tests.reliability.report import full_scale
 from tests.scan_descriptions import column, moveable, point_nb, requested_files, step_scan
 from tests.services import wait_done, writer_process
 from tests.spec_files import read_spec

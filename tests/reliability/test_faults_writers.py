@@ -188,7 +188,7 @@ def test_writer_gone_for_good(stacks, reliability):
                              stack.log_file("memory-tracker"))
     stack.services["memory-tracker"] = tracker.start(ready="INIT | Writers")
     ghost = writer_process("spec-writer", stack.url, stack.root, stack.log_file("ghost"))
-    ghost.args += ["--name", "ghost", "--next-scan-timeout", "0.5"]
+    ghost.args += ["--name", "ghost"]
     ghost.start()
     client = redis.Redis.from_url(stack.url)
     wait_for(lambda: client.exists("sardana_redis:writer:ghost:alive"), 30, "the ghost beats")
